@@ -1,0 +1,12 @@
+"""sk_keras_digits: a Keras network as a scikit-learn estimator.
+
+``import sk_keras_digits`` is light: TensorFlow and Keras load on the first
+fit, so that import, :func:`~sklearn.base.clone`, ``get_params`` and the
+command line's ``--help`` stay fast.
+"""
+
+from ._classifier import KerasDigitClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["KerasDigitClassifier", "__version__"]

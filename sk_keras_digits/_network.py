@@ -1,0 +1,308 @@
+"""Network builders: the Keras side of the estimator.
+
+Two kinds of network train behind :class:`~sk_keras_digits.KerasDigitClassifier`:
+
+- :class:`DenseNetwork`, the default: MLPClassifier's architecture (dense layers,
+  one hidden activation, softmax or logistic output) built as Keras ``Dense``
+  layers. Its training program is written with dynamic layer widths, so one
+  compiled loop serves every ``hidden_layer_sizes`` with the same depth.
+- :class:`CustomNetwork`: any ``keras.Model`` returned by a user's builder,
+  trained through ``Model.stateless_call``.
+
+Both present the same small interface to the training loop
+(:mod:`sk_keras_digits._training`): ``trace_key``, ``param_specs``,
+``buffer_specs``, ``penalized`` and ``forward``.
+"""
+
+import itertools
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ._fixes import network_build_scope
+
+# Keys for models whose computation no config describes: never shared.
+_UNIQUE = itertools.count()
+
+# MLPClassifier's activation names -> Keras' names.
+KERAS_ACTIVATIONS = {
+    "identity": "linear",
+    "logistic": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "softmax": "softmax",
+}
+
+
+class DenseNetwork:
+    """MLPClassifier's network, with Keras' activations.
+
+    Parameters
+    ----------
+    layer_units : list of int
+        Units per layer, input and output included.
+    activation : str
+        Hidden activation, in MLPClassifier's names.
+    out_activation : {"softmax", "logistic"}
+        Output activation.
+    dtype : {"float32", "float64"}
+        Compute dtype.
+    """
+
+    def __init__(self, layer_units, activation, out_activation, dtype):
+        self.layer_units = list(layer_units)
+        self.activation = activation
+        self.out_activation = out_activation
+        self.dtype = dtype
+
+    @property
+    def compute_dtype(self):
+        return self.dtype
+
+    def skeleton(self):
+        """The network a compiled program traces: this one (it holds no state)."""
+        return self
+
+    @property
+    def n_layers(self):
+        return len(self.layer_units)
+
+    @property
+    def trace_key(self):
+        # Layer widths are left out on purpose: the program is traced with
+        # dynamic widths, so every hidden size of a grid search shares it.
+        return (
+            "dense",
+            self.n_layers,
+            self.activation,
+            self.out_activation,
+            self.dtype,
+        )
+
+    @property
+    def param_specs(self):
+        specs = []
+        for _ in range(self.n_layers - 1):
+            specs.append(tf.TensorSpec([None, None], self.dtype))
+            specs.append(tf.TensorSpec([None], self.dtype))
+        return specs
+
+    @property
+    def buffer_specs(self):
+        return []
+
+    @property
+    def penalized(self):
+        """Indices of the parameters under the L2 penalty: the kernels."""
+        return list(range(0, 2 * (self.n_layers - 1), 2))
+
+    def initial_params(self, random_state):
+        """Draw initial weights exactly as MLPClassifier does (Glorot uniform).
+
+        The draws come from ``random_state`` in MLPClassifier's order, so a
+        given ``random_state`` starts both estimators from the same weights.
+        """
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        params = []
+        for fan_in, fan_out in zip(
+            self.layer_units[:-1], self.layer_units[1:], strict=True
+        ):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = random_state.uniform(-bound, bound, fan_out)
+            params += [coef.astype(self.dtype), intercept.astype(self.dtype)]
+        return params, []
+
+    def forward(self, params, buffers, x, training):
+        """Probabilities for ``x``: ``Dense`` layers' arithmetic on given weights."""
+        hidden = keras.activations.get(KERAS_ACTIVATIONS[self.activation])
+        output = keras.activations.get(KERAS_ACTIVATIONS[self.out_activation])
+        h = x
+        last = self.n_layers - 2
+        for i in range(self.n_layers - 1):
+            h = tf.matmul(h, params[2 * i]) + params[2 * i + 1]
+            h = output(h) if i == last else hidden(h)
+        return h, buffers, []
+
+    def build_model(self, params, buffers=()):
+        """Return the ``keras.Model`` of this network holding ``params``."""
+        with network_build_scope(0, self.dtype):
+            inputs = keras.Input(shape=(self.layer_units[0],), dtype=self.dtype)
+            h = inputs
+            for i, units in enumerate(self.layer_units[1:-1], start=1):
+                h = keras.layers.Dense(
+                    units,
+                    activation=KERAS_ACTIVATIONS[self.activation],
+                    name=f"hidden_{i}",
+                )(h)
+            outputs = keras.layers.Dense(
+                self.layer_units[-1],
+                activation=KERAS_ACTIVATIONS[self.out_activation],
+                name="output",
+            )(h)
+            model = keras.Model(inputs, outputs, name="mlp")
+        model.set_weights(list(params))
+        return model
+
+
+class CustomNetwork:
+    """A user's Keras architecture, trained through ``Model.stateless_call``.
+
+    Parameters
+    ----------
+    builder : callable
+        ``builder(n_features_in, n_outputs, output_activation)`` returning an
+        uncompiled ``keras.Model`` whose output holds ``n_outputs``
+        probabilities (``output_activation`` is Keras' name of the activation
+        the last layer must apply: ``"softmax"`` or ``"sigmoid"``).
+    n_features, n_outputs : int
+        Input width and output width.
+    out_activation : {"softmax", "logistic"}
+        Output activation, in MLPClassifier's names.
+    dtype : {"float32", "float64"}
+        Default dtype of layers that do not set their own.
+    """
+
+    def __init__(self, builder, n_features, n_outputs, out_activation, dtype):
+        self.builder = builder
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.out_activation = out_activation
+        self.dtype = dtype
+        self.model = None
+        self.trace_key = None
+
+    def build(self, seed):
+        """Call the builder reproducibly and check what it returned.
+
+        Sets ``model`` (the freshly built network) and ``trace_key``.
+        """
+        with network_build_scope(seed, self.dtype):
+            model = self.builder(
+                self.n_features,
+                self.n_outputs,
+                KERAS_ACTIVATIONS[self.out_activation],
+            )
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "network must return a keras.Model, got "
+                f"{type(model).__name__} from {self.builder!r}."
+            )
+        if not model.built:
+            model.build((None, self.n_features))
+        try:
+            spec = model.compute_output_spec(
+                keras.KerasTensor((None, self.n_features), dtype=self.dtype)
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"The network returned by {self.builder!r} cannot take inputs of "
+                f"shape (n_samples, {self.n_features}): {exc}"
+            ) from exc
+        if not hasattr(spec, "shape") or tuple(spec.shape[1:]) != (self.n_outputs,):
+            shape = getattr(spec, "shape", type(spec).__name__)
+            raise ValueError(
+                f"The network returned by {self.builder!r} must output shape "
+                f"(n_samples, {self.n_outputs}) for these targets, got {shape}."
+            )
+        self.model = model
+        self.trace_key = ("custom", self.dtype, _structure_fingerprint(model))
+        return model
+
+    @property
+    def compute_dtype(self):
+        return self.model.trainable_variables[0].dtype
+
+    def skeleton(self):
+        """A separately built twin for a compiled program to trace.
+
+        The program must not hold on to the model the estimator hands to the
+        user as ``model_``, which the user may change.
+        """
+        twin = CustomNetwork(
+            self.builder,
+            self.n_features,
+            self.n_outputs,
+            self.out_activation,
+            self.dtype,
+        )
+        twin.build(0)
+        return twin
+
+    @property
+    def param_specs(self):
+        return [tf.TensorSpec(v.shape, v.dtype) for v in self.model.trainable_variables]
+
+    @property
+    def buffer_specs(self):
+        return [
+            tf.TensorSpec(v.shape, v.dtype) for v in self.model.non_trainable_variables
+        ]
+
+    @property
+    def penalized(self):
+        """Indices of the parameters under the L2 penalty: those of rank >= 2."""
+        return [
+            i for i, v in enumerate(self.model.trainable_variables) if len(v.shape) >= 2
+        ]
+
+    def initial_params(self):
+        """Initial values of the freshly built model's variables."""
+        return (
+            [np.asarray(v.numpy()) for v in self.model.trainable_variables],
+            [np.asarray(v.numpy()) for v in self.model.non_trainable_variables],
+        )
+
+    def forward(self, params, buffers, x, training):
+        outputs, buffers, losses = self.model.stateless_call(
+            params, buffers, x, training=training, return_losses=True
+        )
+        return outputs, buffers, losses
+
+    def build_model(self, params, buffers=()):
+        """Return the freshly built model holding ``params`` and ``buffers``."""
+        for variable, value in zip(self.model.trainable_variables, params, strict=True):
+            variable.assign(value)
+        for variable, value in zip(
+            self.model.non_trainable_variables, buffers, strict=True
+        ):
+            variable.assign(value)
+        return self.model
+
+
+def _structure_fingerprint(model):
+    """A key that is equal for two models that compute the same function.
+
+    Functional and Sequential models are described completely by their config,
+    once the automatically numbered layer names are replaced by their position.
+    Any other model (a subclass with its own ``call``) gets a key of its own,
+    so it is never confused with another.
+    """
+    variables = [
+        (tuple(v.shape), str(v.dtype), bool(v.trainable)) for v in model.variables
+    ]
+    if type(model).__name__ not in ("Functional", "Sequential"):
+        return ("object", next(_UNIQUE), tuple(variables))
+    try:
+        config = model.get_config()
+    except Exception:
+        return ("object", next(_UNIQUE), tuple(variables))
+    names = {model.name: "model"}
+    for i, layer in enumerate(model.layers):
+        names.setdefault(layer.name, f"layer_{i}")
+        for variable in layer.weights:
+            names.setdefault(variable.path, f"layer_{i}/{variable.name}")
+
+    def rename(node):
+        if isinstance(node, dict):
+            return {k: rename(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [rename(v) for v in node]
+        if isinstance(node, str):
+            return names.get(node, node)
+        return node
+
+    text = json.dumps(rename(config), sort_keys=True, default=repr)
+    return ("config", type(model).__name__, text, tuple(variables))

@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_label
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
+    column_or_1d,
     validate_data,
 )
 
@@ -357,6 +358,11 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 "partial_fit is only available for stochastic optimizers. "
                 f"solver={self.solver!r} is not stochastic."
             )
+        if self.early_stopping:
+            raise AttributeError(
+                "partial_fit is not available with early_stopping=True: one "
+                "epoch per call leaves no room for a validation split."
+            )
         return True
 
     @available_if(_check_solver)
@@ -398,8 +404,6 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental, classes):
         hidden = self._hidden_layer_sizes()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True.")
         if incremental and _check_partial_fit_first_call(self, classes):
             # _check_partial_fit_first_call sets classes_; the binarizer is
             # fitted below, once y has been validated.
@@ -417,7 +421,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             reset=first_pass,
         )
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -698,22 +702,24 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _validation_split(self, X, y, Y, sw, rng):
-        stratify = None if self._label_binarizer.y_type_.startswith("multilabel") else y
+        """Set aside ``validation_fraction`` of the data for early stopping.
+
+        The split is stratified on the labels (not for multilabel targets),
+        unless the data are too small to stratify (a class with a single
+        sample, or fewer validation samples than classes): then it is a plain
+        random split.
+        """
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        split = dict(random_state=rng, test_size=self.validation_fraction)
+        state = rng.get_state()
         try:
-            X_train, X_val, Y_train, Y_val, sw_train, sw_val = train_test_split(
-                X,
-                Y,
-                sw,
-                random_state=rng,
-                test_size=self.validation_fraction,
-                stratify=stratify,
+            parts = train_test_split(
+                X, Y, sw, stratify=None if multilabel else y, **split
             )
-        except ValueError as exc:
-            raise ValueError(
-                f"early_stopping could not set aside validation_fraction="
-                f"{self.validation_fraction} of {X.shape[0]} samples as a "
-                f"stratified validation set: {exc}"
-            ) from exc
+        except ValueError:
+            rng.set_state(state)
+            parts = train_test_split(X, Y, sw, **split)
+        X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "

@@ -19,6 +19,7 @@ live in a bounded least-recently-used cache (:data:`CACHE_SIZE` entries).
 """
 
 import collections
+import functools
 import math
 import threading
 
@@ -149,6 +150,16 @@ def _predicted_indicator(network, proba):
     return tf.cast(proba > 0.5, proba.dtype)
 
 
+def _compile(method, **options):
+    """``tf.function`` of a program's method, traced once per program.
+
+    TensorFlow counts traces per underlying code object and would take the
+    single trace of each of many programs for excessive retracing of one
+    function; a ``functools.partial`` is counted as an object of its own.
+    """
+    return tf.function(functools.partial(method), **options)
+
+
 class TrainingProgram:
     """The compiled functions for one network structure and solver setting.
 
@@ -182,13 +193,13 @@ class TrainingProgram:
         y = tf.TensorSpec([None, None], dtype)
         w = tf.TensorSpec([None], dtype)
         scalar = tf.TensorSpec([], dtype)
-        self._predict = tf.function(
+        self._predict = _compile(
             self._predict_impl,
             input_signature=[params, buffers, x],
             autograph=False,
             reduce_retracing=True,
         )
-        self._loss_and_grad = tf.function(
+        self._loss_and_grad = _compile(
             self._loss_and_grad_impl,
             input_signature=[params, buffers, x, y, w, scalar],
             autograph=False,
@@ -204,7 +215,7 @@ class TrainingProgram:
                 "best_buffers": buffers,
             }
             hyper = {name: scalar for name in HYPER_PARAMETERS}
-            self._run = tf.function(
+            self._run = _compile(
                 self._run_impl,
                 input_signature=[
                     params,

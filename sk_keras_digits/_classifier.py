@@ -591,7 +591,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 f"(status={result.status}): {message}. Increase max_iter or "
                 "max_fun, or scale the data.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
         self.n_iter_ = min(int(result.nit), self.max_iter)
         self.loss_ = float(result.fun)
@@ -614,7 +614,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     f"Got batch_size={self.batch_size} larger than the sample size "
                     f"({n_samples}). It is going to be clipped.",
-                    stacklevel=4,
+                    stacklevel=6,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         loop = dict(self._loop)
@@ -688,7 +688,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         self._loop = loop
         self._params, self._buffers = params, buffers
         if log.interrupted:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
+            warnings.warn("Training interrupted by user.", stacklevel=6)
         elif (
             not incremental
             and log.status == training.RUNNING
@@ -698,7 +698,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
 
     def _validation_split(self, X, y, Y, sw, rng):

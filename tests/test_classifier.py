@@ -109,7 +109,9 @@ def test_trains_exactly_as_mlpclassifier_without_shuffling(small_digits, setting
     ours = fit_quietly(KerasDigitClassifier(**params), X, y)
     theirs = fit_quietly(MLPClassifier(**params), X, y)
     assert ours.n_iter_ == theirs.n_iter_
-    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
     if params["solver"] != "lbfgs":
@@ -292,7 +294,7 @@ def test_partial_fit_is_unavailable_for_lbfgs_and_early_stopping():
     assert not hasattr(KerasDigitClassifier(solver="lbfgs"), "partial_fit")
     assert not hasattr(KerasDigitClassifier(early_stopping=True), "partial_fit")
     with pytest.raises(AttributeError, match="partial_fit") as error:
-        KerasDigitClassifier(solver="lbfgs").partial_fit
+        _ = KerasDigitClassifier(solver="lbfgs").partial_fit
     assert "solver='lbfgs' is not stochastic" in str(error.value.__cause__)
 
 
@@ -451,6 +453,7 @@ def test_model_is_the_trained_keras_network(small_digits):
     for keras_weight, ours in zip(
         model.get_weights(),
         [est.coefs_[0], est.intercepts_[0], est.coefs_[1], est.intercepts_[1]],
+        strict=True,
     ):
         np.testing.assert_array_equal(keras_weight, ours)
     np.testing.assert_allclose(
@@ -526,7 +529,7 @@ def test_int_random_state_is_bit_reproducible_and_none_is_not(small_digits):
     X, y = small_digits
     a = fit_quietly(KerasDigitClassifier(**QUICK), X, y)
     b = fit_quietly(KerasDigitClassifier(**QUICK), X, y)
-    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
         np.testing.assert_array_equal(p, q)
     free = dict(QUICK, random_state=None)
     c = fit_quietly(KerasDigitClassifier(**free), X, y)
@@ -589,7 +592,7 @@ def test_same_random_state_gives_identical_results_in_two_processes():
         for _ in range(2)
     ]
     (coefs_a, proba_a), (coefs_b, proba_b) = runs
-    for a, b in zip(coefs_a, coefs_b):
+    for a, b in zip(coefs_a, coefs_b, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(proba_a, proba_b)
 

@@ -1,0 +1,268 @@
+"""The compiled training loop: same numbers as Keras, shared safely, traced once."""
+
+import threading
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.exceptions import ConvergenceWarning
+
+from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits._network import CustomNetwork, DenseNetwork
+from sk_keras_digits._solvers import initial_state
+
+
+def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="tanh"):
+    units = [n_features, *hidden, n_outputs]
+    out = "softmax" if n_outputs > 1 else "logistic"
+    return DenseNetwork(units, activation, out, "float64")
+
+
+def one_hot(y, n=10):
+    return np.eye(n)[y]
+
+
+def reference_loss(model, x, y, sw, alpha):
+    """MLPClassifier's loss computed by the Keras model itself."""
+    proba = model(x, training=True)
+    per_sample = keras.losses.categorical_crossentropy(y, proba)
+    kernels = [w for w in model.trainable_variables if len(w.shape) == 2]
+    penalty = tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
+    return tf.reduce_sum(sw * per_sample) / tf.reduce_sum(sw) + 0.5 * alpha * (
+        penalty / tf.reduce_sum(sw)
+    )
+
+
+def test_loss_and_gradients_equal_the_keras_models(small_digits):
+    X, y = small_digits
+    network = dense_network()
+    params, _ = network.initial_params(np.random.RandomState(0))
+    model = network.build_model(params)
+    Y = one_hot(y)
+    sw = np.random.RandomState(1).uniform(0.5, 2, len(X))
+    program = _training.get_program(network)
+    loss, grads = program.loss_and_grad(
+        params, [], X, Y, sw, tf.constant(1e-2, "float64")
+    )
+    with tf.GradientTape() as tape:
+        expected = reference_loss(model, X, Y, sw, 1e-2)
+    expected_grads = tape.gradient(expected, model.trainable_variables)
+    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-12)
+    for ours, theirs in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_an_sgd_epoch_equals_keras_sgd_on_the_keras_model(small_digits, nesterov):
+    """One compiled epoch == Keras' SGD stepping the Keras model batch by batch."""
+    X, y = small_digits
+    X, Y = X[:250], one_hot(y[:250])
+    network = dense_network()
+    params, _ = network.initial_params(np.random.RandomState(0))
+    state = {
+        "params": params,
+        "buffers": [],
+        "solver_state": initial_state("sgd", params),
+        "loop": {
+            "learning_rate": 0.1,
+            "best_loss": np.inf,
+            "best_score": -np.inf,
+            "no_improvement": 0,
+            "t": 0.0,
+            "best_params": params,
+            "best_buffers": [],
+        },
+    }
+    hyper = dict(
+        learning_rate_init=0.1,
+        momentum=0.9,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        alpha=1e-3,
+        tol=1e-4,
+        power_t=0.5,
+        n_iter_no_change=10,
+    )
+    options = dict(
+        solver="sgd",
+        nesterov=nesterov,
+        schedule="constant",
+        shuffle=False,
+        batch_size=100,
+    )
+    data = dict(X=X, Y=Y, sw=np.ones(len(X)), X_val=None, Y_val=None, sw_val=None)
+    new_state, log = _training.train_stochastic(
+        network, state, data, hyper, options, n_epochs=1, seed=0
+    )
+
+    model = network.build_model(params)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov)
+    losses = []
+    for start in range(0, len(X), 100):  # batches of 100, 100 and 50
+        xb, yb = X[start : start + 100], Y[start : start + 100]
+        with tf.GradientTape() as tape:
+            loss = reference_loss(model, xb, yb, np.ones(len(xb)), 1e-3)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        losses.append(float(loss) * len(xb))
+    # Keras' SGD keeps its learning rate and momentum in float32 variables,
+    # hence agreement to float32's precision of 0.1 and 0.9, not float64's.
+    for ours, theirs in zip(new_state["params"], model.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+    assert log.losses[0] == pytest.approx(sum(losses) / len(X), rel=1e-7)
+    assert new_state["loop"]["t"] == len(X)
+
+
+def conv_builder(n_features, n_outputs, output_activation):
+    inputs = keras.Input(shape=(n_features,))
+    h = keras.layers.Reshape((8, 8, 1))(inputs)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(h)
+    return keras.Model(inputs, outputs)
+
+
+def test_custom_network_loss_and_predictions_equal_the_keras_models(small_digits):
+    X, y = small_digits
+    network = CustomNetwork(conv_builder, 64, 10, "softmax", "float64")
+    model = network.build(seed=3)
+    params, buffers = network.initial_params()
+    program = _training.get_program(network)
+    Y, sw = one_hot(y), np.ones(len(X))
+    loss, grads = program.loss_and_grad(
+        params, buffers, X, Y, sw, tf.constant(0.0, "float64")
+    )
+    with tf.GradientTape() as tape:
+        expected = reference_loss(model, X, Y, sw, 0.0)
+    expected_grads = tape.gradient(expected, model.trainable_variables)
+    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-12)
+    for ours, theirs in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        program.predict(params, buffers, X), model.predict(X, verbose=0), rtol=1e-12
+    )
+
+
+def fit(X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KerasDigitClassifier(**params).fit(X, y)
+
+
+def weights(estimator):
+    return estimator.coefs_ + estimator.intercepts_
+
+
+def test_one_trace_serves_every_fit_of_the_same_depth(small_digits):
+    X, y = small_digits
+    fit(X, y, hidden_layer_sizes=(7,), solver="sgd", max_iter=2, random_state=0)
+    network = dense_network(hidden=(7,), activation="relu")
+    program = _training.get_program(network, "sgd", True, "constant", True, False)
+    traces = program._run.experimental_get_tracing_count()
+    assert traces == 1
+    for hidden, n, seed in [((7,), 300, 1), ((31,), 120, 2), ((3,), 77, 3)]:
+        fit(
+            X[:n],
+            y[:n],
+            hidden_layer_sizes=hidden,
+            solver="sgd",
+            max_iter=2,
+            random_state=seed,
+        )
+    assert program._run.experimental_get_tracing_count() == traces
+
+
+def test_program_cache_is_bounded(small_digits, monkeypatch):
+    X, y = small_digits
+    cache = _training._ProgramCache(maxsize=3)
+    monkeypatch.setattr(_training, "PROGRAMS", cache)
+    for depth in range(1, 6):
+        fit(X, y, hidden_layer_sizes=(5,) * depth, solver="sgd", max_iter=1)
+    assert len(cache) == 3
+
+
+def test_interleaved_estimators_give_what_each_gives_alone(small_digits):
+    X, y = small_digits
+    a = dict(hidden_layer_sizes=(16,), solver="sgd", max_iter=5, random_state=0)
+    b = dict(
+        hidden_layer_sizes=(9,),
+        solver="sgd",
+        max_iter=5,
+        random_state=1,
+        learning_rate_init=0.3,
+        momentum=0.5,
+    )
+    alone_a = fit(X, y, **a)
+    alone_b = fit(X[:200], y[:200], **b)
+    fit(X[:200], y[:200], **b)
+    again_a = fit(X, y, **a)
+    for p, q in zip(weights(alone_a), weights(again_a), strict=True):
+        np.testing.assert_array_equal(p, q)
+    # partial_fit carries its own solver state between calls, never the cache's.
+    inc_a = KerasDigitClassifier(**a)
+    inc_b = KerasDigitClassifier(**b)
+    classes = np.unique(y)
+    for _ in range(3):
+        inc_a.partial_fit(X, y, classes=classes)
+        inc_b.partial_fit(X[:200], y[:200], classes=classes)
+    solo = KerasDigitClassifier(**a)
+    for _ in range(3):
+        solo.partial_fit(X, y, classes=classes)
+    for p, q in zip(weights(inc_a), weights(solo), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert alone_b.n_iter_ == 5
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_two_threads_fitting_at_once_give_what_each_gives_alone(small_digits):
+    X, y = small_digits
+    settings = [
+        dict(hidden_layer_sizes=(16,), solver="sgd", max_iter=30, random_state=0),
+        dict(hidden_layer_sizes=(9,), solver="adam", max_iter=30, random_state=1),
+        dict(hidden_layer_sizes=(16,), solver="sgd", max_iter=30, random_state=2),
+    ]
+    alone = [fit(X, y, **s) for s in settings]
+    results = [None] * len(settings)
+    barrier = threading.Barrier(len(settings))
+
+    def work(i):
+        barrier.wait()
+        results[i] = fit(X, y, **settings[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(settings))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for solo, threaded in zip(alone, results, strict=True):
+        for p, q in zip(weights(solo), weights(threaded), strict=True):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_many_epochs_run_in_one_call_and_verbose_runs_one_per_call(
+    small_digits, monkeypatch
+):
+    X, y = small_digits
+    calls = []
+    run = _training.TrainingProgram.run
+
+    def counting_run(self, *args, **kwargs):
+        calls.append(args[-2])  # n_epochs of this call
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(_training.TrainingProgram, "run", counting_run)
+    fit(X, y, hidden_layer_sizes=(5,), max_iter=12)
+    assert calls == [12]
+    calls.clear()
+    monkeypatch.setattr(_training, "CHUNK_SAMPLES", 5 * len(X))
+    est = fit(X, y, hidden_layer_sizes=(5,), max_iter=12, random_state=0)
+    assert calls == [5, 5, 2]
+    monkeypatch.setattr(_training, "CHUNK_SAMPLES", 10**9)
+    calls.clear()
+    same = fit(X, y, hidden_layer_sizes=(5,), max_iter=12, random_state=0)
+    assert calls == [12]
+    for p, q in zip(weights(est), weights(same), strict=True):
+        np.testing.assert_array_equal(p, q)

@@ -1,0 +1,40 @@
+"""Keras shims: a build scope that leaves no trace on global state."""
+
+import random
+
+import keras
+import numpy as np
+from keras.src.backend.common import global_state
+
+from sk_keras_digits._fixes import check_backend, network_build_scope
+
+
+def test_build_scope_restores_everything_it_changes():
+    generator = global_state.get_global_attribute("global_seed_generator")
+    policy = global_state.get_global_attribute("dtype_policy")
+    python_state = random.getstate()
+    with network_build_scope(7, "float64"):
+        layer = keras.layers.Dense(3)
+        layer.build((None, 2))
+        dropout = keras.layers.Dropout(0.5)
+        inside = keras.config.dtype_policy().name
+    assert inside == "float64" and layer.kernel.dtype == "float64"
+    assert dropout.seed_generator is not None
+    assert global_state.get_global_attribute("global_seed_generator") is generator
+    assert global_state.get_global_attribute("dtype_policy") is policy
+    assert random.getstate() == python_state
+
+
+def test_build_scope_is_deterministic():
+    kernels = []
+    for _ in range(2):
+        with network_build_scope(11, "float32"):
+            layer = keras.layers.Dense(4)
+            layer.build((None, 3))
+        kernels.append(np.asarray(layer.kernel))
+    np.testing.assert_array_equal(*kernels)
+
+
+def test_backend_is_tensorflow():
+    check_backend()
+    assert keras.backend.backend() == "tensorflow"

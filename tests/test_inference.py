@@ -1,0 +1,40 @@
+"""The NumPy predict path gives the Keras model's numbers."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sk_keras_digits._inference import dense_forward
+from sk_keras_digits._network import DenseNetwork
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize(
+    "out_activation, n_outputs", [("softmax", 10), ("logistic", 3)]
+)
+def test_dense_forward_equals_the_keras_model(
+    small_digits, activation, out_activation, n_outputs
+):
+    X, _ = small_digits
+    network = DenseNetwork([64, 9, 7, n_outputs], activation, out_activation, "float64")
+    params, _ = network.initial_params(np.random.RandomState(0))
+    model = network.build_model(params)
+    proba = dense_forward(params[::2], params[1::2], X, activation, out_activation)
+    np.testing.assert_allclose(
+        proba, model.predict(X, verbose=0), rtol=1e-12, atol=1e-15
+    )
+    sparse = dense_forward(
+        params[::2], params[1::2], sp.csr_matrix(X), activation, out_activation
+    )
+    np.testing.assert_allclose(sparse, proba, rtol=1e-12)
+
+
+def test_importing_the_predict_path_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, sk_keras_digits._inference; print('tensorflow' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"

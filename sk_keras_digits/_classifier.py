@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _labels
+from ._callbacks import EpochReporter
 from ._inference import dense_forward
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -651,7 +652,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         }
         n_epochs = 1 if incremental else self.max_iter
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        reporter = _EpochReporter(self, network, n_epochs, n_samples, batch_size)
+        reporter = EpochReporter(self, network, n_epochs, n_samples, batch_size)
         state, log = training.train_stochastic(
             network,
             state,
@@ -873,95 +874,3 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_label = True
         return tags
-
-
-class _EpochReporter:
-    """Per-epoch work done in Python: verbose output and Keras callbacks.
-
-    Active only when there is such work, since it makes the compiled loop
-    return to Python after every epoch.
-    """
-
-    def __init__(self, estimator, network, n_epochs, n_samples, batch_size):
-        self.estimator = estimator
-        self.network = network
-        self.verbose = estimator.verbose
-        self.callbacks = None
-        self.model = None
-        self.active = bool(self.verbose) or bool(estimator.callbacks)
-        if estimator.callbacks:
-            import keras  # noqa: PLC0415
-
-            self.model = network.build_model(estimator._params, estimator._buffers)
-            self.model.stop_training = False
-            self.callbacks = keras.callbacks.CallbackList(
-                list(estimator.callbacks), model=self.model
-            )
-            self.callbacks.set_params(
-                {
-                    "epochs": n_epochs,
-                    "steps": -(-n_samples // batch_size),
-                    "verbose": int(bool(self.verbose)),
-                }
-            )
-            self.callbacks.on_train_begin()
-            self.callbacks.on_epoch_begin(0)
-
-    def __call__(self, epoch, log, params, buffers):
-        estimator = self.estimator
-        if self.verbose:
-            print(f"Iteration {epoch + 1}, loss = {log.losses[-1]:.8f}")
-            if estimator.early_stopping:
-                print(f"Validation score: {log.scores[-1]:f}")
-            if log.triggered[-1]:
-                self._print_trigger(log)
-        if self.callbacks is None:
-            return False
-        logs = {"loss": log.losses[-1], "learning_rate": log.learning_rates[-1]}
-        if estimator.early_stopping:
-            logs["val_accuracy"] = log.scores[-1]
-        self._assign(params, buffers)
-        self.callbacks.on_epoch_end(epoch, logs)
-        if self.model.stop_training:
-            return True
-        self.callbacks.on_epoch_begin(epoch + 1)
-        return False
-
-    def _print_trigger(self, log):
-        from ._training import LEARNING_RATE_TOO_SMALL, RUNNING  # noqa: PLC0415
-
-        estimator = self.estimator
-        what = (
-            "Validation score did not improve"
-            if estimator.early_stopping
-            else "Training loss did not improve"
-        )
-        msg = (
-            f"{what} more than tol={estimator.tol:f} for "
-            f"{estimator.n_iter_no_change} consecutive epochs."
-        )
-        if log.status == RUNNING:
-            print(f"{msg} Setting learning rate to {log.learning_rates[-1]:f}")
-        elif log.status == LEARNING_RATE_TOO_SMALL:
-            print(f"{msg} Learning rate too small. Stopping.")
-        else:
-            print(f"{msg} Stopping.")
-
-    def _assign(self, params, buffers):
-        for variable, value in zip(self.model.trainable_variables, params, strict=True):
-            variable.assign(value)
-        for variable, value in zip(
-            self.model.non_trainable_variables, buffers, strict=True
-        ):
-            variable.assign(value)
-
-    def finish(self, params, buffers):
-        """End the callbacks and return the weights they leave the model with."""
-        if self.callbacks is None:
-            return params, buffers
-        self._assign(params, buffers)
-        self.callbacks.on_train_end()
-        return (
-            [np.asarray(v.numpy()) for v in self.model.trainable_variables],
-            [np.asarray(v.numpy()) for v in self.model.non_trainable_variables],
-        )

@@ -1,7 +1,6 @@
 """KerasDigitClassifier: MLPClassifier's twin, on Keras."""
 
 import inspect
-import io
 import os
 import pickle
 import random
@@ -9,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from contextlib import redirect_stdout
 from functools import partial
 
 import numpy as np
@@ -348,19 +346,6 @@ def test_tol_stops_training_before_max_iter(small_digits):
     assert MLPClassifier(**params).fit(X, y).n_iter_ == 4
 
 
-def test_verbose_prints_progress_as_mlpclassifier(small_digits):
-    X, y = small_digits
-    params = dict(QUICK, verbose=True, max_iter=3, early_stopping=True)
-    out = io.StringIO()
-    with redirect_stdout(out), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        KerasDigitClassifier(**params).fit(X, y)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("Iteration 1, loss = ")
-    assert lines[1].startswith("Validation score: ")
-    assert sum(line.startswith("Iteration") for line in lines) == 3
-
-
 def test_sparse_input_gives_the_dense_result(small_digits):
     X, y = small_digits
     dense = fit_quietly(KerasDigitClassifier(**QUICK), X, y)
@@ -505,24 +490,6 @@ def test_custom_network_must_return_a_model_of_the_right_width(small_digits):
         KerasDigitClassifier(network=not_a_model).fit(X, y)
     with pytest.raises(ValueError, match=r"\(n_samples, 10\)"):
         KerasDigitClassifier(network=too_narrow).fit(X, y)
-
-
-def test_keras_callbacks_are_called_and_can_stop_training(small_digits):
-    import keras
-
-    X, y = small_digits
-    seen = []
-    logger = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: seen.append((epoch, dict(logs)))
-    )
-    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10)
-    est = KerasDigitClassifier(callbacks=[logger, stopper], **QUICK).fit(X, y)
-    assert est.n_iter_ == 2  # stopped when loss failed to drop by 10 after 1
-    assert [epoch for epoch, _ in seen] == [0, 1]
-    assert seen[0][1]["loss"] == pytest.approx(est.loss_curve_[0])
-
-
-# -- reproducibility and side effects ----------------------------------------
 
 
 def test_int_random_state_is_bit_reproducible_and_none_is_not(small_digits):

@@ -1,0 +1,101 @@
+"""Per-epoch Python work: MLPClassifier's verbose output and Keras callbacks."""
+
+import io
+import warnings
+from contextlib import redirect_stdout
+
+import keras
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from sk_keras_digits import KerasDigitClassifier
+
+QUICK = dict(hidden_layer_sizes=(20,), max_iter=20, random_state=0)
+
+
+def printed(estimator, X, y):
+    out = io.StringIO()
+    with redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, y)
+    return out.getvalue().splitlines()
+
+
+def test_verbose_prints_progress_as_mlpclassifier(small_digits):
+    X, y = small_digits
+    params = dict(QUICK, verbose=True, max_iter=3, early_stopping=True)
+    lines = printed(KerasDigitClassifier(**params), X, y)
+    assert lines[0].startswith("Iteration 1, loss = ")
+    assert lines[1].startswith("Validation score: ")
+    assert sum(line.startswith("Iteration") for line in lines) == 3
+
+
+def test_verbose_output_is_mlpclassifiers_line_for_line(small_digits):
+    """Without shuffling both estimators print the same lines, stop messages too."""
+    X, y = small_digits
+    params = dict(
+        QUICK,
+        verbose=True,
+        shuffle=False,
+        solver="sgd",
+        learning_rate="adaptive",
+        tol=0.05,
+        n_iter_no_change=2,
+        max_iter=30,
+    )
+    ours = printed(KerasDigitClassifier(**params), X, y)
+    theirs = printed(MLPClassifier(**params), X, y)
+    assert any("Setting learning rate to" in line for line in ours)
+    assert [line[:20] for line in ours] == [line[:20] for line in theirs]
+    assert ours[-1] == theirs[-1]
+
+
+def test_keras_callbacks_are_called_and_can_stop_training(small_digits):
+    X, y = small_digits
+    seen = []
+    logger = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: seen.append("begin"),
+        on_epoch_end=lambda epoch, logs: seen.append((epoch, dict(logs))),
+        on_train_end=lambda logs: seen.append("end"),
+    )
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10)
+    est = KerasDigitClassifier(callbacks=[logger, stopper], **QUICK).fit(X, y)
+    assert est.n_iter_ == 2  # stopped when loss failed to drop by 10 after 1
+    assert seen[0] == "begin" and seen[-1] == "end"
+    epochs = [entry for entry in seen[1:-1]]
+    assert [epoch for epoch, _ in epochs] == [0, 1]
+    assert epochs[0][1]["loss"] == pytest.approx(est.loss_curve_[0])
+    assert set(epochs[0][1]) == {"loss", "learning_rate"}
+
+
+def test_callbacks_see_the_trained_weights_and_can_restore_them(small_digits):
+    X, y = small_digits
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([w.copy() for w in self.model.get_weights()])
+
+    est = KerasDigitClassifier(callbacks=[Snapshot()], **dict(QUICK, max_iter=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    np.testing.assert_array_equal(snapshots[-1][0], est.coefs_[0])
+    assert not np.array_equal(snapshots[0][0], snapshots[-1][0])
+
+    restore = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=3, restore_best_weights=True
+    )
+    est = KerasDigitClassifier(
+        callbacks=[restore],
+        early_stopping=True,
+        n_iter_no_change=1000,
+        **dict(QUICK, max_iter=60, solver="sgd", learning_rate_init=0.5),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est.n_iter_ < 60
+    assert np.isfinite(est.predict_proba(X)).all()

@@ -184,7 +184,6 @@ class TrainingProgram:
         self.schedule = schedule
         self.shuffle = shuffle
         self.validation = validation
-        self.lock = threading.Lock()
         dtype = network.compute_dtype
         params = network.param_specs
         buffers = network.buffer_specs
@@ -254,8 +253,8 @@ class TrainingProgram:
         return loss, tape.gradient(loss, params)
 
     def loss_and_grad(self, params, buffers, X, Y, sw, alpha):
-        loss, grads = self._loss_and_grad(list(params), list(buffers), X, Y, sw, alpha)
-        return loss, grads
+        """Full-batch loss and its gradients with respect to ``params``."""
+        return self._loss_and_grad(list(params), list(buffers), X, Y, sw, alpha)
 
     # -- stochastic epochs ---------------------------------------------------
     def _run_impl(

@@ -281,18 +281,10 @@ class TrainingProgram:
         n_batches = (n + batch_size - 1) // batch_size
         schedule = self.schedule
 
-        def run_batch(i, params, buffers, opt, total, order, lr):
+        def run_batch(i, params, buffers, opt, total, data, lr):
             start = i * batch_size
             stop = tf.minimum(start + batch_size, n)
-            if order is None:
-                xb, yb, wb = x[start:stop], y[start:stop], sw[start:stop]
-            else:
-                index = order[start:stop]
-                xb, yb, wb = (
-                    tf.gather(x, index),
-                    tf.gather(y, index),
-                    tf.gather(sw, index),
-                )
+            xb, yb, wb = (part[start:stop] for part in data)
             with tf.GradientTape() as tape:
                 tape.watch(params)
                 proba, new_buffers, extra = network.forward(params, buffers, xb, True)
@@ -308,16 +300,17 @@ class TrainingProgram:
             return i + 1, params, list(new_buffers), opt, total
 
         def run_epoch(epoch, params, buffers, opt, loop, curves, status):
+            data = (x, y, sw)
             if self.shuffle:
+                # One gather per epoch; the batches are then contiguous slices.
                 order = tf.random.experimental.stateless_shuffle(
                     tf.range(n), seed=seed + tf.stack([0, tf.cast(epoch, tf.int64)])
                 )
-            else:
-                order = None
+                data = tuple(tf.gather(part, order) for part in data)
             lr = loop["learning_rate"]
             _, params, buffers, opt, total = tf.while_loop(
                 lambda i, *_: i < n_batches,
-                lambda i, p, b, o, t: run_batch(i, p, b, o, t, order, lr),
+                lambda i, p, b, o, t: run_batch(i, p, b, o, t, data, lr),
                 [tf.constant(0), params, buffers, opt, tf.zeros([], dtype)],
             )
             loss = total / n_float

@@ -141,6 +141,24 @@ def _batch_loss(network, params, proba, y, sw, extra_losses, alpha):
     return loss
 
 
+def _flattener(tensors):
+    """Functions packing tensors shaped like ``tensors`` into one vector and back.
+
+    Shapes are read at run time, so dynamic layer widths are fine.
+    """
+    shapes = [tf.shape(t) for t in tensors]
+    sizes = tf.stack([tf.size(t) for t in tensors])
+
+    def pack(parts):
+        return tf.concat([tf.reshape(p, [-1]) for p in parts], axis=0)
+
+    def unpack(flat):
+        parts = tf.split(flat, sizes, num=len(shapes))
+        return [tf.reshape(p, shape) for p, shape in zip(parts, shapes, strict=True)]
+
+    return pack, unpack
+
+
 def _predicted_indicator(network, proba):
     """Predicted labels as an indicator matrix, as LabelBinarizer decodes them."""
     if network.out_activation == "softmax":
@@ -280,26 +298,30 @@ class TrainingProgram:
         n_float = tf.cast(n, dtype)
         n_batches = (n + batch_size - 1) // batch_size
         schedule = self.schedule
+        # Inside the loops the parameters (and each solver moment) travel as
+        # one flat vector: fewer loop variables and fewer update ops per step.
+        pack, unpack = _flattener(params)
 
-        def run_batch(i, params, buffers, opt, total, data, lr):
+        def run_batch(i, flat, buffers, opt, total, data, lr):
             start = i * batch_size
             stop = tf.minimum(start + batch_size, n)
             xb, yb, wb = (part[start:stop] for part in data)
+            params = unpack(flat)
             with tf.GradientTape() as tape:
                 tape.watch(params)
                 proba, new_buffers, extra = network.forward(params, buffers, xb, True)
                 loss = _batch_loss(
                     network, params, proba, yb, wb, extra, hyper["alpha"]
                 )
-            grads = tape.gradient(loss, params)
+            grads = pack(tape.gradient(loss, params))
             step_hyper = dict(hyper, learning_rate=lr)
-            params, opt = _solvers.apply_updates(
-                self.solver, self.nesterov, params, grads, opt, step_hyper
+            (flat,), opt = _solvers.apply_updates(
+                self.solver, self.nesterov, [flat], [grads], opt, step_hyper
             )
             total += loss * tf.cast(stop - start, dtype)
-            return i + 1, params, list(new_buffers), opt, total
+            return i + 1, flat, list(new_buffers), opt, total
 
-        def run_epoch(epoch, params, buffers, opt, loop, curves, status):
+        def run_epoch(epoch, flat, buffers, opt, loop, curves, status):
             data = (x, y, sw)
             if self.shuffle:
                 # One gather per epoch; the batches are then contiguous slices.
@@ -308,16 +330,16 @@ class TrainingProgram:
                 )
                 data = tuple(tf.gather(part, order) for part in data)
             lr = loop["learning_rate"]
-            _, params, buffers, opt, total = tf.while_loop(
+            _, flat, buffers, opt, total = tf.while_loop(
                 lambda i, *_: i < n_batches,
                 lambda i, p, b, o, t: run_batch(i, p, b, o, t, data, lr),
-                [tf.constant(0), params, buffers, opt, tf.zeros([], dtype)],
+                [tf.constant(0), flat, buffers, opt, tf.zeros([], dtype)],
             )
             loss = total / n_float
             loop = dict(loop, t=loop["t"] + n_float)
             tol = hyper["tol"]
             if self.validation:
-                proba, _, _ = network.forward(params, buffers, x_val, False)
+                proba, _, _ = network.forward(unpack(flat), buffers, x_val, False)
                 hits = tf.reduce_all(
                     tf.equal(_predicted_indicator(network, proba), y_val), axis=1
                 )
@@ -327,10 +349,7 @@ class TrainingProgram:
                 worse = score < loop["best_score"] + tol
                 better = score > loop["best_score"]
                 loop["best_score"] = tf.where(better, score, loop["best_score"])
-                loop["best_params"] = [
-                    tf.where(better, p, bp)
-                    for p, bp in zip(params, loop["best_params"], strict=True)
-                ]
+                loop["best_params"] = [tf.where(better, flat, loop["best_params"][0])]
                 loop["best_buffers"] = [
                     tf.where(better, b, bb)
                     for b, bb in zip(buffers, loop["best_buffers"], strict=True)
@@ -364,7 +383,7 @@ class TrainingProgram:
                 curves[2].write(epoch, lr),
                 curves[3].write(epoch, triggered),
             ]
-            return epoch + 1, params, buffers, opt, loop, curves, status
+            return epoch + 1, flat, buffers, opt, loop, curves, status
 
         curves = [
             tf.TensorArray(dtype, size=0, dynamic_size=True),
@@ -372,13 +391,25 @@ class TrainingProgram:
             tf.TensorArray(dtype, size=0, dynamic_size=True),
             tf.TensorArray(tf.bool, size=0, dynamic_size=True),
         ]
-        epoch, params, buffers, opt, loop, curves, status = tf.while_loop(
+        opt = {k: [pack(v)] if isinstance(v, list) else v for k, v in opt.items()}
+        loop = dict(loop, best_params=[pack(loop["best_params"])])
+        epoch, flat, buffers, opt, loop, curves, status = tf.while_loop(
             lambda e, p, b, o, lp, c, s: (e < n_epochs) & tf.equal(s, RUNNING),
             run_epoch,
-            [tf.constant(0), params, buffers, opt, loop, curves, tf.constant(RUNNING)],
+            [
+                tf.constant(0),
+                pack(params),
+                buffers,
+                opt,
+                loop,
+                curves,
+                tf.constant(RUNNING),
+            ],
         )
+        opt = {k: unpack(v[0]) if isinstance(v, list) else v for k, v in opt.items()}
+        loop = dict(loop, best_params=unpack(loop["best_params"][0]))
         curves = [c.stack() for c in curves]
-        return params, buffers, opt, loop, curves, epoch, status
+        return unpack(flat), buffers, opt, loop, curves, epoch, status
 
     def run(self, params, buffers, opt, loop, data, hyper, batch_size, n_epochs, seed):
         """Run up to ``n_epochs`` epochs; see :func:`train_stochastic`."""

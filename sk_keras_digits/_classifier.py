@@ -432,6 +432,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                     "sample_weight must have a positive sum; got weights summing "
                     f"to {sample_weight.sum()}."
                 )
+        if X.shape[0] < 2 and not incremental:
+            raise ValueError(
+                f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
+            )
         self._encode_targets(y, first_pass, incremental, classes)
         binarizer = self._label_binarizer
         if len(binarizer.classes_) < 2 and not binarizer.y_type_.startswith("multi"):
@@ -443,10 +447,6 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if first_pass:
             self.n_outputs_ = Y.shape[1]
         sw = np.ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
-        if X.shape[0] < 2 and not incremental:
-            raise ValueError(
-                f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
-            )
         if hasattr(X, "toarray"):
             X = X.toarray()
 
@@ -719,7 +719,15 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
         except ValueError:
             rng.set_state(state)
-            parts = train_test_split(X, Y, sw, **split)
+            try:
+                parts = train_test_split(X, Y, sw, **split)
+            except ValueError as exc:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} sets aside no "
+                    f"validation samples of {X.shape[0]} for early_stopping "
+                    f"({exc}). Increase validation_fraction or set "
+                    "early_stopping=False."
+                ) from exc
         X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
         if X_val.shape[0] < 2:
             raise ValueError(
@@ -749,6 +757,20 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _forward(self, X):
+        proba = self._raw_forward(X)
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            largest = abs(X).max() if X.shape[0] else 0
+            raise ValueError(
+                f"The network's output is not finite for {rows.size} sample(s) of "
+                f"X (first: row {rows[0]}): X holds values too large for "
+                f"{proba.dtype} arithmetic (largest |X| = {largest:.3g}). Scale X "
+                "as the training data were."
+            )
+        return proba
+
+    def _raw_forward(self, X):
         if self.network is None:
             return dense_forward(
                 self.coefs_,
@@ -864,7 +886,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         return self._model
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())
         for name in _KERAS_STATE:
             state.pop(name, None)
         return state

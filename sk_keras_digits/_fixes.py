@@ -9,6 +9,7 @@ Keras (and TensorFlow): it is only imported from the Keras seam
 import contextlib
 import os
 import random
+import threading
 
 # Keras 3 defaults to TensorFlow; an explicit choice by the user is respected and
 # checked below rather than overridden.
@@ -17,6 +18,10 @@ from keras.src.backend.common import global_state
 
 _SEED_GENERATOR_ATTRIBUTE = "global_seed_generator"
 _DTYPE_POLICY_ATTRIBUTE = "dtype_policy"
+
+# Keras draws default seeds (initializers, Dropout) from Python's global
+# `random`, which every thread shares: builds take turns.
+_BUILD_LOCK = threading.RLock()
 
 
 def check_backend():
@@ -52,19 +57,24 @@ def network_build_scope(seed, dtype):
     dtype : str
         Default dtype policy of the layers built in the scope, e.g. ``"float64"``.
     """
-    previous_generator = global_state.get_global_attribute(_SEED_GENERATOR_ATTRIBUTE)
-    previous_policy = global_state.get_global_attribute(_DTYPE_POLICY_ATTRIBUTE)
-    python_random_state = random.getstate()
-    try:
-        random.seed(seed)
-        global_state.set_global_attribute(
-            _SEED_GENERATOR_ATTRIBUTE, keras.random.SeedGenerator(seed)
+    with _BUILD_LOCK:
+        previous_generator = global_state.get_global_attribute(
+            _SEED_GENERATOR_ATTRIBUTE
         )
-        global_state.set_global_attribute(
-            _DTYPE_POLICY_ATTRIBUTE, keras.dtype_policies.DTypePolicy(dtype)
-        )
-        yield
-    finally:
-        global_state.set_global_attribute(_SEED_GENERATOR_ATTRIBUTE, previous_generator)
-        global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
-        random.setstate(python_random_state)
+        previous_policy = global_state.get_global_attribute(_DTYPE_POLICY_ATTRIBUTE)
+        python_random_state = random.getstate()
+        try:
+            random.seed(seed)
+            global_state.set_global_attribute(
+                _SEED_GENERATOR_ATTRIBUTE, keras.random.SeedGenerator(seed)
+            )
+            global_state.set_global_attribute(
+                _DTYPE_POLICY_ATTRIBUTE, keras.dtype_policies.DTypePolicy(dtype)
+            )
+            yield
+        finally:
+            global_state.set_global_attribute(
+                _SEED_GENERATOR_ATTRIBUTE, previous_generator
+            )
+            global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
+            random.setstate(python_random_state)

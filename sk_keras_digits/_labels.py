@@ -26,10 +26,16 @@ def fit_binarizer(y, classes=None):
     binarizer : LabelBinarizer
     """
     binarizer = LabelBinarizer()
-    if classes is not None and not type_of_target(y).startswith("multilabel"):
-        binarizer.fit(np.asarray(classes))
-    else:
-        binarizer.fit(y)
+    try:
+        if classes is not None and not type_of_target(y).startswith("multilabel"):
+            binarizer.fit(np.asarray(classes))
+        else:
+            binarizer.fit(y)
+    except TypeError as exc:
+        raise ValueError(
+            f"y mixes label types that cannot be compared ({exc}): use labels "
+            "of one type, all strings or all numbers."
+        ) from exc
     return binarizer
 
 

@@ -290,6 +290,9 @@ def _structure_fingerprint(model):
     except Exception:
         return ("object", next(_UNIQUE), tuple(variables))
     names = {model.name: "model"}
+    # Sequential.layers leaves out the InputLayer, whose name is numbered too.
+    for i, name in enumerate(_input_layer_names(config)):
+        names.setdefault(name, f"input_{i}")
     for i, layer in enumerate(model.layers):
         names.setdefault(layer.name, f"layer_{i}")
         for variable in layer.weights:
@@ -306,3 +309,15 @@ def _structure_fingerprint(model):
 
     text = json.dumps(rename(config), sort_keys=True, default=repr)
     return ("config", type(model).__name__, text, tuple(variables))
+
+
+def _input_layer_names(node):
+    """Names of the InputLayer configs nested in a model config."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "InputLayer":
+            yield node.get("config", {}).get("name")
+        for value in node.values():
+            yield from _input_layer_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _input_layer_names(value)

@@ -442,12 +442,16 @@ class EpochLog:
         self.status = RUNNING
         self.interrupted = False
 
-    def extend(self, curves):
-        losses, scores, lrs, triggered = (c.numpy() for c in curves)
-        self.losses += losses.tolist()
-        self.scores += scores.tolist()
-        self.learning_rates += lrs.tolist()
-        self.triggered += triggered.tolist()
+    def extended(self, curves, status):
+        """A new log: this one, then the epochs in ``curves``, ending in ``status``."""
+        losses, scores, lrs, triggered = (c.numpy().tolist() for c in curves)
+        log = EpochLog()
+        log.losses = self.losses + losses
+        log.scores = self.scores + scores
+        log.learning_rates = self.learning_rates + lrs
+        log.triggered = self.triggered + triggered
+        log.status = status
+        return log
 
     def __len__(self):
         return len(self.losses)
@@ -534,6 +538,10 @@ def train_stochastic(
         chunk = 1
     log = EpochLog()
     done = 0
+    # The results of the last completed call, committed in one assignment: an
+    # interrupt (handled between Python calls) never leaves the weights and
+    # the log of epochs out of step.
+    committed = (done, params, buffers, opt, loop, log)
     try:
         while done < n_epochs and log.status == RUNNING:
             size = min(chunk, n_epochs - done)
@@ -548,15 +556,15 @@ def train_stochastic(
                 size,
                 [seed, done],
             )
-            params, buffers, opt, loop, curves, ran, status = out
-            log.extend(curves)
-            log.status = int(status)
-            done += int(ran)
+            new_log = log.extended(out[4], int(out[6]))
+            committed = (done + int(out[5]), *out[:4], new_log)
+            done, params, buffers, opt, loop, log = committed
             if on_epoch_end is not None and on_epoch_end(
                 done - 1, log, params, buffers
             ):
                 break
     except KeyboardInterrupt:
+        done, params, buffers, opt, loop, log = committed
         if done == 0:
             raise
         log.interrupted = True

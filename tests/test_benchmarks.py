@@ -1,0 +1,260 @@
+"""Tests of benchmarks/run.py: its summary, writers and benchmark pieces."""
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+RUN_PY = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/run.py, imported as a module (it is not in the package)."""
+    spec = importlib.util.spec_from_file_location("benchmarks_run", RUN_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _times(**medians):
+    return {
+        name: {"median": m, "min": m, "n": 1, "values": [m]}
+        for name, m in medians.items()
+    }
+
+
+@pytest.fixture
+def fake_report(bench):
+    """A full report with made-up numbers: every target met but two."""
+    results = {
+        "fit": {
+            "times": _times(ours=0.06, mlp=0.08, keras=1.7, sklearn_wrapper=1.8),
+            "interleaved": _times(ours=0.07, mlp=0.09),
+        },
+        "first_fit": {
+            "times": _times(ours=0.6, mlp=0.1, keras=2.0),
+            "imports": _times(ours=4.0, mlp=1.0, keras=3.5),
+        },
+        # 4 ms / 1 ms: misses the target of 3.
+        "predict_proba_1": {"rows": 1, "times": _times(ours=4e-3, mlp=1e-3)},
+        "predict_proba_797": {"rows": 797, "times": _times(ours=3e-4, mlp=3e-4)},
+        "grid_search": {
+            "sizes": [[5], [60]],
+            "cv": 5,
+            "times": _times(ours=3.0, mlp=3.9, scikeras=58.0),
+            "best": {
+                "ours": {"hidden_layer_sizes": [60], "score": 0.95},
+                "mlp": {"hidden_layer_sizes": [60], "score": 0.96},
+            },
+        },
+        "check_estimator": {
+            "times": _times(ours=5.0, mlp=4.4, scikeras=15.6),
+            "counts": {
+                "ours": {"passed": 65, "failed": 0, "skipped": 2, "xfail": 0},
+                "mlp": {"passed": 65, "failed": 0, "skipped": 2, "xfail": 0},
+                "scikeras": {"passed": 58, "failed": 7, "skipped": 2, "xfail": 0},
+            },
+            "failed": {"ours": [], "mlp": [], "scikeras": ["check_fit2d_1sample"]},
+        },
+        "memory": {
+            "warmup_fits": 20,
+            "fits": 300,
+            "max_iter": 10,
+            "ours": {"rss_before_mb": 800, "rss_after_mb": 812, "growth_mb": 12.0},
+            "mlp": {"rss_before_mb": 812, "rss_after_mb": 812, "growth_mb": 0.0},
+        },
+        # ours - Keras = -0.02: misses the target of 0.01.
+        "accuracy": {
+            "seeds": [0, 1],
+            "mean": {
+                "ours": 0.90,
+                "ours_keras_init": 0.915,
+                "mlp": 0.91,
+                "keras": 0.92,
+            },
+            "std": {"ours": 0.01, "ours_keras_init": 0.01, "mlp": 0.01, "keras": 0.01},
+        },
+    }
+    return {
+        "meta": {
+            "date": "2026-01-01T00:00:00+00:00",
+            "command": "python benchmarks/run.py",
+            "quick": False,
+            "skip_peers": False,
+            "note": "Other agents were running | on this machine.",
+            "machine": bench.machine_info(),
+            "load_average": {"start": 1.0, "end": 2.0},
+        },
+        "config": {"quick": False},
+        "results": results,
+        "summary": bench.summarize(results),
+    }
+
+
+def _rst_doctree(text):
+    docutils_core = pytest.importorskip("docutils.core")
+    # halt_level=2: any docutils warning (bad table, bad markup) raises.
+    return docutils_core.publish_doctree(
+        text, settings_overrides={"halt_level": 2, "report_level": 2}
+    )
+
+
+def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
+    rows = {row["key"]: row for row in fake_report["summary"]}
+    assert [row["key"] for row in fake_report["summary"]] == [
+        key for key, *_ in bench.TARGETS
+    ]
+    assert rows["fit"]["value"] == pytest.approx(0.75)
+    assert rows["fit"]["ok"] is True
+    assert rows["first_fit"]["value"] == pytest.approx(6.0)
+    assert rows["first_fit"]["ok"] is True
+    assert rows["predict_proba_1"]["value"] == pytest.approx(4.0)
+    assert rows["predict_proba_1"]["ok"] is False
+    assert rows["memory"]["value"] == 12.0 and rows["memory"]["ok"] is True
+    # Accuracy compares ours with plain Keras, in absolute value.
+    assert rows["accuracy"]["value"] == pytest.approx(-0.02)
+    assert rows["accuracy"]["ok"] is False
+    assert rows["accuracy"]["reference"] == 0.91
+    assert rows["accuracy_keras_init"]["value"] == pytest.approx(-0.005)
+    assert rows["accuracy_keras_init"]["ok"] is True
+
+
+def test_summarize_marks_missing_figures(bench, fake_report):
+    results = copy.deepcopy(fake_report["results"])
+    del results["memory"]
+    del results["accuracy"]["mean"]["keras"]  # --skip-peers: no plain Keras
+    rows = {row["key"]: row for row in bench.summarize(results)}
+    assert rows["memory"]["ok"] is None and rows["memory"]["value"] is None
+    assert rows["accuracy"]["ok"] is None
+    assert rows["accuracy"]["ours"] == 0.90
+    assert rows["fit"]["ok"] is True
+
+
+def test_tables_and_text(bench, fake_report):
+    table = bench.target_table(fake_report["summary"])
+    assert table[0] == ["figure", "ours", "MLPClassifier", "ratio", "target", "ok"]
+    assert len(table) == len(bench.TARGETS) + 1
+    verdicts = [row[-1] for row in table[1:]]
+    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 7
+    text = bench.format_text(table).splitlines()
+    # Every row has its column separators at the same offsets.
+    offsets = {tuple(i for i, c in enumerate(line) if c == "|") for line in text}
+    assert len(offsets) == 2  # the header and rows, and the rule (no "|")
+    peers = bench.peers_table(fake_report["results"])
+    assert peers[0][1:] == [header for _, header in bench.PEERS]
+    row = {r[0]: r for r in peers}["check_estimator passed / failed / skipped"]
+    assert row[1] == "65 / 0 / 2" and row[-1] == "58 / 7 / 2" and row[3] == "-"
+    assert bench.fmt_seconds(0.0801) == "0.080 s"
+    assert bench.fmt_seconds(1.2e-4) == "0.12 ms"
+    assert bench.fmt_seconds(58.0) == "58.00 s"
+
+
+def test_format_rst_is_valid_restructuredtext(bench, fake_report):
+    text = bench.format_rst(fake_report)
+    doctree = _rst_doctree(text)
+    tables = [node for node in doctree.findall() if node.tagname == "table"]
+    assert len(tables) == 2
+    rendered = doctree.astext()
+    assert "check_fit2d_1sample" in rendered  # underscores escaped, not links
+    assert "Other agents were running | on this machine." in rendered
+    assert "NO" in rendered and "<= 1.5" in rendered
+
+
+def test_write_json_and_rst(bench, fake_report, tmp_path):
+    out = tmp_path / "results" / "latest.json"
+    bench.write_json(fake_report, out)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(fake_report))
+    assert list(out.parent.iterdir()) == [out]  # no .tmp left behind
+    rst = tmp_path / "docs" / "table.rst"
+    bench.write_rst(fake_report, rst)
+    _rst_doctree(rst.read_text())
+
+
+def test_benchmark_pieces_on_real_data(bench, tmp_path):
+    """Each in-process benchmark on real fits, with tiny repeats."""
+    cfg = dict(
+        bench.SETTINGS["quick"],
+        fit_repeats=1,
+        predict_calls_1=5,
+        predict_calls_797=2,
+        grid_sizes=[(5,)],
+        grid_cv=2,
+        memory_warmup=1,
+        memory_fits=3,
+        memory_max_iter=2,
+        accuracy_seeds=1,
+    )
+    data = bench.load_data()
+    assert [a.shape[0] for a in data] == [1000, 1000, 797, 797]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
+        results = {
+            "fit": bench.bench_fit(cfg, data, peers=False),
+            **bench.bench_predict(cfg, data, peers=False),
+            "grid_search": bench.bench_grid(cfg, data, peers=False),
+            "memory": bench.bench_memory(cfg, data),
+            "accuracy": bench.bench_accuracy(cfg, data, peers=False),
+        }
+    for key in ("fit", "predict_proba_1", "predict_proba_797", "grid_search"):
+        assert set(results[key]["times"]) == {"ours", "mlp"}
+        for stat in results[key]["times"].values():
+            assert stat["median"] > 0 and stat["n"] >= 1
+    assert results["predict_proba_797"]["rows"] == 797
+    assert results["grid_search"]["best"]["ours"]["hidden_layer_sizes"] == [5]
+    assert results["memory"]["ours"]["rss_before_mb"] > 0
+    assert len(results["memory"]["ours"]["trace_mb"]) == 3
+    assert 0.8 < results["accuracy"]["mean"]["ours"] <= 1
+    assert 0.8 < results["accuracy"]["mean"]["ours_keras_init"] <= 1
+    assert (
+        abs(results["accuracy"]["mean"]["ours"] - results["accuracy"]["mean"]["mlp"])
+        < 0.1
+    )
+    rows = {row["key"]: row for row in bench.summarize(results)}
+    assert rows["fit"]["ok"] in (True, False)
+    assert rows["check_estimator"]["ok"] is None  # not run here
+    json.dumps(results)  # every figure is plain JSON
+
+
+def test_first_fit_child_runs_in_a_fresh_process(bench):
+    proc = subprocess.run(
+        [sys.executable, str(RUN_PY), "--first-fit-child", "mlp"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["which"] == "mlp"
+    assert result["first_fit"] > 0 and result["import"] > 0
+
+
+def test_peers_fit_the_tutorial_network(bench, digits):
+    pytest.importorskip("scikeras")
+    import keras
+
+    X, y = digits[0][:200], digits[1][:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # peers' own deprecation warnings
+        model = bench.keras_fit(X, keras.utils.to_categorical(y, 10), seed=0)
+        wrapper = bench.sklearn_wrapper().fit(X, y)
+        sk = bench.scikeras().fit(X, y)
+        proba = {
+            "keras": model.predict(X, verbose=0),
+            "sklearn_wrapper": wrapper.decision_function(X),
+            "scikeras": sk.predict_proba(X),
+        }
+        # The grid's parameter reaches scikeras' model function.
+        narrow = bench.scikeras().set_params(hidden_layer_sizes=(5,)).fit(X, y)
+    assert [layer.units for layer in model.layers[1:]] == [15, 10]
+    assert [layer.units for layer in narrow.model_.layers[1:]] == [5, 10]
+    for name, p in proba.items():
+        assert p.shape == (200, 10), name
+        np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-4, err_msg=name)
+        assert np.mean(p.argmax(axis=1) == y) > 0.5, name

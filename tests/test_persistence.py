@@ -1,0 +1,808 @@
+"""Tests for sk_keras_digits._persistence: save, load, and pickle / joblib."""
+
+import functools
+import io
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import joblib
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import sk_keras_digits
+from sk_keras_digits import (
+    KerasDigitClassifier,
+    ModelFileError,
+    _persistence,
+    load,
+    save,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+SMALL = dict(
+    hidden_layer_sizes=(8,),
+    solver="sgd",
+    learning_rate_init=0.2,
+    batch_size=50,
+    max_iter=4,
+    random_state=0,
+)
+
+PUBLIC_ATTRIBUTES = (
+    "loss_",
+    "best_loss_",
+    "loss_curve_",
+    "validation_scores_",
+    "best_validation_score_",
+    "t_",
+    "n_iter_",
+    "n_layers_",
+    "n_outputs_",
+    "out_activation_",
+    "n_features_in_",
+    "history_",
+)
+
+
+# -- custom networks (module level, so that they pickle) ------------------------
+def dropout_network(n_features_in, n_outputs, output_activation):
+    return keras.Sequential(
+        [
+            keras.Input((n_features_in,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(n_outputs, activation=output_activation),
+        ]
+    )
+
+
+def wide_network(n_features_in, n_outputs, output_activation, units=8):
+    inputs = keras.Input((n_features_in,))
+    hidden = keras.layers.Dense(units, activation="tanh")(inputs)
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+    return keras.Model(inputs, outputs)
+
+
+def lambda_network(n_features_in, n_outputs, output_activation):
+    inputs = keras.Input((n_features_in,))
+    halved = keras.layers.Lambda(lambda x: x * 0.5)(inputs)
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(halved)
+    return keras.Model(inputs, outputs)
+
+
+class Scale(keras.layers.Layer):
+    """A custom layer that is not registered with Keras."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def custom_layer_network(n_features_in, n_outputs, output_activation):
+    inputs = keras.Input((n_features_in,))
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(
+        Scale()(inputs)
+    )
+    return keras.Model(inputs, outputs)
+
+
+class OpenOnUnpickle:
+    """A pickle payload: unpickling it creates the file at ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# -- helpers ---------------------------------------------------------------------
+def assert_same_params(a, b, skip=()):
+    pa, pb = a.get_params(), b.get_params()
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        if name in skip:
+            continue
+        if isinstance(pa[name], np.random.RandomState):
+            sa, sb = pa[name].get_state(), pb[name].get_state()
+            assert sa[0] == sb[0] and np.array_equal(sa[1], sb[1]) and sa[2:] == sb[2:]
+        else:
+            assert pa[name] == pb[name], name
+            assert type(pa[name]) is type(pb[name]), name
+
+
+def assert_same_estimator(a, b, X):
+    """Identical predictions, probabilities, labels and fitted attributes."""
+    assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
+    pred_a, pred_b = a.predict(X), b.predict(X)
+    assert np.array_equal(pred_a, pred_b)
+    assert pred_a.dtype == pred_b.dtype
+    assert np.array_equal(a.classes_, b.classes_)
+    assert a.classes_.dtype == b.classes_.dtype
+    for name in PUBLIC_ATTRIBUTES:
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("coefs_", "intercepts_"):
+        assert len(getattr(a, name)) == len(getattr(b, name))
+        for u, v in zip(getattr(a, name), getattr(b, name), strict=True):
+            assert np.array_equal(u, v) and u.dtype == v.dtype
+    if hasattr(a, "feature_names_in_"):
+        assert np.array_equal(a.feature_names_in_, b.feature_names_in_)
+        assert a.feature_names_in_.dtype == b.feature_names_in_.dtype
+    else:
+        assert not hasattr(b, "feature_names_in_")
+
+
+def rewrite(source, target, replace=None, drop=()):
+    """Copy the model file ``source`` to ``target``, changing some members."""
+    replace = replace or {}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            if name not in drop:
+                new.writestr(name, replace.get(name, old.read(name)))
+    return target
+
+
+def edit_manifest(source, target, edit):
+    with zipfile.ZipFile(source) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    edit(manifest)
+    return rewrite(source, target, {"manifest.json": json.dumps(manifest)})
+
+
+def member_data_offset(path, name):
+    """Offset of the first byte of member ``name``'s data in the archive."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    with open(path, "rb") as file:
+        file.seek(info.header_offset + 26)
+        name_length = int.from_bytes(file.read(2), "little")
+        extra_length = int.from_bytes(file.read(2), "little")
+    return info.header_offset + 30 + name_length + extra_length, info.compress_size
+
+
+def flip(data, position):
+    data = bytearray(data)
+    data[position] ^= 0xFF
+    return bytes(data)
+
+
+def run_python(script, *args, timeout=240):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return result
+
+
+# -- fixtures --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data(small_digits):
+    X, y = small_digits
+    return X[:200], y[:200]
+
+
+@pytest.fixture(scope="module")
+def dense(data):
+    return KerasDigitClassifier(**SMALL).fit(*data)
+
+
+@pytest.fixture(scope="module")
+def dense_file(dense, tmp_path_factory):
+    path = tmp_path_factory.mktemp("dense") / "dense.skd"
+    save(dense, path)
+    return path
+
+
+# -- round trips -----------------------------------------------------------------
+def test_round_trip_dense(dense, dense_file, data):
+    X, _ = data
+    loaded = load(dense_file)
+    assert type(loaded) is KerasDigitClassifier
+    assert_same_estimator(dense, loaded, X)
+    assert_same_params(dense, loaded)
+    assert loaded.coefs_[0] is loaded._params[0]  # shared arrays stay shared
+    # Loop state, non-finite floats included (best_score is -inf).
+    for key, value in dense._loop.items():
+        if isinstance(value, float):
+            assert value == loaded._loop[key] or (
+                np.isnan(value) and np.isnan(loaded._loop[key])
+            )
+    assert loaded._loop["best_score"] == -np.inf
+    # model_ is the network opened from the file, with the same weights.
+    assert loaded.model_.name == "mlp"
+    np.testing.assert_allclose(
+        loaded.model_(X).numpy(), dense.predict_proba(X), rtol=1e-12
+    )
+
+
+def test_file_layout(dense_file):
+    with zipfile.ZipFile(dense_file) as archive:
+        assert archive.namelist() == ["manifest.json", "state.npz", "model.keras"]
+        manifest = json.loads(
+            archive.read("manifest.json"), parse_constant=pytest.fail
+        )  # strict JSON: no NaN or Infinity tokens
+        with np.load(io.BytesIO(archive.read("state.npz")), allow_pickle=False) as npz:
+            assert all(npz[key].dtype != object for key in npz.files)
+        with zipfile.ZipFile(io.BytesIO(archive.read("model.keras"))) as inner:
+            assert "config.json" in inner.namelist()
+    assert manifest["format"] == "sk_keras_digits.model"
+    assert manifest["format_version"] == _persistence.FORMAT_VERSION == 1
+    assert manifest["estimator"] == "sk_keras_digits.KerasDigitClassifier"
+    assert manifest["versions"]["sk_keras_digits"] == sk_keras_digits.__version__
+    assert manifest["params"]["dict"]["solver"] == "sgd"
+    assert manifest["network"] is None and manifest["callbacks"] is None
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["str", "object_str", "binary_int", "bool", "multilabel", "float32", "pandas"],
+)
+def test_round_trip_targets_and_inputs(kind, data, tmp_path):
+    X, y = data
+    names = np.array(["zero", "one", "two", "three", "four"] * 2)
+    if kind == "str":
+        y = names[y]
+    elif kind == "object_str":
+        y = names[y].astype(object)
+    elif kind == "binary_int":
+        y = np.where(y % 2 == 0, -3, 7)
+    elif kind == "bool":
+        y = y > 4
+    elif kind == "multilabel":
+        y = np.c_[y % 2, y > 4, y == 0].astype(int)
+    elif kind == "float32":
+        X = X.astype(np.float32)
+    elif kind == "pandas":
+        X = pd.DataFrame(X, columns=[f"pixel_{i}" for i in range(X.shape[1])])
+    est = KerasDigitClassifier(**SMALL).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert_same_estimator(est, loaded, X)
+    assert_same_params(est, loaded)
+    if kind == "float32":
+        assert loaded.coefs_[0].dtype == np.float32
+    if kind == "pandas":
+        renamed = X.rename(columns={"pixel_0": "other"})
+        with pytest.raises(ValueError, match="feature names should match"):
+            loaded.predict(renamed)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="adam"),
+        dict(solver="lbfgs", max_iter=20),
+        dict(early_stopping=True, validation_fraction=0.2),
+        dict(learning_rate="adaptive", momentum=0.5, nesterovs_momentum=False),
+        dict(random_state=np.random.RandomState(42)),
+        dict(hidden_layer_sizes=[6, 5], activation="tanh", n_iter_no_change=np.inf),
+    ],
+    ids=["adam", "lbfgs", "early_stopping", "adaptive", "RandomState", "list_inf"],
+)
+def test_round_trip_parameters(params, data, tmp_path):
+    X, y = data
+    est = KerasDigitClassifier(**{**SMALL, **params}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert_same_estimator(est, loaded, X)
+    assert_same_params(est, loaded)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_loaded_estimator_continues_training_identically(solver, data, tmp_path):
+    """Solver and loop state are saved: partial_fit and warm_start resume."""
+    X, y = data
+    est = KerasDigitClassifier(**{**SMALL, "solver": solver}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    est.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    assert_same_estimator(est, loaded, X)
+    est.set_params(warm_start=True).fit(X, y)
+    loaded.set_params(warm_start=True).fit(X, y)
+    assert_same_estimator(est, loaded, X)
+
+
+def test_loaded_estimator_refits(dense_file, data):
+    X, y = data
+    loaded = load(dense_file)
+    refit = loaded.fit(X[::-1], y[::-1])
+    fresh = KerasDigitClassifier(**SMALL).fit(X[::-1], y[::-1])
+    assert refit is loaded
+    assert_same_estimator(fresh, refit, X)
+
+
+def test_save_replaces_existing_file_and_keeps_its_mode(dense, data, tmp_path):
+    X, y = data
+    path = tmp_path / "model.skd"
+    other = KerasDigitClassifier(**{**SMALL, "random_state": 1}).fit(X, y)
+    save(other, path)
+    os.chmod(path, 0o640)
+    save(dense, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert np.array_equal(load(path).predict_proba(X), dense.predict_proba(X))
+    assert sorted(os.listdir(tmp_path)) == ["model.skd"]
+
+
+def test_save_refuses_unfitted_and_foreign_objects(tmp_path):
+    with pytest.raises(NotFittedError):
+        save(KerasDigitClassifier(), tmp_path / "model.skd")
+    with pytest.raises(TypeError, match="expects a KerasDigitClassifier"):
+        save({"not": "an estimator"}, tmp_path / "model.skd")
+    assert not os.listdir(tmp_path)
+
+
+# -- custom networks -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dropout_fitted(data):
+    return KerasDigitClassifier(**{**SMALL, "network": dropout_network}).fit(*data)
+
+
+def test_custom_network_round_trip_without_builder(dropout_fitted, data, tmp_path):
+    X, y = data
+    save(dropout_fitted, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert isinstance(loaded.network, _persistence.SavedNetwork)
+    assert_same_estimator(dropout_fitted, loaded, X)
+    assert_same_params(dropout_fitted, loaded, skip=("network",))
+    # The buffers (Dropout's seed state) come from state.npz, not the .keras file.
+    for saved, restored in zip(dropout_fitted._buffers, loaded._buffers, strict=True):
+        assert np.array_equal(saved, restored)
+    model_buffers = [v.numpy() for v in loaded.model_.non_trainable_variables]
+    for saved, restored in zip(dropout_fitted._buffers, model_buffers, strict=True):
+        assert np.array_equal(saved, restored)
+    # The architecture rebuilt from the file refits exactly as the builder.
+    fresh = KerasDigitClassifier(**{**SMALL, "network": dropout_network}).fit(X, y)
+    assert_same_estimator(fresh, loaded.fit(X, y), X)
+    # A second round trip gives an equal SavedNetwork.
+    save(loaded, tmp_path / "again.skd")
+    assert load(tmp_path / "again.skd").network == loaded.network
+
+
+def test_custom_network_round_trip_with_builder(dropout_fitted, data, tmp_path):
+    X, y = data
+    save(dropout_fitted, tmp_path / "model.skd")
+    with zipfile.ZipFile(tmp_path / "model.skd") as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["network"]["name"] == f"{__name__}.dropout_network"
+    loaded = load(tmp_path / "model.skd", network=dropout_network)
+    assert loaded.network is dropout_network
+    assert_same_estimator(dropout_fitted, loaded, X)
+    assert_same_params(dropout_fitted, loaded)
+
+
+def test_partial_network_round_trip(data, tmp_path):
+    X, y = data
+    network = functools.partial(wide_network, units=5)
+    est = KerasDigitClassifier(**{**SMALL, "network": network}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    with zipfile.ZipFile(tmp_path / "model.skd") as archive:
+        described = json.loads(archive.read("manifest.json"))["network"]
+    assert described == {"name": f"{__name__}.wide_network", "kind": "partial"}
+    assert_same_estimator(est, load(tmp_path / "model.skd", network=network), X)
+    assert_same_estimator(est, load(tmp_path / "model.skd"), X)
+
+
+def test_load_checks_the_network_argument(dense_file, data, tmp_path):
+    X, y = data
+    with pytest.raises(ValueError, match="default network"):
+        load(dense_file, network=wide_network)
+    est = KerasDigitClassifier(**{**SMALL, "network": wide_network}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    with pytest.raises(ValueError, match=r"shapes \[\(64, 6\), \(6,\)"):
+        load(tmp_path / "model.skd", network=functools.partial(wide_network, units=6))
+
+
+def test_lambda_network_is_refused_unless_allowed(data, tmp_path):
+    X, y = data
+    est = KerasDigitClassifier(**{**SMALL, "network": lambda_network}).fit(X, y)
+    path = tmp_path / "lambda.skd"
+    save(est, path)
+    with pytest.raises(ModelFileError, match="Lambda layer") as info:
+        load(path)
+    assert str(path) in str(info.value)
+    assert "allow_unsafe=True" in str(info.value)
+    assert_same_estimator(est, load(path, allow_unsafe=True), X)
+    # The caller's own builder needs no code from the file.
+    assert_same_estimator(est, load(path, network=lambda_network), X)
+
+
+def test_unknown_custom_layer_is_refused_unless_given(data, tmp_path):
+    X, y = data
+    est = KerasDigitClassifier(**{**SMALL, "network": custom_layer_network}).fit(X, y)
+    path = tmp_path / "custom.skd"
+    save(est, path)
+    with pytest.raises(ModelFileError, match="custom class 'Scale'") as info:
+        load(path)
+    assert "custom_objects" in str(info.value)
+    loaded = load(path, custom_objects={"Scale": Scale})
+    assert_same_estimator(est, loaded, X)
+    assert_same_estimator(est, load(path, network=custom_layer_network), X)
+
+
+def test_callbacks_are_named_not_stored(data, tmp_path):
+    X, y = data
+    callback = keras.callbacks.History()
+    est = KerasDigitClassifier(**{**SMALL, "callbacks": [callback]}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    with pytest.warns(UserWarning, match="History"):
+        loaded = load(tmp_path / "model.skd")
+    assert loaded.callbacks is None
+    assert_same_estimator(est, loaded, X)
+    again = load(tmp_path / "model.skd", callbacks=[callback])
+    assert again.get_params()["callbacks"] == [callback]
+
+
+# -- damaged and hostile files -----------------------------------------------------
+def assert_refused(path, match, **kwargs):
+    with pytest.raises(ModelFileError, match=match) as info:
+        load(path, **kwargs)
+    assert isinstance(info.value, ValueError)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.skd"
+    path.write_bytes(b"")
+    assert_refused(path, r"empty \(0 bytes\)")
+
+
+def test_not_a_zip(tmp_path, dense):
+    text = tmp_path / "notes.skd"
+    text.write_text("just some text\n")
+    assert_refused(text, "not a zip archive")
+    pickled = tmp_path / "model.joblib"
+    joblib.dump(dense, pickled)
+    assert_refused(pickled, "looks like a pickle")
+
+
+@pytest.mark.parametrize("keep", [1, 22, 100, 0.5, -1, -22, -100])
+def test_truncated_file(keep, dense_file, tmp_path):
+    data = dense_file.read_bytes()
+    keep = int(len(data) * keep) if isinstance(keep, float) else keep
+    path = tmp_path / "truncated.skd"
+    path.write_bytes(data[:keep])
+    assert_refused(path, "truncated or damaged|not a zip archive")
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "state.npz", "model.keras"])
+def test_corrupted_member(member, dense_file, tmp_path):
+    data = dense_file.read_bytes()
+    start, size = member_data_offset(dense_file, member)
+    path = tmp_path / "corrupted.skd"
+    path.write_bytes(flip(data, start + size // 2))
+    assert_refused(path, f"member '{member}' is corrupted")
+
+
+def test_corruption_anywhere_is_detected_or_harmless(dense, dense_file, data, tmp_path):
+    """One flipped byte, at 97 places: a ModelFileError or the same estimator."""
+    X, _ = data
+    original = dense_file.read_bytes()
+    path = tmp_path / "flipped.skd"
+    harmless = 0
+    for position in np.linspace(0, len(original) - 1, 97).astype(int):
+        path.write_bytes(flip(original, position))
+        try:
+            loaded = load(path)
+        except ModelFileError as exc:
+            assert str(path) in str(exc)
+            continue
+        harmless += 1
+        assert np.array_equal(loaded.predict_proba(X), dense.predict_proba(X))
+    assert harmless < 20  # most bytes are covered by a checksum
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "state.npz", "model.keras"])
+def test_missing_member(member, dense_file, tmp_path):
+    path = rewrite(dense_file, tmp_path / "missing.skd", drop=[member])
+    assert_refused(path, rf"member\(s\) \['{member}'\] missing")
+
+
+def test_keras_file_is_not_a_model_file(dense, tmp_path):
+    path = tmp_path / "network.keras"
+    dense.model_.save(path)
+    assert_refused(path, "keras.saving.load_model")
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m.update(format_version=2), "format version 2.*Upgrade"),
+        (lambda m: m.update(format_version="1"), "invalid format_version '1'"),
+        (lambda m: m.update(format_version=0), "invalid format_version 0"),
+        (lambda m: m.update(format="other"), "declares format 'other'"),
+        (lambda m: m.update(estimator="os.system"), "holds a 'os.system'"),
+        (
+            lambda m: m["state"]["dict"]["_label_binarizer"].update(
+                object="posix.system"
+            ),
+            "class 'posix.system' that is not allowed",
+        ),
+        (
+            lambda m: m["state"]["dict"].update(predict="anything"),
+            r"invalid fitted attribute names \['predict'\]",
+        ),
+        (
+            lambda m: m["params"]["dict"].update(evil=1),
+            r"parameters \['evil'\] are unexpected",
+        ),
+        (
+            lambda m: m["params"]["dict"].update(solver="evil"),
+            "invalid parameters: The 'solver' parameter",
+        ),
+        (
+            lambda m: m["state"]["dict"].update(n_features_in_=3),
+            "do not match n_features_in_=3",
+        ),
+        (
+            lambda m: m["state"]["dict"]["_params"].__setitem__(0, {"array": "zz"}),
+            "missing from state.npz",
+        ),
+        (
+            lambda m: m["state"]["dict"].update(t_={"eval": "1+1"}),
+            "unknown value",
+        ),
+        (
+            lambda m: m["state"]["dict"].update(_params=3),
+            "malformed",
+        ),
+    ],
+    ids=[
+        "newer_version",
+        "string_version",
+        "zero_version",
+        "format_name",
+        "estimator_class",
+        "object_class",
+        "shadowing_attribute",
+        "unknown_parameter",
+        "invalid_parameter",
+        "inconsistent_shapes",
+        "missing_array",
+        "unknown_tag",
+        "malformed_state",
+    ],
+)
+def test_invalid_manifest(edit, match, dense_file, tmp_path):
+    path = edit_manifest(dense_file, tmp_path / "edited.skd", edit)
+    assert_refused(path, match)
+
+
+def test_manifest_not_json(dense_file, tmp_path):
+    path = rewrite(dense_file, tmp_path / "bad.skd", {"manifest.json": b"{not json"})
+    assert_refused(path, "not valid JSON")
+
+
+def test_weights_of_another_network_are_refused(dense_file, data, tmp_path):
+    X, y = data
+    other = KerasDigitClassifier(**{**SMALL, "random_state": 7}).fit(X, y)
+    save(other, tmp_path / "other.skd")
+    with zipfile.ZipFile(tmp_path / "other.skd") as archive:
+        network = archive.read("model.keras")
+    path = rewrite(dense_file, tmp_path / "mixed.skd", {"model.keras": network})
+    assert_refused(path, "weights in model.keras differ")
+
+
+def test_pickled_array_is_refused_and_never_unpickled(dense_file, tmp_path):
+    marker = tmp_path / "payload-ran"
+    payload = io.BytesIO()
+    with zipfile.ZipFile(dense_file) as archive:
+        with np.load(io.BytesIO(archive.read("state.npz"))) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    arrays["a0"] = np.array([OpenOnUnpickle(str(marker))], dtype=object)
+    np.savez(payload, **arrays)
+    path = rewrite(
+        dense_file, tmp_path / "hostile.skd", {"state.npz": payload.getvalue()}
+    )
+    assert_refused(path, "only pickle could read: refused")
+    assert not marker.exists()
+    # Control: the payload is live, pickle would have run it.
+    with np.load(io.BytesIO(payload.getvalue()), allow_pickle=True) as npz:
+        npz["a0"][0].close()
+    assert marker.exists()
+
+
+def test_model_file_error_pickles():
+    error = ModelFileError("some/file.skd", "the file is empty (0 bytes).")
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, ValueError)
+    assert str(copy) == str(error)
+    assert (copy.path, copy.problem) == (error.path, error.problem)
+
+
+# -- atomic save ------------------------------------------------------------------
+def fail_after_first_member(monkeypatch, exception):
+    real = _persistence._write_member
+    written = []
+
+    def write_member(archive, name, data):
+        if written:
+            raise exception
+        real(archive, name, data)
+        written.append(name)
+
+    monkeypatch.setattr(_persistence, "_write_member", write_member)
+    return written
+
+
+@pytest.mark.parametrize("exception", [OSError("disk full"), KeyboardInterrupt()])
+def test_failed_save_keeps_previous_file(exception, dense, data, tmp_path, monkeypatch):
+    X, y = data
+    path = tmp_path / "model.skd"
+    previous = KerasDigitClassifier(**{**SMALL, "random_state": 3}).fit(X, y)
+    save(previous, path)
+    before = path.read_bytes()
+    written = fail_after_first_member(monkeypatch, exception)
+    with pytest.raises(type(exception)):
+        save(dense, path)
+    assert written == ["manifest.json"]  # the crash came mid-write
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.skd"]
+    assert np.array_equal(load(path).predict_proba(X), previous.predict_proba(X))
+
+
+def test_failed_save_leaves_no_file(dense, tmp_path, monkeypatch):
+    fail_after_first_member(monkeypatch, OSError("disk full"))
+    with pytest.raises(OSError, match="disk full"):
+        save(dense, tmp_path / "model.skd")
+    assert os.listdir(tmp_path) == []
+
+
+CRASH_SCRIPT = """
+    import os, pickle, sys
+    from sk_keras_digits import _persistence, save
+    with open(sys.argv[1], "rb") as file:
+        estimator = pickle.load(file)
+    real = _persistence._write_member
+    def write_member(archive, name, data):
+        real(archive, name, data)
+        if name == "state.npz":
+            archive.fp.flush()
+            os._exit(17)  # the process dies mid-save: no cleanup runs
+    _persistence._write_member = write_member
+    save(estimator, sys.argv[2])
+"""
+
+
+def test_crash_mid_save_never_breaks_the_file(dense, data, tmp_path):
+    """A real crash (os._exit) mid-save: the path keeps the previous file."""
+    X, y = data
+    path = tmp_path / "model.skd"
+    previous = KerasDigitClassifier(**{**SMALL, "random_state": 5}).fit(X, y)
+    save(previous, path)
+    before = path.read_bytes()
+    pickle_path = tmp_path / "estimator.pkl"
+    pickle_path.write_bytes(pickle.dumps(dense))
+    result = run_python(CRASH_SCRIPT, pickle_path, path)
+    assert result.returncode == 17, result.stderr[-2000:]
+    assert path.read_bytes() == before
+    assert np.array_equal(load(path).predict_proba(X), previous.predict_proba(X))
+    # The crashed write leaves its hidden temporary file behind, never `path`.
+    leftovers = sorted(set(os.listdir(tmp_path)) - {"model.skd", "estimator.pkl"})
+    assert len(leftovers) == 1
+    assert leftovers[0].startswith(".model.skd.") and leftovers[0].endswith(".tmp")
+
+
+# -- pickle and joblib, and what load runs, in a fresh process ----------------------
+FRESH_PROCESS_SCRIPT = """
+    import json, pickle, sys
+    import numpy as np
+    import joblib
+
+    folder = sys.argv[1]
+    X = np.load(f"{folder}/X.npy")
+    report = {}
+    with open(f"{folder}/model.pkl", "rb") as file:
+        est = pickle.load(file)
+    np.save(f"{folder}/pickle_proba.npy", est.predict_proba(X))
+    est = joblib.load(f"{folder}/model.joblib")
+    np.save(f"{folder}/joblib_proba.npy", est.predict_proba(X))
+    report["tensorflow_after_unpickle"] = "tensorflow" in sys.modules
+    report["keras_after_unpickle"] = "keras" in sys.modules
+
+    import sk_keras_digits
+    from sk_keras_digits import ModelFileError
+
+    def refused(path, **kwargs):
+        try:
+            sk_keras_digits.load(path, **kwargs)
+        except ModelFileError:
+            return True
+        return False
+
+    # Warm up: import everything loading needs, before watching.
+    sk_keras_digits.load(f"{folder}/model.skd")
+    refused(f"{folder}/lambda.skd")
+    refused(f"{folder}/custom.skd")
+
+    events = []
+
+    def hook(event, args):
+        if event not in ("pickle.find_class", "marshal.loads"):
+            return
+        frame = sys._getframe(1)
+        while frame is not None:
+            if "importlib._bootstrap" in frame.f_code.co_filename:
+                return  # importing a module's bytecode, not data from a file
+            frame = frame.f_back
+        events.append(event)
+
+    sys.addaudithook(hook)
+
+    def watch(action):
+        events.clear()
+        result = action()
+        return result, sorted(set(events))
+
+    est, report["load_events"] = watch(
+        lambda: sk_keras_digits.load(f"{folder}/model.skd")
+    )
+    np.save(f"{folder}/load_proba.npy", est.predict_proba(X))
+    report["lambda_refused"], report["lambda_events"] = watch(
+        lambda: refused(f"{folder}/lambda.skd")
+    )
+    report["custom_refused"], report["custom_events"] = watch(
+        lambda: refused(f"{folder}/custom.skd")
+    )
+    _, report["unsafe_events"] = watch(
+        lambda: sk_keras_digits.load(f"{folder}/lambda.skd", allow_unsafe=True)
+    )
+    _, report["joblib_events"] = watch(
+        lambda: joblib.load(f"{folder}/model.joblib")
+    )
+    print("REPORT" + json.dumps(report))
+"""
+
+
+def test_fresh_process_pickle_joblib_and_safe_load(dense, dense_file, data, tmp_path):
+    X, y = data
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(dense))
+    joblib.dump(dense, tmp_path / "model.joblib")
+    (tmp_path / "model.skd").write_bytes(dense_file.read_bytes())
+    for name, network in [("lambda", lambda_network), ("custom", custom_layer_network)]:
+        est = KerasDigitClassifier(**{**SMALL, "network": network}).fit(X, y)
+        save(est, tmp_path / f"{name}.skd")
+    result = run_python(FRESH_PROCESS_SCRIPT, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    expected = dense.predict_proba(X)
+    for name in ("pickle", "joblib", "load"):
+        assert np.array_equal(np.load(tmp_path / f"{name}_proba.npy"), expected), name
+    # Unpickling and predicting with the dense network is NumPy only.
+    assert report["tensorflow_after_unpickle"] is False
+    assert report["keras_after_unpickle"] is False
+    # load neither unpickles nor unmarshals code; refusals run nothing either.
+    assert report["load_events"] == []
+    assert report["lambda_refused"] is True and report["lambda_events"] == []
+    assert report["custom_refused"] is True and report["custom_events"] == []
+    # Controls: the hook sees a Lambda's code being unmarshalled, and pickle.
+    assert report["unsafe_events"] == ["marshal.loads"]
+    assert report["joblib_events"] == ["pickle.find_class"]
+
+
+def test_pickle_does_not_change_the_estimator(data):
+    """Pickling drops the Keras objects from the pickled copy, not the estimator."""
+    X, y = data
+    est = KerasDigitClassifier(**SMALL).fit(X, y)
+    model = est.model_
+    pickle.dumps(est)
+    joblib.dump(est, io.BytesIO())
+    assert est.model_ is model
+    restored = pickle.loads(pickle.dumps(est))
+    assert "_model" not in vars(restored) and "_network" not in vars(restored)
+    assert_same_estimator(est, restored, X)

@@ -90,9 +90,10 @@ SETTINGS = {
 }
 
 #: The targets of issue 3: (key, figure, kind, limit). ``ratio``: ours / MLP
-#: <= limit; ``absolute``: ours <= limit (MB); ``difference``: |ours - plain
-#: Keras| <= limit. The last row is an added diagnostic: the default network
-#: starts from MLPClassifier's initialisation, plain Keras from Keras' own.
+#: <= limit; ``absolute``: ours <= limit (MB); ``difference``: |ours -
+#: reference| <= limit, the reference given by :data:`COMPARED_ACCURACY`. The
+#: last row is an added diagnostic: the default network starts from
+#: MLPClassifier's initialisation, plain Keras from Keras' own.
 TARGETS = [
     ("fit", "fit, tutorial configuration, 2nd and later fits", "ratio", 1.0),
     ("first_fit", "first fit in a process (after imports)", "ratio", 8.0),
@@ -101,18 +102,29 @@ TARGETS = [
     ("grid_search", "GridSearchCV, 5 hidden sizes x 5 folds, Pipeline", "ratio", 1.5),
     ("check_estimator", "check_estimator, whole suite", "ratio", 3.0),
     ("memory", "RSS growth over 300 consecutive fits", "absolute", 50.0),
-    ("accuracy", "mean test accuracy over seeds (vs plain Keras)", "difference", 0.01),
+    (
+        "accuracy",
+        "mean test accuracy over seeds (vs the reference Keras loop)",
+        "difference",
+        0.01,
+    ),
     (
         "accuracy_keras_init",
-        "same, ours on the tutorial's Keras network (Keras initialisers)",
+        "same, ours with Keras' initialisers (vs plain Keras model.fit)",
         "difference",
         0.01,
     ),
 ]
 
-#: For the ``difference`` targets: the ``accuracy`` entry compared with plain
-#: Keras' mean.
-COMPARED_ACCURACY = {"accuracy": "ours", "accuracy_keras_init": "ours_keras_init"}
+#: For the ``difference`` targets: (ours, reference) entries of the accuracy
+#: means. "core" is the reference Keras loop (:func:`core_loop_fit`): the
+#: estimator's training semantics written the plain way, one eager Keras step
+#: per batch from Python, from the same initial weights; "keras" is the
+#: tutorial's own ``model.fit``.
+COMPARED_ACCURACY = {
+    "accuracy": ("ours", "core"),
+    "accuracy_keras_init": ("ours_keras_init", "keras"),
+}
 
 #: Columns of the peers table: (key in a figure's ``times``, header).
 PEERS = [
@@ -532,6 +544,51 @@ def keras_init_network(n_features_in, n_outputs, output_activation):
     return keras.Model(inputs, outputs)
 
 
+def core_loop_fit(X, y, seed):
+    """The estimator's training, written as a plain per-batch Keras loop.
+
+    The reference for the fast path's accuracy: the tutorial network built by
+    the estimator's network builder from the same initial weights (drawn as
+    MLPClassifier draws them), then 50 epochs of shuffled batches of 100, each
+    one eager step of Keras' SGD (learning rate 0.1, Nesterov momentum 0.9) on
+    the Keras model's categorical cross-entropy plus MLPClassifier's L2 term.
+    Returns the trained ``keras.Model``.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from sk_keras_digits._network import DenseNetwork
+
+    rng = np.random.RandomState(seed)
+    network = DenseNetwork([X.shape[1], 15, 10], "logistic", "softmax", "float64")
+    params, _ = network.initial_params(rng)
+    model = network.build_model(params)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+    Y = np.eye(10)[y]
+    kernels = [w for w in model.trainable_variables if len(w.shape) == 2]
+
+    @tf.function
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            proba = model(xb, training=True)
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(yb, proba))
+            penalty = tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
+            loss += (
+                0.5 * TUTORIAL["alpha"] * penalty / tf.cast(tf.shape(xb)[0], "float64")
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+    batch = TUTORIAL["batch_size"]
+    for _ in range(TUTORIAL["max_iter"]):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch):
+            index = order[start : start + batch]
+            step(X[index], Y[index])
+    return model
+
+
 def bench_accuracy(cfg, data, peers):
     """Mean test accuracy over seeds, tutorial configuration."""
     import numpy as np
@@ -547,6 +604,15 @@ def bench_accuracy(cfg, data, peers):
             for s in seeds
         ],
         "mlp": [mlp(random_state=s).fit(X, y).score(X_test, y_test) for s in seeds],
+        "core": [
+            float(
+                np.mean(
+                    core_loop_fit(X, y, s).predict(X_test, verbose=0).argmax(1)
+                    == y_test
+                )
+            )
+            for s in seeds
+        ],
     }
     if peers:
         import keras
@@ -613,10 +679,11 @@ def summarize(results):
         else:
             row["unit"] = ""
             means = (results.get("accuracy") or {}).get("mean", {})
-            row["ours"] = means.get(COMPARED_ACCURACY[key])
-            row["reference"] = means.get("mlp")
-            if row["ours"] is not None and means.get("keras") is not None:
-                row["value"] = row["ours"] - means["keras"]
+            ours_key, reference_key = COMPARED_ACCURACY[key]
+            row["ours"] = means.get(ours_key)
+            row["reference"] = means.get(reference_key)
+            if row["ours"] is not None and row["reference"] is not None:
+                row["value"] = row["ours"] - row["reference"]
         value = row.setdefault("value", None)
         if value is None:
             row["ok"] = None
@@ -674,7 +741,7 @@ def _fmt_ok(ok):
 
 def target_table(rows):
     """The targets as rows of strings, a header first."""
-    table = [["figure", "ours", "MLPClassifier", "ratio", "target", "ok"]]
+    table = [["figure", "ours", "reference", "ratio", "target", "ok"]]
     for row in rows:
         table.append(
             [
@@ -921,7 +988,10 @@ def format_rst(report):
     lines += [
         "",
         _rst_list_table(
-            "Targets: ours against MLPClassifier, measured side by side",
+            "Targets, measured side by side. Reference: MLPClassifier for the "
+            "ratios; for the accuracies, the reference Keras loop (the "
+            "estimator's training written as plain per-batch Keras steps) and "
+            "the tutorial's plain Keras model.fit",
             target_table(report["summary"]),
         ),
         "",

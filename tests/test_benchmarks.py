@@ -80,7 +80,13 @@ def fake_report(bench):
                 "keras": 0.92,
                 "core": 0.92,
             },
-            "std": {"ours": 0.01, "ours_keras_init": 0.01, "mlp": 0.01, "keras": 0.01},
+            "std": {
+                "ours": 0.01,
+                "ours_keras_init": 0.01,
+                "mlp": 0.01,
+                "keras": 0.01,
+                "core": 0.01,
+            },
         },
     }
     return {
@@ -119,24 +125,20 @@ def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     assert rows["predict_proba_1"]["value"] == pytest.approx(4.0)
     assert rows["predict_proba_1"]["ok"] is False
     assert rows["memory"]["value"] == 12.0 and rows["memory"]["ok"] is True
-    # Accuracy compares ours with the reference Keras loop, in absolute value;
-    # ours with Keras' initialisers with plain Keras.
+    # Accuracy compares ours with the reference Keras loop, in absolute value.
     assert rows["accuracy"]["value"] == pytest.approx(-0.02)
     assert rows["accuracy"]["ok"] is False
     assert rows["accuracy"]["reference"] == 0.92
-    assert rows["accuracy_keras_init"]["value"] == pytest.approx(-0.005)
-    assert rows["accuracy_keras_init"]["ok"] is True
 
 
 def test_summarize_marks_missing_figures(bench, fake_report):
     results = copy.deepcopy(fake_report["results"])
     del results["memory"]
-    del results["accuracy"]["mean"]["keras"]  # --skip-peers: no plain Keras
+    del results["accuracy"]["mean"]["core"]
     rows = {row["key"]: row for row in bench.summarize(results)}
     assert rows["memory"]["ok"] is None and rows["memory"]["value"] is None
-    assert rows["accuracy_keras_init"]["ok"] is None
-    assert rows["accuracy_keras_init"]["ours"] == 0.915
-    assert rows["accuracy"]["ok"] is False
+    assert rows["accuracy"]["ok"] is None
+    assert rows["accuracy"]["ours"] == 0.90
     assert rows["fit"]["ok"] is True
 
 
@@ -145,7 +147,7 @@ def test_tables_and_text(bench, fake_report):
     assert table[0] == ["figure", "ours", "reference", "ratio", "target", "ok"]
     assert len(table) == len(bench.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
-    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 7
+    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 6
     text = bench.format_text(table).splitlines()
     # Every row has its column separators at the same offsets.
     offsets = {tuple(i for i, c in enumerate(line) if c == "|") for line in text}

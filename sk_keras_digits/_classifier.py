@@ -223,6 +223,19 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     TensorFlow and Keras are imported on the first fit (or the first
     prediction of an unpickled custom network), never at import.
 
+    A call to fit that fails (bad input, a diverging loss) leaves the estimator
+    exactly as it was. An interrupt (``KeyboardInterrupt``) during fit is
+    noticed when the compiled loop hands control back to Python: after every
+    epoch with ``verbose`` or ``callbacks``, otherwise after each chunk of
+    epochs (often the whole fit). If no epoch had been handed back, the
+    estimator is left exactly as it was and the interrupt propagates;
+    otherwise training stops there, fitted up to the last epoch handed back,
+    with the warning "Training interrupted by user." (as MLPClassifier).
+
+    With minibatches, ``sample_weight=k`` weighs a sample's loss k times in
+    its batch (as MLPClassifier): exactly equivalent to k copies with full
+    batches and ``'lbfgs'``, equivalent in expectation otherwise.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits

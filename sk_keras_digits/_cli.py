@@ -507,7 +507,7 @@ def _best_table(searches, split):
                 name,
                 str(best[0]),
                 f"{search.best_score_:.3f}",
-                f"{search.score(X_test, y_test):.3f}",
+                f"{search.best_estimator_.score(X_test, y_test):.3f}",
             ]
         )
     return Table(

@@ -30,25 +30,17 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+from sk_keras_digits._tutorial import N_TRAIN, TUTORIAL_PARAMS
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 DEFAULT_QUICK_OUT = ROOT / "benchmarks" / "results" / "quick.json"
 DEFAULT_RST = ROOT / "docs" / "benchmark_table.rst"
 
-#: The tutorial's network and solver settings, in MLPClassifier's names.
-TUTORIAL = dict(
-    hidden_layer_sizes=(15,),
-    activation="logistic",
-    solver="sgd",
-    learning_rate_init=0.1,
-    momentum=0.9,
-    alpha=1e-4,
-    batch_size=100,
-    max_iter=50,
-)
-
-#: The tutorial's split: the first SPLIT digits train, the rest test.
-SPLIT = 1000
+#: The tutorial's network and solver settings, in MLPClassifier's names, and
+#: its split: the first SPLIT digits train, the rest test.
+TUTORIAL = TUTORIAL_PARAMS
+SPLIT = N_TRAIN
 
 #: Hidden layer sizes searched by the GridSearchCV benchmark.
 GRID_SIZES = [(5,), (10,), (15,), (30,), (60,)]

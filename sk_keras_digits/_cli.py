@@ -22,20 +22,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The tutorial's network and solver, in MLPClassifier's parameter names.
-TUTORIAL_PARAMS = dict(
-    hidden_layer_sizes=(15,),
-    activation="logistic",
-    solver="sgd",
-    learning_rate_init=0.1,
-    momentum=0.9,
-    alpha=1e-4,
-    batch_size=100,
-    max_iter=50,
-)
-
-#: The tutorial's split: the first N_TRAIN digits train, the rest test.
-N_TRAIN = 1000
+from ._tutorial import N_TRAIN, TUTORIAL_PARAMS
 
 DEFAULT_OUT = "sk-keras-digits-report"
 

@@ -9,17 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-#: The tutorial's network and solver settings, in MLPClassifier's names.
-TUTORIAL = dict(
-    hidden_layer_sizes=(15,),
-    activation="logistic",
-    solver="sgd",
-    learning_rate_init=0.1,
-    momentum=0.9,
-    alpha=1e-4,
-    batch_size=100,
-    max_iter=50,
-)
+from sk_keras_digits._tutorial import N_TRAIN, TUTORIAL_PARAMS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +23,7 @@ def digits():
 def tutorial_split(digits):
     """The tutorial's split: the first 1000 digits train, the rest test."""
     X, y = digits
-    return X[:1000], y[:1000], X[1000:], y[1000:]
+    return X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
 
 
 @pytest.fixture(scope="session")
@@ -45,4 +35,4 @@ def small_digits(digits):
 
 @pytest.fixture
 def tutorial_params():
-    return dict(TUTORIAL)
+    return dict(TUTORIAL_PARAMS)

@@ -506,7 +506,9 @@ def test_int_random_state_is_bit_reproducible_and_none_is_not(small_digits):
 
 def _global_random_states():
     import keras
+    import tensorflow as tf
     from keras.src.backend.common import global_state
+    from tensorflow.python.framework import random_seed
 
     generator = global_state.get_global_attribute("global_seed_generator")
     return (
@@ -515,6 +517,10 @@ def _global_random_states():
         None if generator is None else generator.state.numpy().tobytes(),
         keras.config.floatx(),
         str(keras.config.dtype_policy().name),
+        random_seed.get_seed(None),  # TensorFlow's global seed
+        tf.config.threading.get_inter_op_parallelism_threads(),
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.functions_run_eagerly(),
     )
 
 

@@ -26,7 +26,7 @@ class EpochReporter:
         self.model = None
         self.active = bool(self.verbose) or bool(estimator.callbacks)
         if estimator.callbacks:
-            import keras  # noqa: PLC0415
+            import keras
 
             self.model = network.build_model(estimator._params, estimator._buffers)
             self.model.stop_training = False
@@ -64,7 +64,7 @@ class EpochReporter:
         return False
 
     def _print_trigger(self, log):
-        from ._training import LEARNING_RATE_TOO_SMALL, RUNNING  # noqa: PLC0415
+        from ._training import LEARNING_RATE_TOO_SMALL, RUNNING
 
         estimator = self.estimator
         what = (

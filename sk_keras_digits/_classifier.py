@@ -232,6 +232,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     otherwise training stops there, fitted up to the last epoch handed back,
     with the warning "Training interrupted by user." (as MLPClassifier).
 
+    Sparse ``X`` is accepted everywhere; training densifies it (batches are
+    sliced inside the compiled loop), prediction with the default network
+    multiplies it as it is.
+
     With minibatches, ``sample_weight=k`` weighs a sample's loss k times in
     its batch (as MLPClassifier): exactly equivalent to k copies with full
     batches and ``'lbfgs'``, equivalent in expectation otherwise.
@@ -463,7 +467,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(X, "toarray"):
             X = X.toarray()
 
-        from . import _training  # noqa: PLC0415  (TensorFlow loads here)
+        from . import _training  # TensorFlow loads here
 
         rng = self._random_state()
         network = self._build_network(X, Y, hidden, first_pass, rng)
@@ -515,7 +519,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             _labels.check_known_labels(self._label_binarizer, y, "partial_fit")
 
     def _build_network(self, X, Y, hidden, first_pass, rng):
-        from . import _network  # noqa: PLC0415
+        from . import _network
 
         out_activation = _labels.output_activation(self._label_binarizer)
         dtype = X.dtype.name
@@ -615,7 +619,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         self._params = params
 
     def _fit_stochastic(self, training, network, X, y, Y, sw, rng, incremental):
-        from . import _solvers  # noqa: PLC0415
+        from . import _solvers
 
         data = {"X": X, "Y": Y, "sw": sw, "X_val": None, "Y_val": None, "sw_val": None}
         if self.early_stopping:
@@ -792,7 +796,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 self.activation,
                 self.out_activation_,
             )
-        from . import _training  # noqa: PLC0415
+        from . import _training
 
         network = self._get_network()
         program = _training.get_program(network)
@@ -805,7 +809,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         """The network object (rebuilt after unpickling)."""
         network = getattr(self, "_network", None)
         if network is None:
-            from . import _network  # noqa: PLC0415
+            from . import _network
 
             if self.network is None:
                 units = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]

@@ -70,7 +70,7 @@ def build_parser():
     -------
     parser : argparse.ArgumentParser
     """
-    from . import __version__  # noqa: PLC0415
+    from . import __version__
 
     full, quick = FULL, QUICK
     parser = argparse.ArgumentParser(
@@ -253,9 +253,9 @@ def run(settings):
         bar.set_description("importing TensorFlow")
         import_tensorflow_quietly()
 
-        import numpy as np  # noqa: PLC0415
-        from sklearn.datasets import load_digits  # noqa: PLC0415
-        from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
+        import numpy as np
+        from sklearn.datasets import load_digits
+        from sklearn.exceptions import ConvergenceWarning
 
         X, y = load_digits(return_X_y=True)
         X = X.astype(np.float64)
@@ -302,7 +302,7 @@ def import_tensorflow_quietly():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf  # noqa: PLC0415
+            import tensorflow as tf
 
             from . import _training  # noqa: F401, PLC0415
 
@@ -319,7 +319,7 @@ def import_tensorflow_quietly():
 
 @contextlib.contextmanager
 def _progress(total, enabled):
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     bar = tqdm(
         total=total,
@@ -336,9 +336,9 @@ def _progress(total, enabled):
 
 
 def _classifiers(random_state, **params):
-    from sklearn.neural_network import MLPClassifier  # noqa: PLC0415
+    from sklearn.neural_network import MLPClassifier
 
-    from ._classifier import KerasDigitClassifier  # noqa: PLC0415
+    from ._classifier import KerasDigitClassifier
 
     params = {**TUTORIAL_PARAMS, **params, "random_state": random_state}
     return {
@@ -377,9 +377,9 @@ class _ProgressScorer:
 
 def _grid_searches(split, settings, bar):
     """GridSearchCV over hidden_layer_sizes in a Pipeline, for both models."""
-    from sklearn.model_selection import GridSearchCV  # noqa: PLC0415
-    from sklearn.pipeline import Pipeline  # noqa: PLC0415
-    from sklearn.preprocessing import MinMaxScaler  # noqa: PLC0415
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
 
     X_train, y_train, _, _ = split
     grid = {"clf__hidden_layer_sizes": [(h,) for h in settings.hidden_sizes]}
@@ -399,7 +399,7 @@ def _grid_searches(split, settings, bar):
 
 
 def _mean_sd(values, digits=3):
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     values = np.asarray(values, dtype=float)
     if len(values) == 1:
@@ -408,9 +408,9 @@ def _mean_sd(values, digits=3):
 
 
 def _tutorial_table(tutorial, split, settings):
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from ._report import Table  # noqa: PLC0415
+    from ._report import Table
 
     n_test = split[2].shape[0]
     rows = []
@@ -449,7 +449,7 @@ def _tutorial_table(tutorial, split, settings):
 
 
 def _grid_table(searches, settings):
-    from ._report import Table  # noqa: PLC0415
+    from ._report import Table
 
     results = {name: s.cv_results_ for name, s in searches.items()}
     rows = []
@@ -483,7 +483,7 @@ def _grid_table(searches, settings):
 
 
 def _best_table(searches, split):
-    from ._report import Table  # noqa: PLC0415
+    from ._report import Table
 
     _, _, X_test, y_test = split
     rows = []
@@ -506,11 +506,11 @@ def _best_table(searches, split):
 
 def _save_figures(tutorial, searches, split, settings, bar):
     """Draw the figures on figures not managed by pyplot and save them."""
-    import numpy as np  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-    from sklearn.metrics import ConfusionMatrixDisplay  # noqa: PLC0415
+    import numpy as np
+    from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
 
-    from ._plotting import (  # noqa: PLC0415
+    from ._plotting import (
         plot_grid_search,
         plot_learning_curves,
         plot_predictions,
@@ -584,14 +584,14 @@ def _save_figures(tutorial, searches, split, settings, bar):
 
 
 def _write_report(settings, tables, figures, seconds):
-    import platform  # noqa: PLC0415
+    import platform
 
-    import keras  # noqa: PLC0415
-    import sklearn  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import keras
+    import sklearn
+    import tensorflow as tf
 
-    from . import __version__  # noqa: PLC0415
-    from ._report import write_report  # noqa: PLC0415
+    from . import __version__
+    from ._report import write_report
 
     details = [
         ("Run", "quick (--quick)" if settings.quick else "full"),

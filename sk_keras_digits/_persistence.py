@@ -146,7 +146,7 @@ class SavedNetwork:
         model : keras.Model
             The architecture, freshly initialised.
         """
-        import keras  # noqa: PLC0415
+        import keras
 
         return keras.saving.deserialize_keras_object(
             copy.deepcopy(self.config),
@@ -217,9 +217,9 @@ def save(estimator, path):
     >>> np.array_equal(loaded.predict(X[1000:]), clf.predict(X[1000:]))
     True
     """
-    from sklearn.utils.validation import check_is_fitted  # noqa: PLC0415
+    from sklearn.utils.validation import check_is_fitted
 
-    from ._classifier import _KERAS_STATE, KerasDigitClassifier  # noqa: PLC0415
+    from ._classifier import _KERAS_STATE, KerasDigitClassifier
 
     if not isinstance(estimator, KerasDigitClassifier):
         raise TypeError(
@@ -259,9 +259,9 @@ def save(estimator, path):
 
 
 def _library_versions():
-    import sklearn  # noqa: PLC0415
+    import sklearn
 
-    from . import __version__  # noqa: PLC0415
+    from . import __version__
 
     versions = {
         "sk_keras_digits": __version__,
@@ -427,7 +427,7 @@ class _Encoder:
 
 def _allowed_classes():
     """Classes whose plain state a model file may hold, by qualified name."""
-    from sklearn.preprocessing import LabelBinarizer  # noqa: PLC0415
+    from sklearn.preprocessing import LabelBinarizer
 
     return {_qualified_name(LabelBinarizer): LabelBinarizer}
 
@@ -533,7 +533,7 @@ def load(
             return estimator
         model = _open_network(path, file, custom_objects, allow_unsafe)
     if custom:
-        import keras  # noqa: PLC0415
+        import keras
 
         estimator.network = SavedNetwork(
             keras.saving.serialize_keras_object(model),
@@ -547,7 +547,7 @@ def load(
 
 def _restore(path, manifest, arrays, custom, callbacks):
     """The estimator with the manifest's parameters and fitted state, checked."""
-    from ._classifier import KerasDigitClassifier  # noqa: PLC0415
+    from ._classifier import KerasDigitClassifier
 
     decoder = _Decoder(path, arrays, manifest.get("object_arrays"))
     params = decoder.decode(manifest.get("params"), "params")
@@ -650,7 +650,7 @@ def _read_manifest(path, data):
             path, f"manifest.json declares an invalid format_version {version!r}."
         )
     if version > FORMAT_VERSION:
-        from . import __version__  # noqa: PLC0415
+        from . import __version__
 
         writer = manifest.get("versions", {}).get("sk_keras_digits", "?")
         raise ModelFileError(
@@ -814,9 +814,9 @@ def _check_state(path, estimator, custom):
 
 def _open_network(path, file, custom_objects, allow_unsafe):
     """Open ``model.keras`` with Keras, in safe mode unless allowed otherwise."""
-    import re  # noqa: PLC0415
+    import re
 
-    import keras  # noqa: PLC0415
+    import keras
 
     try:
         return keras.saving.load_model(

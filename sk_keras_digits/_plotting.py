@@ -23,7 +23,7 @@ WRONG_COLOR = "tab:red"
 
 
 def _pyplot():
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     return plt
 

@@ -521,7 +521,7 @@ def train_stochastic(
     opt = tf.nest.map_structure(
         lambda v: tf.convert_to_tensor(v, dtype), state["solver_state"]
     )
-    loop = dict(state["loop"])
+    loop = state["loop"]
     loop = {
         "learning_rate": tf.constant(loop["learning_rate"], dtype),
         "best_loss": tf.constant(loop["best_loss"], dtype),

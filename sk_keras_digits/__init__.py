@@ -8,8 +8,7 @@ command line's ``--help`` stay fast.
 from ._classifier import KerasDigitClassifier
 from ._persistence import ModelFileError, load, save
 from ._plotting import plot_grid_search, plot_learning_curves, plot_predictions
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "KerasDigitClassifier",

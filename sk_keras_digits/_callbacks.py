@@ -5,10 +5,13 @@ do in Python, the loop hands control back after every epoch and
 :class:`EpochReporter` does it: it prints MLPClassifier's progress lines and
 drives Keras callbacks (``on_train_begin``, ``on_epoch_begin``,
 ``on_epoch_end``, ``on_train_end``) on a Keras model kept in step with the
-trained weights.
+trained weights. When training ends, or fails, each callback gets back the
+model it had before (normally none): a fitted estimator's callbacks hold no
+Keras model, so cloning or copying it stays cheap.
 """
 
-import numpy as np
+from ._network import assign_variables, variable_values
+from ._state import LEARNING_RATE_TOO_SMALL, RUNNING
 
 
 class EpochReporter:
@@ -18,9 +21,8 @@ class EpochReporter:
     return to Python after every epoch.
     """
 
-    def __init__(self, estimator, network, n_epochs, n_samples, batch_size):
+    def __init__(self, estimator, network, weights, n_epochs, n_samples, batch_size):
         self.estimator = estimator
-        self.network = network
         self.verbose = estimator.verbose
         self.callbacks = None
         self.model = None
@@ -28,7 +30,10 @@ class EpochReporter:
         if estimator.callbacks:
             import keras
 
-            self.model = network.build_model(estimator._params, estimator._buffers)
+            self._previous_models = [
+                (callback, callback.model) for callback in estimator.callbacks
+            ]
+            self.model = network.build_model(weights)
             self.model.stop_training = False
             self.callbacks = keras.callbacks.CallbackList(
                 list(estimator.callbacks), model=self.model
@@ -43,7 +48,7 @@ class EpochReporter:
             self.callbacks.on_train_begin()
             self.callbacks.on_epoch_begin(0)
 
-    def __call__(self, epoch, log, params, buffers):
+    def __call__(self, epoch, log, weights):
         estimator = self.estimator
         if self.verbose:
             print(f"Iteration {epoch + 1}, loss = {log.losses[-1]:.8f}")
@@ -56,7 +61,7 @@ class EpochReporter:
         logs = {"loss": log.losses[-1], "learning_rate": log.learning_rates[-1]}
         if estimator.early_stopping:
             logs["val_accuracy"] = log.scores[-1]
-        self._assign(params, buffers)
+        assign_variables(self.model, weights)
         self.callbacks.on_epoch_end(epoch, logs)
         if self.model.stop_training:
             return True
@@ -64,8 +69,6 @@ class EpochReporter:
         return False
 
     def _print_trigger(self, log):
-        from ._training import LEARNING_RATE_TOO_SMALL, RUNNING
-
         estimator = self.estimator
         what = (
             "Validation score did not improve"
@@ -83,21 +86,20 @@ class EpochReporter:
         else:
             print(f"{msg} Stopping.")
 
-    def _assign(self, params, buffers):
-        for variable, value in zip(self.model.trainable_variables, params, strict=True):
-            variable.assign(value)
-        for variable, value in zip(
-            self.model.non_trainable_variables, buffers, strict=True
-        ):
-            variable.assign(value)
-
-    def finish(self, params, buffers):
+    def finish(self, weights):
         """End the callbacks and return the weights they leave the model with."""
         if self.callbacks is None:
-            return params, buffers
-        self._assign(params, buffers)
-        self.callbacks.on_train_end()
-        return (
-            [np.asarray(v.numpy()) for v in self.model.trainable_variables],
-            [np.asarray(v.numpy()) for v in self.model.non_trainable_variables],
-        )
+            return weights
+        assign_variables(self.model, weights)
+        try:
+            self.callbacks.on_train_end()
+        finally:
+            self.detach()
+        return variable_values(self.model)
+
+    def detach(self):
+        """Give each callback back the model it had before training."""
+        if self.callbacks is None:
+            return
+        for callback, model in self._previous_models:
+            callback.set_model(model)

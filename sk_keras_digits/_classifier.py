@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
+from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -18,15 +18,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _labels
-from ._callbacks import EpochReporter
-from ._inference import dense_forward
+from ._inference import predict_proba
+from ._labels import LabelEncoding
+from ._state import DIVERGED, RUNNING, FittedState
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
-# Fitted state that holds Keras or TensorFlow objects: rebuilt on demand, never
-# pickled.
-_KERAS_STATE = ("_model", "_network")
+#: Attributes caching Keras objects: rebuilt on demand, never pickled.
+KERAS_CACHE = ("_network", "_model")
 
 
 class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
@@ -422,13 +421,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental, classes):
         hidden = self._hidden_layer_sizes()
-        if incremental and _check_partial_fit_first_call(self, classes):
-            # _check_partial_fit_first_call sets classes_; the binarizer is
-            # fitted below, once y has been validated.
-            del self.classes_
-        first_pass = not hasattr(self, "coefs_") or (
-            not self.warm_start and not incremental
-        )
+        state = getattr(self, "_state", None)
+        first_pass = state is None or (not self.warm_start and not incremental)
         X, y = validate_data(
             self,
             X,
@@ -440,46 +434,51 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
-            if not sample_weight.sum() > 0:
-                raise ValueError(
-                    "sample_weight must have a positive sum; got weights summing "
-                    f"to {sample_weight.sum()}."
-                )
+        sample_weight = self._check_sample_weight(sample_weight, X)
         if X.shape[0] < 2 and not incremental:
             raise ValueError(
                 f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
             )
-        self._encode_targets(y, first_pass, incremental, classes)
-        binarizer = self._label_binarizer
-        if len(binarizer.classes_) < 2 and not binarizer.y_type_.startswith("multi"):
+        labels = self._encode_labels(y, state, first_pass, incremental, classes)
+        if len(labels.classes) < 2 and not labels.multilabel:
             raise ValueError(
-                f"y has only one class ({binarizer.classes_.tolist()}); a classifier "
+                f"y has only one class ({labels.classes.tolist()}); a classifier "
                 "needs at least 2 classes."
             )
-        Y = _labels.encode(self._label_binarizer, y, X.dtype)
-        if first_pass:
-            self.n_outputs_ = Y.shape[1]
-        sw = np.ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
+        Y = labels.encode(y, X.dtype)
         if hasattr(X, "toarray"):
             X = X.toarray()
 
         from . import _training  # TensorFlow loads here
 
         rng = self._random_state()
-        network = self._build_network(X, Y, hidden, first_pass, rng)
+        network = self._network_for(X, labels, hidden, first_pass, rng)
         if first_pass:
-            self._initialize(network, rng)
+            state = FittedState.initial(
+                labels,
+                self._initial_weights(network, rng),
+                self.learning_rate_init,
+                self.early_stopping,
+            )
+        data = _training.TrainingData(X, Y, sample_weight)
         if self.solver == "lbfgs":
-            self._fit_lbfgs(_training, network, X, Y, sw)
+            state = self._fit_lbfgs(_training, network, state, data)
         else:
-            self._fit_stochastic(_training, network, X, y, Y, sw, rng, incremental)
-        self._set_weights(self._params, self._buffers)
+            state = self._fit_stochastic(
+                _training, network, state, data, y, rng, incremental
+            )
+        if not state.weights.all_finite():
+            raise ValueError(
+                "Training produced non-finite weights: the input data may contain "
+                "very large values (scale them) or the learning rate may be too "
+                f"high (learning_rate_init={self.learning_rate_init})."
+            )
+        self._state = state
+        self._network = network
+        self._model = None
         return self
 
+    # -- validation ------------------------------------------------------------
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
         if not hasattr(sizes, "__iter__"):
@@ -492,6 +491,20 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
         return [int(s) for s in sizes]
 
+    @staticmethod
+    def _check_sample_weight(sample_weight, X):
+        if sample_weight is None:
+            return np.ones(X.shape[0], X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
+        if not sample_weight.sum() > 0:
+            raise ValueError(
+                "sample_weight must have a positive sum; got weights summing "
+                f"to {sample_weight.sum()}."
+            )
+        return sample_weight
+
     def _random_state(self):
         if self.random_state is None:
             # Fresh entropy from the OS: NumPy's global RandomState is the
@@ -499,107 +512,82 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             return np.random.RandomState(np.random.SeedSequence().generate_state(1))
         return check_random_state(self.random_state)
 
-    def _encode_targets(self, y, first_pass, incremental, classes):
-        if incremental and not hasattr(self, "classes_"):
-            self._label_binarizer = _labels.fit_binarizer(y, classes)
-            self.classes_ = self._label_binarizer.classes_
-            _labels.check_known_labels(self._label_binarizer, y, "partial_fit")
-        elif first_pass:
-            self._label_binarizer = _labels.fit_binarizer(y)
-            self.classes_ = self._label_binarizer.classes_
-        elif self.warm_start and not incremental:
+    def _encode_labels(self, y, state, first_pass, incremental, classes):
+        """The label encoding of this fit, checking ``y`` against a previous one."""
+        if first_pass and incremental and state is None:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
+            labels = LabelEncoding.fit(y, classes)
+            labels.check_known(y, "partial_fit")
+            return labels
+        if first_pass:
+            return LabelEncoding.fit(y)
+        labels = state.labels
+        if incremental:
+            if classes is not None and not np.array_equal(
+                labels.classes, unique_labels(classes)
+            ):
+                raise ValueError(
+                    f"`classes={unique_labels(classes)!r}` is not the same as on last "
+                    f"call to partial_fit, was: {labels.classes!r}"
+                )
+            labels.check_known(y, "partial_fit")
+        else:  # warm_start
             seen = unique_labels(y)
-            if set(seen) != set(self.classes_):
+            if set(seen) != set(labels.classes):
                 raise ValueError(
                     "warm_start can only be used where `y` has the same classes "
                     f"as in the previous call to fit. Previously got "
-                    f"{self.classes_}, `y` has {seen}."
+                    f"{labels.classes}, `y` has {seen}."
                 )
-        else:
-            _labels.check_known_labels(self._label_binarizer, y, "partial_fit")
+        return labels
 
-    def _build_network(self, X, Y, hidden, first_pass, rng):
+    # -- network -----------------------------------------------------------------
+    def _network_for(self, X, labels, hidden, first_pass, rng):
+        """The network this fit trains: a new one, or the fitted one's."""
         from . import _network
 
-        out_activation = _labels.output_activation(self._label_binarizer)
         dtype = X.dtype.name
         if self.network is None:
-            units = [X.shape[1], *hidden, Y.shape[1]]
+            units = [X.shape[1], *hidden, labels.n_outputs]
             if not first_pass:
-                units = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-            return _network.DenseNetwork(units, self.activation, out_activation, dtype)
+                coefs = self._state.weights.coefs
+                units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
+            return _network.DenseNetwork(
+                units, self.activation, labels.out_activation, dtype
+            )
         if not first_pass and getattr(self, "_network", None) is not None:
             return self._network
         network = _network.CustomNetwork(
-            self.network, X.shape[1], Y.shape[1], out_activation, dtype
+            self.network, X.shape[1], labels.n_outputs, labels.out_activation, dtype
         )
         network.build(int(rng.randint(np.iinfo(np.int32).max)) if first_pass else 0)
         if not first_pass:
-            network.build_model(self._params, self._buffers)
+            network.build_model(self._state.weights)
         return network
 
-    def _initialize(self, network, rng):
+    def _initial_weights(self, network, rng):
         if self.network is None:
-            params, buffers = network.initial_params(rng)
-        else:
-            params, buffers = network.initial_params()
-        self.out_activation_ = network.out_activation
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.loss_curve_ = []
-        self.history_ = {"loss": [], "learning_rate": []}
-        self._params, self._buffers = params, buffers
-        self._solver_state = None
-        self._loop = {
-            "learning_rate": float(self.learning_rate_init),
-            "best_loss": np.inf,
-            "best_score": -np.inf,
-            "no_improvement": 0,
-            "t": 0.0,
-            "best_params": params,
-            "best_buffers": buffers,
-        }
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-            self.history_["val_accuracy"] = []
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.best_loss_ = np.inf
-        self._network = network
+            return network.initial_weights(rng)
+        return network.initial_weights()
 
-    def _set_weights(self, params, buffers):
-        """Store fitted weights and derive the public views of them."""
-        if any(not np.isfinite(p).all() for p in params):
-            raise ValueError(
-                "Training produced non-finite weights: the input data may contain "
-                "very large values (scale them) or the learning rate may be too "
-                f"high (learning_rate_init={self.learning_rate_init})."
-            )
-        self._params, self._buffers = params, buffers
-        self.coefs_ = [p for p in params if p.ndim >= 2]
-        self.intercepts_ = [p for p in params if p.ndim == 1]
-        self.n_layers_ = len(self.coefs_) + 1
-        self._model = None
-
-    def _fit_lbfgs(self, training, network, X, Y, sw):
-        params, result, losses = training.train_lbfgs(
+    # -- solvers -------------------------------------------------------------------
+    def _fit_lbfgs(self, training, network, state, data):
+        run = training.train_lbfgs(
             network,
-            self._params,
-            self._buffers,
-            X,
-            Y,
-            sw,
+            state.weights,
+            data,
             self.alpha,
             self.max_iter,
             self.max_fun,
             self.tol,
             self.verbose,
         )
+        result = run.result
         if not np.isfinite(result.fun):
-            raise self._diverged_error(len(losses))
+            raise self._diverged_error(len(run.losses))
         if result.status != 0:
             message = result.message
             if isinstance(message, bytes):
@@ -611,115 +599,115 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=6,
             )
-        self.n_iter_ = min(int(result.nit), self.max_iter)
-        self.loss_ = float(result.fun)
-        self.loss_curve_ = self.loss_curve_ + losses
-        self.best_loss_ = min(self.loss_curve_, default=self.loss_)
-        self.history_ = {"loss": list(self.loss_curve_)}
-        self._params = params
+        n_iter = min(int(result.nit), self.max_iter)
+        return state.after_lbfgs(run.weights, run.losses, float(result.fun), n_iter)
 
-    def _fit_stochastic(self, training, network, X, y, Y, sw, rng, incremental):
+    def _stochastic_config(self, training, batch_size):
+        """The solver object and the numbers of this fit's training loop."""
         from . import _solvers
 
-        data = {"X": X, "Y": Y, "sw": sw, "X_val": None, "Y_val": None, "sw_val": None}
-        if self.early_stopping:
-            data = self._validation_split(X, y, Y, sw, rng)
-        n_samples = data["X"].shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
+        if self.solver == "sgd":
+            solver = _solvers.SGD(
+                nesterov=self.nesterovs_momentum and self.momentum > 0,
+                schedule=_solvers.SCHEDULES[self.learning_rate](),
+            )
+            numbers = solver.Hyper(
+                learning_rate_init=self.learning_rate_init,
+                momentum=self.momentum,
+                power_t=self.power_t,
+            )
         else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    f"Got batch_size={self.batch_size} larger than the sample size "
-                    f"({n_samples}). It is going to be clipped.",
-                    stacklevel=6,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        loop = dict(self._loop)
-        if not incremental or self._solver_state is None:
+            solver = _solvers.Adam()
+            numbers = solver.Hyper(
+                learning_rate_init=self.learning_rate_init,
+                beta_1=self.beta_1,
+                beta_2=self.beta_2,
+                epsilon=self.epsilon,
+            )
+        hyper = training.Hyper(
+            alpha=float(self.alpha),
+            tol=float(self.tol),
+            n_iter_no_change=float(self.n_iter_no_change),
+            solver=numbers,
+        )
+        return training.TrainingConfig(
+            solver=solver,
+            hyper=hyper,
+            batch_size=batch_size,
+            shuffle=bool(self.shuffle),
+            early_stopping=bool(self.early_stopping),
+        )
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than the sample size "
+                f"({n_samples}). It is going to be clipped.",
+                stacklevel=7,
+            )
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _fit_stochastic(self, training, network, state, data, y, rng, incremental):
+        from ._callbacks import EpochReporter
+
+        validation = None
+        if self.early_stopping:
+            data, validation = self._validation_split(training, data, y, state, rng)
+        n_samples = data.X.shape[0]
+        config = self._stochastic_config(training, self._batch_size(n_samples))
+        start = state.training
+        if not incremental or start.solver is None:
             # A new solver each fit, as MLPClassifier: fresh moments and the
             # initial learning rate; partial_fit carries both across calls.
-            solver_state = _solvers.initial_state(self.solver, self._params)
-            loop["learning_rate"] = float(self.learning_rate_init)
-        else:
-            solver_state = self._solver_state
-        state = {
-            "params": self._params,
-            "buffers": self._buffers,
-            "solver_state": solver_state,
-            "loop": loop,
-        }
-        hyper = {
-            "learning_rate_init": self.learning_rate_init,
-            "momentum": self.momentum,
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "alpha": self.alpha,
-            "tol": self.tol,
-            "power_t": self.power_t,
-            "n_iter_no_change": self.n_iter_no_change,
-        }
-        options = {
-            "solver": self.solver,
-            "nesterov": self.nesterovs_momentum and self.momentum > 0,
-            "schedule": self.learning_rate if self.solver == "sgd" else "constant",
-            "shuffle": self.shuffle,
-            "batch_size": batch_size,
-        }
+            start = start._replace(
+                solver=config.solver.initial_state(start.weights),
+                progress=start.progress._replace(
+                    learning_rate=float(self.learning_rate_init)
+                ),
+            )
         n_epochs = 1 if incremental else self.max_iter
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        reporter = EpochReporter(self, network, n_epochs, n_samples, batch_size)
-        state, log = training.train_stochastic(
-            network,
-            state,
-            data,
-            hyper,
-            options,
-            n_epochs,
-            seed,
-            on_epoch_end=reporter if reporter.active else None,
+        reporter = EpochReporter(
+            self, network, start.weights, n_epochs, n_samples, config.batch_size
         )
-        if log.status == training.DIVERGED:
+        try:
+            end, log = training.train_stochastic(
+                network,
+                config,
+                start,
+                data,
+                validation,
+                n_epochs,
+                seed,
+                on_epoch_end=reporter if reporter.active else None,
+            )
+        except BaseException:
+            reporter.detach()
+            raise
+        if log.status == DIVERGED:
+            reporter.detach()
             raise self._diverged_error(len(log))
-        loop = state["loop"]
-        params, buffers = state["params"], state["buffers"]
+        weights = end.weights
         if self.early_stopping:
-            params, buffers = loop["best_params"], loop["best_buffers"]
-        params, buffers = reporter.finish(params, buffers)
-
-        self.n_iter_ = len(log)
-        self.t_ = int(loop["t"])
-        self.loss_ = log.losses[-1]
-        self.loss_curve_ = self.loss_curve_ + log.losses
-        history = {k: list(v) for k, v in self.history_.items()}
-        history["loss"] += log.losses
-        history["learning_rate"] += log.learning_rates[: len(log)]
-        if self.early_stopping:
-            self.validation_scores_ = self.validation_scores_ + log.scores
-            self.best_validation_score_ = loop["best_score"]
-            history["val_accuracy"] += log.scores
-        else:
-            self.best_loss_ = loop["best_loss"]
-        self.history_ = history
-        self._solver_state = state["solver_state"]
-        self._loop = loop
-        self._params, self._buffers = params, buffers
+            weights = end.progress.best_weights
+        end = end._replace(
+            weights=reporter.finish(weights),
+            progress=end.progress._replace(best_weights=None),
+        )
         if log.interrupted:
             warnings.warn("Training interrupted by user.", stacklevel=6)
-        elif (
-            not incremental
-            and log.status == training.RUNNING
-            and self.n_iter_ == self.max_iter
-        ):
+        elif not incremental and log.status == RUNNING and len(log) == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=6,
             )
+        return state.after_epochs(end, log)
 
-    def _validation_split(self, X, y, Y, sw, rng):
+    def _validation_split(self, training, data, y, state, rng):
         """Set aside ``validation_fraction`` of the data for early stopping.
 
         The split is stratified on the labels (not for multilabel targets),
@@ -727,38 +715,28 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         sample, or fewer validation samples than classes): then it is a plain
         random split.
         """
-        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        multilabel = state.labels.multilabel
         split = dict(random_state=rng, test_size=self.validation_fraction)
-        state = rng.get_state()
+        before = rng.get_state()
         try:
-            parts = train_test_split(
-                X, Y, sw, stratify=None if multilabel else y, **split
-            )
+            parts = train_test_split(*data, stratify=None if multilabel else y, **split)
         except ValueError:
-            rng.set_state(state)
+            rng.set_state(before)
             try:
-                parts = train_test_split(X, Y, sw, **split)
+                parts = train_test_split(*data, **split)
             except ValueError as exc:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} sets aside no "
-                    f"validation samples of {X.shape[0]} for early_stopping "
+                    f"validation samples of {data.X.shape[0]} for early_stopping "
                     f"({exc}). Increase validation_fraction or set "
                     "early_stopping=False."
                 ) from exc
-        X_train, X_val, Y_train, Y_val, sw_train, sw_val = parts
-        if X_val.shape[0] < 2:
+        if parts[1].shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
-        return {
-            "X": X_train,
-            "Y": Y_train,
-            "sw": sw_train,
-            "X_val": X_val,
-            "Y_val": Y_val,
-            "sw_val": sw_val,
-        }
+        return training.TrainingData(*parts[0::2]), training.TrainingData(*parts[1::2])
 
     def _diverged_error(self, epoch):
         hint = (
@@ -774,7 +752,14 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _forward(self, X):
-        proba = self._raw_forward(X)
+        state = self._state
+        proba = predict_proba(
+            X,
+            state.weights,
+            activation=self.activation,
+            out_activation=state.labels.out_activation,
+            network=None if self.network is None else self._get_network(),
+        )
         finite = np.isfinite(proba).all(axis=1)
         if not finite.all():
             rows = np.flatnonzero(~finite)
@@ -787,45 +772,28 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
         return proba
 
-    def _raw_forward(self, X):
-        if self.network is None:
-            return dense_forward(
-                self.coefs_,
-                self.intercepts_,
-                X,
-                self.activation,
-                self.out_activation_,
-            )
-        from . import _training
-
-        network = self._get_network()
-        program = _training.get_program(network)
-        if hasattr(X, "toarray"):
-            X = X.toarray()
-        X = np.asarray(X, dtype=network.compute_dtype)
-        return program.predict(self._params, self._buffers, X)
-
     def _get_network(self):
         """The network object (rebuilt after unpickling)."""
         network = getattr(self, "_network", None)
         if network is None:
             from . import _network
 
+            state = self._state
             if self.network is None:
-                units = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+                coefs = state.weights.coefs
                 network = _network.DenseNetwork(
-                    units,
+                    [c.shape[0] for c in coefs] + [coefs[-1].shape[1]],
                     self.activation,
-                    self.out_activation_,
-                    self.coefs_[0].dtype.name,
+                    state.labels.out_activation,
+                    coefs[0].dtype.name,
                 )
             else:
                 network = _network.CustomNetwork(
                     self.network,
                     self.n_features_in_,
-                    self.n_outputs_,
-                    self.out_activation_,
-                    self._params[0].dtype.name,
+                    state.labels.n_outputs,
+                    state.labels.out_activation,
+                    state.weights.params[0].dtype.name,
                 )
                 network.build(0)
             self._network = network
@@ -855,7 +823,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             The predicted classes, as the labels (and dtype) seen in fit.
         """
         X = self._validate_for_predict(X)
-        return _labels.decode(self._label_binarizer, self._forward(X))
+        return self._state.labels.decode(self._forward(X))
 
     def predict_proba(self, X):
         """Probability estimates.
@@ -894,17 +862,42 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)
 
+    # ---------------------------------------------------- fitted attributes
+    # Views of the one fitted state (``_state``, a FittedState): nothing is
+    # stored twice. Documented in the class docstring's Attributes section.
+    def _fitted(self):
+        check_is_fitted(self)
+        return self._state
+
+    classes_ = property(lambda self: self._fitted().labels.classes)
+    n_outputs_ = property(lambda self: self._fitted().labels.n_outputs)
+    out_activation_ = property(lambda self: self._fitted().labels.out_activation)
+    coefs_ = property(lambda self: self._fitted().weights.coefs)
+    intercepts_ = property(lambda self: self._fitted().weights.intercepts)
+    n_layers_ = property(lambda self: len(self._fitted().weights.coefs) + 1)
+    t_ = property(lambda self: int(self._fitted().training.progress.samples_seen))
+    n_iter_ = property(lambda self: self._fitted().history.n_iter)
+    loss_ = property(lambda self: self._fitted().history.loss)
+    loss_curve_ = property(lambda self: list(self._fitted().history.losses))
+    best_loss_ = property(lambda self: self._fitted().best_loss)
+    validation_scores_ = property(lambda self: self._fitted().validation_scores)
+    best_validation_score_ = property(lambda self: self._fitted().best_validation_score)
+    history_ = property(lambda self: self._fitted().keras_history)
+
     @property
     def model_(self):
         """The trained ``keras.Model`` (built on first access)."""
         check_is_fitted(self)
         if getattr(self, "_model", None) is None:
-            self._model = self._get_network().build_model(self._params, self._buffers)
+            self._model = self._get_network().build_model(self._state.weights)
         return self._model
+
+    def __sklearn_is_fitted__(self):
+        return getattr(self, "_state", None) is not None
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        for name in _KERAS_STATE:
+        for name in KERAS_CACHE:
             state.pop(name, None)
         return state
 

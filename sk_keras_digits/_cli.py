@@ -70,7 +70,7 @@ def build_parser():
     -------
     parser : argparse.ArgumentParser
     """
-    from . import __version__
+    from ._version import __version__
 
     full, quick = FULL, QUICK
     parser = argparse.ArgumentParser(
@@ -590,7 +590,7 @@ def _write_report(settings, tables, figures, seconds):
     import sklearn
     import tensorflow as tf
 
-    from . import __version__
+    from ._version import __version__
     from ._report import write_report
 
     details = [

@@ -1,10 +1,12 @@
-"""The fast predict path of the default dense network, in NumPy.
+"""Prediction: the network's output probabilities for X.
 
-A fitted dense network is a handful of matrices, so prediction is a few NumPy
-products, as in MLPClassifier: no TensorFlow call, no per-call graph overhead,
-and sparse input is multiplied as it is. The activations are the functions the
-Keras layers of ``model_`` apply; ``tests/test_inference.py`` checks that the
-results equal the Keras model's.
+A fitted default (dense) network is a handful of matrices, so its prediction is
+a few NumPy products, as in MLPClassifier: no TensorFlow call, no per-call
+graph overhead, and sparse input is multiplied as it is. The activations are
+the functions the Keras layers of ``model_`` apply; ``tests/test_inference.py``
+checks that the results equal the Keras model's. A custom network predicts
+through its compiled program (:mod:`sk_keras_digits._training`), imported only
+then.
 """
 
 import numpy as np
@@ -49,3 +51,33 @@ def dense_forward(coefs, intercepts, X, activation, out_activation):
         h = safe_sparse_dot(h, coef) + intercept
         h = ACTIVATIONS[out_activation if i == last else activation](h)
     return np.asarray(h)
+
+
+def predict_proba(X, weights, *, activation, out_activation, network=None):
+    """Output probabilities of a fitted network.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    weights : Weights
+        The fitted weights.
+    activation : {"identity", "logistic", "tanh", "relu"}
+        Hidden activation of the default network.
+    out_activation : {"softmax", "logistic"}
+    network : CustomNetwork, default=None
+        A custom network; None for the default dense network.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_outputs)
+    """
+    if network is None:
+        return dense_forward(
+            weights.coefs, weights.intercepts, X, activation, out_activation
+        )
+    from ._training import get_program
+
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(X, dtype=network.compute_dtype)
+    return get_program(network).predict(weights, X)

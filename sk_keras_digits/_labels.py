@@ -1,68 +1,104 @@
 """Label encoding: the user's targets to the network's indicator outputs and back.
 
-The encoding is scikit-learn's :class:`~sklearn.preprocessing.LabelBinarizer`,
+The encoding is scikit-learn's :class:`~sklearn.preprocessing.LabelBinarizer`'s,
 as in :class:`~sklearn.neural_network.MLPClassifier`: one-hot columns for
 multiclass targets (softmax output), a single column for binary targets and one
-column per label for multilabel indicator targets (logistic outputs).
+column per label for multilabel indicator targets (logistic outputs). The
+fitted encoding is the small record :class:`LabelEncoding`: the classes and
+the kind of target, from which everything else follows.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
+#: The kinds of target an estimator can be fitted on.
+KINDS = ("binary", "multiclass", "multilabel-indicator")
 
-def fit_binarizer(y, classes=None):
-    """Fit the label binarizer on ``y``, or on ``classes`` when given.
 
-    Parameters
+class LabelEncoding(NamedTuple):
+    """The fitted label encoding.
+
+    Attributes
     ----------
-    y : ndarray of shape (n_samples,) or (n_samples, n_labels)
-        Targets: class labels of any type, or a multilabel indicator matrix.
-    classes : array-like, default=None
-        Every class the estimator will see (``partial_fit``).
-
-    Returns
-    -------
-    binarizer : LabelBinarizer
+    classes : ndarray of shape (n_classes,)
+        The class labels, sorted (for multilabel targets, the label indices
+        ``0 .. n_labels - 1``).
+    kind : {"binary", "multiclass", "multilabel-indicator"}
+        The kind of target.
     """
-    binarizer = LabelBinarizer()
-    try:
-        if classes is not None and not type_of_target(y).startswith("multilabel"):
-            binarizer.fit(np.asarray(classes))
-        else:
-            binarizer.fit(y)
-    except TypeError as exc:
-        raise ValueError(
-            f"y mixes label types that cannot be compared ({exc}): use labels "
-            "of one type, all strings or all numbers."
-        ) from exc
-    return binarizer
 
+    classes: np.ndarray
+    kind: str
 
-def output_activation(binarizer):
-    """The output activation for these targets, in MLPClassifier's names."""
-    return "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
+    @classmethod
+    def fit(cls, y, classes=None):
+        """The encoding of ``y``, or of ``classes`` when given (``partial_fit``).
 
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Targets: class labels of any type, or a multilabel indicator matrix.
+        classes : array-like, default=None
+            Every class the estimator will see.
 
-def encode(binarizer, y, dtype):
-    """Indicator matrix of ``y`` with one column per network output."""
-    return binarizer.transform(y).astype(dtype, copy=False)
+        Returns
+        -------
+        encoding : LabelEncoding
+        """
+        binarizer = LabelBinarizer()
+        try:
+            if classes is not None and not type_of_target(y).startswith("multilabel"):
+                binarizer.fit(np.asarray(classes))
+            else:
+                binarizer.fit(y)
+        except TypeError as exc:
+            raise ValueError(
+                f"y mixes label types that cannot be compared ({exc}): use labels "
+                "of one type, all strings or all numbers."
+            ) from exc
+        return cls(binarizer.classes_, binarizer.y_type_)
 
+    @property
+    def n_outputs(self):
+        """Width of the network's output."""
+        return 1 if self.kind == "binary" else len(self.classes)
 
-def decode(binarizer, proba):
-    """Labels for the network's output ``proba`` (the user's own values)."""
-    if proba.shape[1] == 1:
-        proba = proba.ravel()
-    return binarizer.inverse_transform(proba)
+    @property
+    def out_activation(self):
+        """The output activation, in MLPClassifier's names."""
+        return "softmax" if self.kind == "multiclass" else "logistic"
 
+    @property
+    def multilabel(self):
+        return self.kind.startswith("multilabel")
 
-def check_known_labels(binarizer, y, context):
-    """Raise a ValueError if ``y`` holds labels the binarizer does not know."""
-    if binarizer.y_type_.startswith("multilabel"):
-        return
-    unknown = np.setdiff1d(unique_labels(y), binarizer.classes_)
-    if len(unknown):
-        raise ValueError(
-            f"y has labels {unknown.tolist()} not in classes_ "
-            f"{binarizer.classes_.tolist()} ({context})."
-        )
+    def _binarizer(self):
+        binarizer = LabelBinarizer()
+        binarizer.classes_ = self.classes
+        binarizer.y_type_ = self.kind
+        binarizer.sparse_input_ = False
+        return binarizer
+
+    def encode(self, y, dtype):
+        """Indicator matrix of ``y`` with one column per network output."""
+        return self._binarizer().transform(y).astype(dtype, copy=False)
+
+    def decode(self, proba):
+        """Labels for the network's output ``proba`` (the user's own values)."""
+        if proba.shape[1] == 1:
+            proba = proba.ravel()
+        return self._binarizer().inverse_transform(proba)
+
+    def check_known(self, y, context):
+        """Raise a ValueError if ``y`` holds labels this encoding does not know."""
+        if self.multilabel:
+            return
+        unknown = np.setdiff1d(unique_labels(y), self.classes)
+        if len(unknown):
+            raise ValueError(
+                f"y has labels {unknown.tolist()} not in classes_ "
+                f"{self.classes.tolist()} ({context})."
+            )

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._fixes import network_build_scope
+from ._state import Weights
 
 # Keys for models whose computation no config describes: never shared.
 _UNIQUE = itertools.count()
@@ -61,6 +62,9 @@ class DenseNetwork:
     def compute_dtype(self):
         return self.dtype
 
+    #: Layer widths are unknown to the compiled program (one trace per depth).
+    dynamic_shapes = True
+
     def skeleton(self):
         """The network a compiled program traces: this one (it holds no state)."""
         return self
@@ -98,7 +102,7 @@ class DenseNetwork:
         """Indices of the parameters under the L2 penalty: the kernels."""
         return list(range(0, 2 * (self.n_layers - 1), 2))
 
-    def initial_params(self, random_state):
+    def initial_weights(self, random_state):
         """Draw initial weights exactly as MLPClassifier does (Glorot uniform).
 
         The draws come from ``random_state`` in MLPClassifier's order, so a
@@ -113,7 +117,7 @@ class DenseNetwork:
             coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = random_state.uniform(-bound, bound, fan_out)
             params += [coef.astype(self.dtype), intercept.astype(self.dtype)]
-        return params, []
+        return Weights(tuple(params), ())
 
     def forward(self, params, buffers, x, training):
         """Probabilities for ``x``: ``Dense`` layers' arithmetic on given weights."""
@@ -126,8 +130,8 @@ class DenseNetwork:
             h = output(h) if i == last else hidden(h)
         return h, buffers, []
 
-    def build_model(self, params, buffers=()):
-        """Return the ``keras.Model`` of this network holding ``params``."""
+    def build_model(self, weights):
+        """Return the ``keras.Model`` of this network holding ``weights``."""
         with network_build_scope(0, self.dtype):
             inputs = keras.Input(shape=(self.layer_units[0],), dtype=self.dtype)
             h = inputs
@@ -143,7 +147,7 @@ class DenseNetwork:
                 name="output",
             )(h)
             model = keras.Model(inputs, outputs, name="mlp")
-        model.set_weights(list(params))
+        model.set_weights(list(weights.params))
         return model
 
 
@@ -215,6 +219,9 @@ class CustomNetwork:
     def compute_dtype(self):
         return self.model.trainable_variables[0].dtype
 
+    #: Variable shapes are part of the trace key, so the program knows them.
+    dynamic_shapes = False
+
     def skeleton(self):
         """A separately built twin for a compiled program to trace.
 
@@ -248,12 +255,9 @@ class CustomNetwork:
             i for i, v in enumerate(self.model.trainable_variables) if len(v.shape) >= 2
         ]
 
-    def initial_params(self):
+    def initial_weights(self):
         """Initial values of the freshly built model's variables."""
-        return (
-            [np.asarray(v.numpy()) for v in self.model.trainable_variables],
-            [np.asarray(v.numpy()) for v in self.model.non_trainable_variables],
-        )
+        return variable_values(self.model)
 
     def forward(self, params, buffers, x, training):
         outputs, buffers, losses = self.model.stateless_call(
@@ -261,15 +265,28 @@ class CustomNetwork:
         )
         return outputs, buffers, losses
 
-    def build_model(self, params, buffers=()):
-        """Return the freshly built model holding ``params`` and ``buffers``."""
-        for variable, value in zip(self.model.trainable_variables, params, strict=True):
-            variable.assign(value)
-        for variable, value in zip(
-            self.model.non_trainable_variables, buffers, strict=True
-        ):
-            variable.assign(value)
+    def build_model(self, weights):
+        """Return the freshly built model holding ``weights``."""
+        assign_variables(self.model, weights)
         return self.model
+
+
+def variable_values(model):
+    """The values of ``model``'s variables, as :class:`Weights`."""
+    return Weights(
+        tuple(np.asarray(v.numpy()) for v in model.trainable_variables),
+        tuple(np.asarray(v.numpy()) for v in model.non_trainable_variables),
+    )
+
+
+def assign_variables(model, weights):
+    """Set ``model``'s variables to ``weights`` (arrays or tensors)."""
+    for variable, value in zip(model.trainable_variables, weights.params, strict=True):
+        variable.assign(value)
+    for variable, value in zip(
+        model.non_trainable_variables, weights.buffers, strict=True
+    ):
+        variable.assign(value)
 
 
 def _structure_fingerprint(model):

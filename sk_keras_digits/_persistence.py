@@ -261,7 +261,7 @@ def save(estimator, path):
 def _library_versions():
     import sklearn
 
-    from . import __version__
+    from ._version import __version__
 
     versions = {
         "sk_keras_digits": __version__,
@@ -650,7 +650,7 @@ def _read_manifest(path, data):
             path, f"manifest.json declares an invalid format_version {version!r}."
         )
     if version > FORMAT_VERSION:
-        from . import __version__
+        from ._version import __version__
 
         writer = manifest.get("versions", {}).get("sk_keras_digits", "?")
         raise ModelFileError(

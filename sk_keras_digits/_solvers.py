@@ -1,109 +1,153 @@
-"""Stochastic solvers as pure TensorFlow update rules.
+"""Stochastic solvers and learning-rate schedules as small objects.
 
-The update rules are those of scikit-learn's ``SGDOptimizer`` and
-``AdamOptimizer`` (``sklearn/neural_network/_stochastic_optimizers.py``), written
-as functions of tensors so that they run inside the compiled training loop.
-Every function takes the current values and returns new ones: nothing here
-holds state, so one compiled loop serves any number of estimators and threads.
+Each solver owns its state layout (a record of :mod:`sk_keras_digits._state`),
+its update rule and its learning-rate schedule. The update rules are those of
+scikit-learn's ``SGDOptimizer`` and ``AdamOptimizer``
+(``sklearn/neural_network/_stochastic_optimizers.py``), written as pure
+functions of tensors so that they run inside the compiled training loop.
 
-The solver state is a dict of tensors:
+A solver object holds only the settings that shape the compiled graph (its
+:attr:`~SGD.key`); its numbers (learning rate, momentum, ...) are a
+:class:`~typing.NamedTuple` of floats, ``solver.Hyper``, that enters the loop as
+tensors. So one compiled loop serves every learning rate of a grid search, and
+an update rule cannot bake a number into a shared program by mistake: it reads
+numbers only from its ``hyper`` argument.
 
-- ``"sgd"``: ``{"velocities": [...]}``, one velocity per parameter;
-- ``"adam"``: ``{"t": scalar, "m": [...], "v": [...]}``, the step count and
-  the first and second moment estimates.
+Inside the loop the parameters travel as one flat vector, and so does every
+per-parameter part of a solver's state (``velocity``, ``m``, ``v``).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-STOCHASTIC_SOLVERS = ("sgd", "adam")
+from ._state import CONVERGED, LEARNING_RATE_TOO_SMALL, AdamState, SGDState
 
 
-def initial_state(solver, params):
-    """Return the state of ``solver`` before its first step, as NumPy arrays.
+# ---------------------------------------------------------------- schedules
+class Constant:
+    """Keep the learning rate; stop when the ``n_iter_no_change`` rule fires."""
+
+    key = "constant"
+    #: The status of a fit this schedule stops.
+    stop_status = CONVERGED
+
+    def after_epoch(self, learning_rate, samples_seen, hyper):
+        """The learning rate for the next epoch."""
+        return learning_rate
+
+    def on_plateau(self, learning_rate, hyper):
+        """The rule fired: the new learning rate, and whether to go on."""
+        return learning_rate, tf.constant(False)
+
+
+class InvScaling(Constant):
+    """``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen."""
+
+    key = "invscaling"
+
+    def after_epoch(self, learning_rate, samples_seen, hyper):
+        return hyper.learning_rate_init / tf.pow(samples_seen + 1, hyper.power_t)
+
+
+class Adaptive(Constant):
+    """Divide the learning rate by 5 each time the rule fires, down to 1e-6."""
+
+    key = "adaptive"
+    stop_status = LEARNING_RATE_TOO_SMALL
+
+    def on_plateau(self, learning_rate, hyper):
+        go_on = learning_rate > 1e-6
+        return tf.where(go_on, learning_rate / 5, learning_rate), go_on
+
+
+SCHEDULES = {s.key: s for s in (Constant, InvScaling, Adaptive)}
+
+
+# ------------------------------------------------------------------ solvers
+class SGD:
+    """Stochastic gradient descent with momentum, as scikit-learn's ``SGDOptimizer``.
 
     Parameters
     ----------
-    solver : {"sgd", "adam"}
-        The solver.
-    params : list of ndarray
-        The parameters the solver will update.
-
-    Returns
-    -------
-    state : dict
-        The solver state, with NumPy arrays shaped like ``params``.
-    """
-    zeros = [np.zeros_like(p) for p in params]
-    if solver == "sgd":
-        return {"velocities": zeros}
-    dtype = params[0].dtype
-    return {
-        "t": np.zeros((), dtype=dtype),
-        "m": zeros,
-        "v": [np.zeros_like(p) for p in params],
-    }
-
-
-def state_spec(solver, param_specs):
-    """Return the ``tf.TensorSpec`` structure of the state of ``solver``."""
-    if solver == "sgd":
-        return {"velocities": list(param_specs)}
-    return {
-        "t": tf.TensorSpec([], param_specs[0].dtype),
-        "m": list(param_specs),
-        "v": list(param_specs),
-    }
-
-
-def apply_updates(solver, nesterov, params, grads, state, hyper):
-    """Apply one step of ``solver`` and return the new parameters and state.
-
-    Parameters
-    ----------
-    solver : {"sgd", "adam"}
-        The solver.
     nesterov : bool
-        Whether SGD uses Nesterov's momentum (ignored by Adam).
-    params, grads : list of tf.Tensor
-        Current parameters and the gradients of the loss.
-    state : dict
-        Solver state, see the module docstring.
-    hyper : dict of scalar tf.Tensor
-        ``learning_rate`` (the current one), ``momentum``, ``beta_1``,
-        ``beta_2`` and ``epsilon``.
-
-    Returns
-    -------
-    params : list of tf.Tensor
-    state : dict
+        Whether to use Nesterov's momentum.
+    schedule : Constant, InvScaling or Adaptive
+        The learning-rate schedule.
     """
-    lr = hyper["learning_rate"]
-    if solver == "sgd":
-        momentum = hyper["momentum"]
-        velocities = [
-            momentum * v - lr * g
-            for v, g in zip(state["velocities"], grads, strict=True)
-        ]
-        if nesterov:
-            updates = [
-                momentum * v - lr * g for v, g in zip(velocities, grads, strict=True)
-            ]
-        else:
-            updates = velocities
-        params = [p + u for p, u in zip(params, updates, strict=True)]
-        return params, {"velocities": velocities}
 
-    beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
-    t = state["t"] + 1
-    m = [beta_1 * m + (1 - beta_1) * g for m, g in zip(state["m"], grads, strict=True)]
-    v = [
-        beta_2 * v + (1 - beta_2) * tf.square(g)
-        for v, g in zip(state["v"], grads, strict=True)
-    ]
-    step = lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
-    params = [
-        p - step * m_ / (tf.sqrt(v_) + hyper["epsilon"])
-        for p, m_, v_ in zip(params, m, v, strict=True)
-    ]
-    return params, {"t": t, "m": m, "v": v}
+    name = "sgd"
+
+    class Hyper(NamedTuple):
+        learning_rate_init: float
+        momentum: float
+        power_t: float
+
+    def __init__(self, nesterov=True, schedule=None):
+        self.nesterov = bool(nesterov)
+        self.schedule = Constant() if schedule is None else schedule
+
+    @property
+    def key(self):
+        """The settings that shape the compiled graph."""
+        return (self.name, self.nesterov, self.schedule.key)
+
+    def initial_state(self, weights):
+        """Zero velocity for ``weights``' trainable variables."""
+        return SGDState(velocity=np.zeros(weights.size, _dtype(weights)))
+
+    def update(self, params, grads, state, learning_rate, hyper):
+        """One step: the new flat parameters and state (tensors)."""
+        momentum = hyper.momentum
+        velocity = momentum * state.velocity - learning_rate * grads
+        if self.nesterov:
+            update = momentum * velocity - learning_rate * grads
+        else:
+            update = velocity
+        return params + update, SGDState(velocity)
+
+
+class Adam:
+    """Adam, as scikit-learn's ``AdamOptimizer``; the learning rate is constant."""
+
+    name = "adam"
+
+    class Hyper(NamedTuple):
+        learning_rate_init: float
+        beta_1: float
+        beta_2: float
+        epsilon: float
+
+    def __init__(self):
+        self.schedule = Constant()
+
+    @property
+    def key(self):
+        return (self.name,)
+
+    def initial_state(self, weights):
+        """Zero moments and step count for ``weights``' trainable variables."""
+        dtype = _dtype(weights)
+        return AdamState(
+            step=0.0,
+            m=np.zeros(weights.size, dtype),
+            v=np.zeros(weights.size, dtype),
+        )
+
+    def update(self, params, grads, state, learning_rate, hyper):
+        beta_1, beta_2 = hyper.beta_1, hyper.beta_2
+        step = state.step + 1
+        m = beta_1 * state.m + (1 - beta_1) * grads
+        v = beta_2 * state.v + (1 - beta_2) * tf.square(grads)
+        rate = (
+            learning_rate
+            * tf.sqrt(1 - tf.pow(beta_2, step))
+            / (1 - tf.pow(beta_1, step))
+        )
+        params = params - rate * m / (tf.sqrt(v) + hyper.epsilon)
+        return params, AdamState(step, m, v)
+
+
+def _dtype(weights):
+    return weights.params[0].dtype

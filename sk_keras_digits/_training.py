@@ -9,12 +9,16 @@ results once per call: a call covers as many epochs as fit in
 :data:`CHUNK_SAMPLES` samples, or one epoch when the caller needs to act after
 every epoch (verbose output, Keras callbacks).
 
-The functions are *pure*: parameters, solver state and loop state go in as
-tensors and come out as new tensors. Nothing is stored in Keras variables, so a
-compiled program is shared by every estimator, fit and thread with the same
-:func:`program_key`, and is traced once per process. The batch dimension (and,
-for the default dense network, the layer widths) are left dynamic, so new data
-sizes and new ``hidden_layer_sizes`` of the same depth do not retrace. Programs
+The functions are *pure*: a :class:`~sk_keras_digits._state.TrainingState`
+goes in as tensors and a new one comes out, with an epoch log. The conversion
+between the NumPy records of :mod:`sk_keras_digits._state` and tensors, and the
+program's input signature, are one generic ``tf.nest`` mapping over those
+records (:func:`signature`, :func:`to_tensors`, :func:`to_numpy`). Nothing is
+stored in Keras variables, so a compiled program is shared by every estimator,
+fit and thread with the same :meth:`TrainingConfig.program_key`, and is traced
+once per process. The batch dimension (and, for the default dense network, the
+layer widths) are left dynamic, so new data sizes and new
+``hidden_layer_sizes`` of the same depth do not retrace. Programs
 live in a bounded least-recently-used cache (:data:`CACHE_SIZE` entries).
 """
 
@@ -22,12 +26,13 @@ import collections
 import functools
 import math
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
-from . import _solvers
+from ._state import DIVERGED, RUNNING, EpochLog, TrainingState, Weights
 
 #: Most compiled programs kept alive at once.
 CACHE_SIZE = 16
@@ -35,32 +40,121 @@ CACHE_SIZE = 16
 #: Most samples (epochs x rows) processed by one call into the compiled loop.
 CHUNK_SAMPLES = 2_000_000
 
-# Why a call stopped before running all its epochs.
-RUNNING, CONVERGED, LEARNING_RATE_TOO_SMALL, DIVERGED = 0, 1, 2, 3
 
-HYPER_PARAMETERS = (
-    "learning_rate_init",
-    "momentum",
-    "beta_1",
-    "beta_2",
-    "epsilon",
-    "alpha",
-    "tol",
-    "power_t",
-    "n_iter_no_change",
-)
+class TrainingData(NamedTuple):
+    """Samples to train (or validate) on, as arrays of the compute dtype."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
 
 
-def program_key(network, solver, nesterov, schedule, shuffle, validation):
-    """The settings that shape the compiled graph (everything else is an input)."""
-    return (
-        network.trace_key,
-        solver,
-        bool(nesterov),
-        schedule,
-        bool(shuffle),
-        bool(validation),
+class Hyper(NamedTuple):
+    """The numbers of a training configuration; they enter the loop as tensors."""
+
+    alpha: float
+    tol: float
+    n_iter_no_change: float
+    solver: tuple
+
+
+class TrainingConfig(NamedTuple):
+    """How to train, besides the state and the data.
+
+    Attributes
+    ----------
+    solver : SGD or Adam
+        The solver object (its settings shape the compiled graph).
+    hyper : Hyper
+        The numbers: ``alpha``, ``tol``, ``n_iter_no_change`` and the solver's.
+    batch_size : int
+    shuffle : bool
+    early_stopping : bool
+        Whether epochs end by scoring a validation split.
+    """
+
+    solver: object
+    hyper: Hyper
+    batch_size: int
+    shuffle: bool
+    early_stopping: bool
+
+    def program_key(self, network):
+        """The settings that shape the compiled graph (everything else is input)."""
+        return (network.trace_key, self.solver.key, self.shuffle, self.early_stopping)
+
+
+class EpochCurves(NamedTuple):
+    """Per-epoch values of one call into the loop (tensors)."""
+
+    losses: object
+    scores: object
+    learning_rates: object
+    triggered: object
+
+
+class ChunkResult(NamedTuple):
+    """What one call into the compiled loop returns (tensors)."""
+
+    state: TrainingState
+    curves: EpochCurves
+    epochs: object
+    status: object
+
+
+# ------------------------------------------------- NumPy records <-> tensors
+def _leaf_spec(value, dtype, dynamic):
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        shape = [None] * value.ndim if dynamic else value.shape
+        return tf.TensorSpec(shape, value.dtype)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return tf.TensorSpec([], tf.int32)
+    return tf.TensorSpec([], dtype)
+
+
+def signature(structure, dtype, dynamic):
+    """``tf.TensorSpec`` s for a record of NumPy arrays and Python numbers.
+
+    Arrays keep their dtype (with every dimension unknown when ``dynamic``);
+    Python floats take the compute ``dtype`` and ints ``int32``; None (a part
+    that is absent, such as ``Progress.best_weights`` without early stopping)
+    stays None, and :func:`input_signature` turns it into ``()``.
+    """
+    return tf.nest.map_structure(
+        functools.partial(_leaf_spec, dtype=dtype, dynamic=dynamic), structure
     )
+
+
+def input_signature(spec):
+    """``spec`` as ``tf.function`` takes it: absent parts as empty tuples."""
+    return tf.nest.map_structure(lambda s: () if s is None else s, spec)
+
+
+def to_tensors(structure, spec):
+    """The NumPy record ``structure`` as tensors of ``spec``'s dtypes."""
+    return tf.nest.map_structure(
+        lambda s, v: () if s is None else tf.convert_to_tensor(v, s.dtype),
+        spec,
+        structure,
+    )
+
+
+def to_numpy(tensors, like):
+    """Tensors back to the NumPy record ``like`` has: same types, None kept.
+
+    ``tensors`` has the structure of ``like`` except where ``like`` holds None
+    (an absent part, which went through the program as ``()``).
+    """
+    if like is None:
+        return None
+    if isinstance(like, tuple):
+        values = [to_numpy(t, v) for t, v in zip(tensors, like, strict=True)]
+        return type(like)(*values) if hasattr(like, "_fields") else tuple(values)
+    if isinstance(like, np.ndarray):
+        return tensors.numpy()
+    return type(like)(tensors.numpy())
 
 
 class _ProgramCache:
@@ -94,25 +188,14 @@ class _ProgramCache:
 PROGRAMS = _ProgramCache(CACHE_SIZE)
 
 
-def get_program(
-    network,
-    solver=None,
-    nesterov=False,
-    schedule="constant",
-    shuffle=False,
-    validation=False,
-):
-    """Return the compiled program for ``network`` and these solver settings.
+def get_program(network, config=None, state=None):
+    """Return the compiled program for ``network`` and ``config``.
 
-    ``solver=None`` gives the program for prediction and ``lbfgs``.
+    ``config=None`` gives the program for prediction and ``lbfgs``; a training
+    program is traced for the structure of ``state`` (a TrainingState).
     """
-    key = program_key(network, solver, nesterov, schedule, shuffle, validation)
-    return PROGRAMS.get(
-        key,
-        lambda: TrainingProgram(
-            network.skeleton(), solver, nesterov, schedule, shuffle, validation
-        ),
-    )
+    key = (network.trace_key,) if config is None else config.program_key(network)
+    return PROGRAMS.get(key, lambda: TrainingProgram(network.skeleton(), config, state))
 
 
 def _batch_loss(network, params, proba, y, sw, extra_losses, alpha):
@@ -179,251 +262,233 @@ def _compile(method, **options):
 
 
 class TrainingProgram:
-    """The compiled functions for one network structure and solver setting.
+    """The compiled functions for one network structure and training setting.
 
     Parameters
     ----------
     network : DenseNetwork or CustomNetwork
         The network whose ``forward`` is traced (a skeleton owned by the
         program: its variables are never read or written during training).
-    solver : {"sgd", "adam"} or None
+    config : TrainingConfig or None
         None for a program that only predicts and computes full-batch losses.
-    nesterov : bool
-    schedule : {"constant", "invscaling", "adaptive"}
-    shuffle : bool
-    validation : bool
-        Whether epochs end by scoring a validation set (early stopping).
+        Only its graph-shaping settings are kept: the numbers are inputs.
+    state : TrainingState or None
+        An example of the state the program trains (its structure and dtypes).
     """
 
-    def __init__(self, network, solver, nesterov, schedule, shuffle, validation):
+    def __init__(self, network, config=None, state=None):
         self.network = network
-        self.solver = solver
-        self.nesterov = nesterov
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.validation = validation
         dtype = network.compute_dtype
-        params = network.param_specs
-        buffers = network.buffer_specs
+        dynamic = network.dynamic_shapes
+        weights = Weights(tuple(network.param_specs), tuple(network.buffer_specs))
         n_features = getattr(network, "n_features", None)
         x = tf.TensorSpec([None, n_features], dtype)
-        y = tf.TensorSpec([None, None], dtype)
-        w = tf.TensorSpec([None], dtype)
+        data = TrainingData(
+            x, tf.TensorSpec([None, None], dtype), tf.TensorSpec([None], dtype)
+        )
         scalar = tf.TensorSpec([], dtype)
         self._predict = _compile(
             self._predict_impl,
-            input_signature=[params, buffers, x],
+            input_signature=[weights, x],
             autograph=False,
             reduce_retracing=True,
         )
         self._loss_and_grad = _compile(
             self._loss_and_grad_impl,
-            input_signature=[params, buffers, x, y, w, scalar],
+            input_signature=[weights, data, scalar],
             autograph=False,
         )
-        if solver in _solvers.STOCHASTIC_SOLVERS:
-            loop = {
-                "learning_rate": scalar,
-                "best_loss": scalar,
-                "best_score": scalar,
-                "no_improvement": tf.TensorSpec([], tf.int32),
-                "t": scalar,
-                "best_params": params,
-                "best_buffers": buffers,
-            }
-            hyper = {name: scalar for name in HYPER_PARAMETERS}
-            self._run = _compile(
-                self._run_impl,
-                input_signature=[
-                    params,
-                    buffers,
-                    _solvers.state_spec(solver, params),
-                    loop,
-                    x,
-                    y,
-                    w,
-                    x,
-                    y,
-                    w,
-                    hyper,
-                    tf.TensorSpec([], tf.int32),  # batch_size
-                    tf.TensorSpec([], tf.int32),  # n_epochs
-                    tf.TensorSpec([2], tf.int64),  # shuffle seed
-                ],
-                autograph=False,
-            )
+        if config is None:
+            return
+        self.solver = config.solver
+        self.shuffle = config.shuffle
+        self.early_stopping = config.early_stopping
+        self.state_spec = signature(state, dtype, dynamic)._replace(weights=weights)
+        if config.early_stopping:
+            progress = self.state_spec.progress._replace(best_weights=weights)
+            self.state_spec = self.state_spec._replace(progress=progress)
+        self.hyper_spec = signature(config.hyper, dtype, dynamic)
+        self._run = _compile(
+            self._run_impl,
+            input_signature=[
+                input_signature(self.state_spec),
+                data,
+                data if config.early_stopping else (),
+                self.hyper_spec,
+                tf.TensorSpec([], tf.int32),  # batch_size
+                tf.TensorSpec([], tf.int32),  # n_epochs
+                tf.TensorSpec([2], tf.int64),  # shuffle seed
+            ],
+            autograph=False,
+        )
 
     # -- inference ---------------------------------------------------------
-    def _predict_impl(self, params, buffers, x):
-        proba, _, _ = self.network.forward(params, buffers, x, False)
+    def _predict_impl(self, weights, x):
+        proba, _, _ = self.network.forward(weights.params, weights.buffers, x, False)
         return proba
 
-    def predict(self, params, buffers, X):
-        """Probabilities of ``X`` under the given weights (NumPy in and out)."""
-        return self._predict(list(params), list(buffers), X).numpy()
+    def predict(self, weights, X):
+        """Probabilities of ``X`` under ``weights`` (NumPy in and out)."""
+        return self._predict(weights, X).numpy()
 
     # -- full-batch loss and gradient (lbfgs) --------------------------------
-    def _loss_and_grad_impl(self, params, buffers, x, y, sw, alpha):
+    def _loss_and_grad_impl(self, weights, data, alpha):
+        params = list(weights.params)
         with tf.GradientTape() as tape:
             tape.watch(params)
-            proba, _, extra = self.network.forward(params, buffers, x, True)
-            loss = _batch_loss(self.network, params, proba, y, sw, extra, alpha)
+            proba, _, extra = self.network.forward(
+                params, weights.buffers, data.X, True
+            )
+            loss = _batch_loss(
+                self.network, params, proba, data.Y, data.sample_weight, extra, alpha
+            )
         return loss, tape.gradient(loss, params)
 
-    def loss_and_grad(self, params, buffers, X, Y, sw, alpha):
-        """Full-batch loss and its gradients with respect to ``params``."""
-        return self._loss_and_grad(list(params), list(buffers), X, Y, sw, alpha)
+    def loss_and_grad(self, weights, data, alpha):
+        """Full-batch loss and its gradients with respect to ``weights.params``."""
+        return self._loss_and_grad(weights, data, alpha)
 
     # -- stochastic epochs ---------------------------------------------------
-    def _run_impl(
-        self,
-        params,
-        buffers,
-        opt,
-        loop,
-        x,
-        y,
-        sw,
-        x_val,
-        y_val,
-        sw_val,
-        hyper,
-        batch_size,
-        n_epochs,
-        seed,
-    ):
-        network = self.network
-        dtype = x.dtype
-        n = tf.shape(x)[0]
+    def _run_impl(self, state, data, validation, hyper, batch_size, n_epochs, seed):
+        network, solver = self.network, self.solver
+        schedule = solver.schedule
+        dtype = data.X.dtype
+        n = tf.shape(data.X)[0]
         n_float = tf.cast(n, dtype)
         n_batches = (n + batch_size - 1) // batch_size
-        schedule = self.schedule
-        # Inside the loops the parameters (and each solver moment) travel as
-        # one flat vector: fewer loop variables and fewer update ops per step.
-        pack, unpack = _flattener(params)
+        # Inside the loops the parameters travel as one flat vector (as do the
+        # solver's moments): fewer loop variables and fewer update ops a step.
+        pack, unpack = _flattener(state.weights.params)
 
-        def run_batch(i, flat, buffers, opt, total, data, lr):
+        def run_batch(i, flat, buffers, solver_state, total, batches, lr):
             start = i * batch_size
             stop = tf.minimum(start + batch_size, n)
-            xb, yb, wb = (part[start:stop] for part in data)
+            xb, yb, wb = (part[start:stop] for part in batches)
             params = unpack(flat)
             with tf.GradientTape() as tape:
                 tape.watch(params)
                 proba, new_buffers, extra = network.forward(params, buffers, xb, True)
-                loss = _batch_loss(
-                    network, params, proba, yb, wb, extra, hyper["alpha"]
-                )
+                loss = _batch_loss(network, params, proba, yb, wb, extra, hyper.alpha)
             grads = pack(tape.gradient(loss, params))
-            step_hyper = dict(hyper, learning_rate=lr)
-            (flat,), opt = _solvers.apply_updates(
-                self.solver, self.nesterov, [flat], [grads], opt, step_hyper
+            flat, solver_state = solver.update(
+                flat, grads, solver_state, lr, hyper.solver
             )
             total += loss * tf.cast(stop - start, dtype)
-            return i + 1, flat, list(new_buffers), opt, total
+            return i + 1, flat, tuple(new_buffers), solver_state, total
 
-        def run_epoch(epoch, flat, buffers, opt, loop, curves, status):
-            data = (x, y, sw)
+        def run_epoch(epoch, flat, buffers, solver_state, progress, curves, status):
+            batches = data
             if self.shuffle:
                 # One gather per epoch; the batches are then contiguous slices.
                 order = tf.random.experimental.stateless_shuffle(
                     tf.range(n), seed=seed + tf.stack([0, tf.cast(epoch, tf.int64)])
                 )
-                data = tuple(tf.gather(part, order) for part in data)
-            lr = loop["learning_rate"]
-            _, flat, buffers, opt, total = tf.while_loop(
+                batches = tuple(tf.gather(part, order) for part in data)
+            lr = progress.learning_rate
+            _, flat, buffers, solver_state, total = tf.while_loop(
                 lambda i, *_: i < n_batches,
-                lambda i, p, b, o, t: run_batch(i, p, b, o, t, data, lr),
-                [tf.constant(0), flat, buffers, opt, tf.zeros([], dtype)],
+                lambda i, p, b, s, t: run_batch(i, p, b, s, t, batches, lr),
+                (tf.constant(0), flat, buffers, solver_state, tf.zeros([], dtype)),
             )
             loss = total / n_float
-            loop = dict(loop, t=loop["t"] + n_float)
-            tol = hyper["tol"]
-            if self.validation:
-                proba, _, _ = network.forward(unpack(flat), buffers, x_val, False)
+            samples_seen = progress.samples_seen + n_float
+            tol = hyper.tol
+            if self.early_stopping:
+                proba, _, _ = network.forward(
+                    unpack(flat), buffers, validation.X, False
+                )
                 hits = tf.reduce_all(
-                    tf.equal(_predicted_indicator(network, proba), y_val), axis=1
+                    tf.equal(_predicted_indicator(network, proba), validation.Y),
+                    axis=1,
                 )
-                score = tf.reduce_sum(sw_val * tf.cast(hits, dtype)) / tf.reduce_sum(
-                    sw_val
+                weight = validation.sample_weight
+                score = tf.reduce_sum(weight * tf.cast(hits, dtype)) / tf.reduce_sum(
+                    weight
                 )
-                worse = score < loop["best_score"] + tol
-                better = score > loop["best_score"]
-                loop["best_score"] = tf.where(better, score, loop["best_score"])
-                loop["best_params"] = [tf.where(better, flat, loop["best_params"][0])]
-                loop["best_buffers"] = [
-                    tf.where(better, b, bb)
-                    for b, bb in zip(buffers, loop["best_buffers"], strict=True)
-                ]
+                worse = score < progress.best_score + tol
+                better = score > progress.best_score
+                best = progress.best_weights
+                progress = progress._replace(
+                    best_score=tf.where(better, score, progress.best_score),
+                    best_weights=Weights(
+                        (tf.where(better, flat, best.params[0]),),
+                        tuple(
+                            tf.where(better, b, bb)
+                            for b, bb in zip(buffers, best.buffers, strict=True)
+                        ),
+                    ),
+                )
             else:
                 score = tf.constant(np.nan, dtype)
-                worse = loss > loop["best_loss"] - tol
-                loop["best_loss"] = tf.where(
-                    loss < loop["best_loss"], loss, loop["best_loss"]
+                worse = loss > progress.best_loss - tol
+                progress = progress._replace(
+                    best_loss=tf.where(
+                        loss < progress.best_loss, loss, progress.best_loss
+                    )
                 )
-            no_improvement = tf.where(worse, loop["no_improvement"] + 1, 0)
-            if schedule == "invscaling":
-                lr = hyper["learning_rate_init"] / tf.pow(
-                    loop["t"] + 1, hyper["power_t"]
-                )
-            triggered = tf.cast(no_improvement, dtype) > hyper["n_iter_no_change"]
-            if schedule == "adaptive":
-                too_small = triggered & (lr <= 1e-6)
-                reduce = triggered & ~too_small
-                lr = tf.where(reduce, lr / 5, lr)
-                no_improvement = tf.where(reduce, 0, no_improvement)
-                status = tf.where(too_small, LEARNING_RATE_TOO_SMALL, RUNNING)
-            else:
-                status = tf.where(triggered, CONVERGED, RUNNING)
+            no_improvement = tf.where(worse, progress.no_improvement + 1, 0)
+            lr = schedule.after_epoch(lr, samples_seen, hyper.solver)
+            triggered = tf.cast(no_improvement, dtype) > hyper.n_iter_no_change
+            plateau_lr, go_on = schedule.on_plateau(lr, hyper.solver)
+            lr = tf.where(triggered, plateau_lr, lr)
+            no_improvement = tf.where(triggered & go_on, 0, no_improvement)
+            status = tf.where(triggered & ~go_on, schedule.stop_status, RUNNING)
             status = tf.where(tf.math.is_finite(loss), status, DIVERGED)
-            loop["learning_rate"] = lr
-            loop["no_improvement"] = no_improvement
-            curves = [
-                curves[0].write(epoch, loss),
-                curves[1].write(epoch, score),
-                curves[2].write(epoch, lr),
-                curves[3].write(epoch, triggered),
-            ]
-            return epoch + 1, flat, buffers, opt, loop, curves, status
+            progress = progress._replace(
+                learning_rate=lr,
+                no_improvement=no_improvement,
+                samples_seen=samples_seen,
+            )
+            curves = EpochCurves(
+                curves.losses.write(epoch, loss),
+                curves.scores.write(epoch, score),
+                curves.learning_rates.write(epoch, lr),
+                curves.triggered.write(epoch, triggered),
+            )
+            return epoch + 1, flat, buffers, solver_state, progress, curves, status
 
-        curves = [
-            tf.TensorArray(dtype, size=0, dynamic_size=True),
-            tf.TensorArray(dtype, size=0, dynamic_size=True),
-            tf.TensorArray(dtype, size=0, dynamic_size=True),
-            tf.TensorArray(tf.bool, size=0, dynamic_size=True),
-        ]
-        opt = {k: [pack(v)] if isinstance(v, list) else v for k, v in opt.items()}
-        loop = dict(loop, best_params=[pack(loop["best_params"])])
-        epoch, flat, buffers, opt, loop, curves, status = tf.while_loop(
-            lambda e, p, b, o, lp, c, s: (e < n_epochs) & tf.equal(s, RUNNING),
+        def new_curve(curve_dtype):
+            return tf.TensorArray(curve_dtype, size=0, dynamic_size=True)
+
+        curves = EpochCurves(
+            new_curve(dtype), new_curve(dtype), new_curve(dtype), new_curve(tf.bool)
+        )
+        progress = state.progress
+        if self.early_stopping:
+            best = progress.best_weights
+            progress = progress._replace(
+                best_weights=Weights((pack(best.params),), best.buffers)
+            )
+        epoch, flat, buffers, solver_state, progress, curves, status = tf.while_loop(
+            lambda e, p, b, s, g, c, st: (e < n_epochs) & tf.equal(st, RUNNING),
             run_epoch,
-            [
+            (
                 tf.constant(0),
-                pack(params),
-                buffers,
-                opt,
-                loop,
+                pack(state.weights.params),
+                state.weights.buffers,
+                state.solver,
+                progress,
                 curves,
                 tf.constant(RUNNING),
-            ],
+            ),
         )
-        opt = {k: unpack(v[0]) if isinstance(v, list) else v for k, v in opt.items()}
-        loop = dict(loop, best_params=unpack(loop["best_params"][0]))
-        curves = [c.stack() for c in curves]
-        return unpack(flat), buffers, opt, loop, curves, epoch, status
+        if self.early_stopping:
+            best = progress.best_weights
+            progress = progress._replace(
+                best_weights=Weights(tuple(unpack(best.params[0])), best.buffers)
+            )
+        new_state = TrainingState(
+            Weights(tuple(unpack(flat)), buffers), solver_state, progress
+        )
+        curves = EpochCurves(*(c.stack() for c in curves))
+        return ChunkResult(new_state, curves, epoch, status)
 
-    def run(self, params, buffers, opt, loop, data, hyper, batch_size, n_epochs, seed):
-        """Run up to ``n_epochs`` epochs; see :func:`train_stochastic`."""
+    def run(self, state, data, validation, hyper, batch_size, n_epochs, seed):
+        """Run up to ``n_epochs`` epochs (tensors in, :class:`ChunkResult` out)."""
         return self._run(
-            params,
-            buffers,
-            opt,
-            loop,
-            data["X"],
-            data["Y"],
-            data["sw"],
-            data["X_val"],
-            data["Y_val"],
-            data["sw_val"],
+            state,
+            data,
+            validation,
             hyper,
             tf.constant(batch_size, tf.int32),
             tf.constant(n_epochs, tf.int32),
@@ -431,167 +496,94 @@ class TrainingProgram:
         )
 
 
-class EpochLog:
-    """What happened in each epoch of one call to :func:`train_stochastic`."""
-
-    def __init__(self):
-        self.losses = []
-        self.scores = []
-        self.learning_rates = []
-        self.triggered = []
-        self.status = RUNNING
-        self.interrupted = False
-
-    def extended(self, curves, status):
-        """A new log: this one, then the epochs in ``curves``, ending in ``status``."""
-        losses, scores, lrs, triggered = (c.numpy().tolist() for c in curves)
-        log = EpochLog()
-        log.losses = self.losses + losses
-        log.scores = self.scores + scores
-        log.learning_rates = self.learning_rates + lrs
-        log.triggered = self.triggered + triggered
-        log.status = status
-        return log
-
-    def __len__(self):
-        return len(self.losses)
-
-
-def _as_tensors(values, dtype=None):
-    return [tf.convert_to_tensor(v, dtype=dtype) for v in values]
-
-
 def train_stochastic(
-    network, state, data, hyper, options, n_epochs, seed, on_epoch_end=None
+    network, config, state, data, validation, n_epochs, seed, on_epoch_end=None
 ):
-    """Train with SGD or Adam for up to ``n_epochs`` epochs.
+    """Train with a stochastic solver for up to ``n_epochs`` epochs.
 
     Parameters
     ----------
     network : DenseNetwork or CustomNetwork
-    state : dict
-        NumPy arrays: ``params``, ``buffers``, ``solver_state`` and ``loop``
-        (``learning_rate``, ``best_loss``, ``best_score``, ``no_improvement``,
-        ``t``, ``best_params``, ``best_buffers``).
-    data : dict
-        ``X``, ``Y``, ``sw`` and, with early stopping, ``X_val``, ``Y_val``,
-        ``sw_val`` (NumPy arrays; the validation entries may be empty).
-    hyper : dict of float
-        The values named in :data:`HYPER_PARAMETERS`.
-    options : dict
-        ``solver``, ``nesterov``, ``schedule``, ``shuffle``, ``batch_size``.
+    config : TrainingConfig
+    state : TrainingState
+        The state to start from (NumPy arrays), with a solver state.
+    data : TrainingData
+    validation : TrainingData or None
+        The validation split, with early stopping.
     n_epochs : int
         Most epochs to run.
     seed : int
         Seed of the in-graph shuffling.
     on_epoch_end : callable, optional
-        ``on_epoch_end(epoch_index, log, params, buffers)`` after every epoch;
-        returning True stops training. Makes every call run one epoch.
+        ``on_epoch_end(epoch_index, log, weights)`` after every epoch, with the
+        weights as tensors; returning True stops training. Makes every call
+        run one epoch.
 
     Returns
     -------
-    state : dict
-        The new state (NumPy arrays).
+    state : TrainingState
+        The new state (NumPy arrays). With early stopping its
+        ``progress.best_weights`` holds the best weights.
     log : EpochLog
     """
-    validation = data.get("X_val") is not None
-    program = get_program(
-        network,
-        options["solver"],
-        options["nesterov"],
-        options["schedule"],
-        options["shuffle"],
-        validation,
-    )
+    if config.early_stopping:
+        best = state.progress._replace(best_weights=state.weights)
+        state = state._replace(progress=best)
+    program = get_program(network, config, state)
     dtype = network.compute_dtype
-    tensors = {
-        key: tf.convert_to_tensor(value, dtype=dtype)
-        for key, value in data.items()
-        if value is not None
-    }
-    if not validation:
-        n_features = data["X"].shape[1]
-        n_outputs = data["Y"].shape[1]
-        tensors["X_val"] = tf.zeros([0, n_features], dtype)
-        tensors["Y_val"] = tf.zeros([0, n_outputs], dtype)
-        tensors["sw_val"] = tf.zeros([0], dtype)
-    hyper_tensors = {k: tf.constant(float(hyper[k]), dtype) for k in HYPER_PARAMETERS}
-    params = _as_tensors(state["params"], dtype)
-    buffers = _as_tensors(state["buffers"])
-    opt = tf.nest.map_structure(
-        lambda v: tf.convert_to_tensor(v, dtype), state["solver_state"]
-    )
-    loop = state["loop"]
-    loop = {
-        "learning_rate": tf.constant(loop["learning_rate"], dtype),
-        "best_loss": tf.constant(loop["best_loss"], dtype),
-        "best_score": tf.constant(loop["best_score"], dtype),
-        "no_improvement": tf.constant(loop["no_improvement"], tf.int32),
-        "t": tf.constant(loop["t"], dtype),
-        "best_params": _as_tensors(loop["best_params"], dtype),
-        "best_buffers": _as_tensors(loop["best_buffers"]),
-    }
-    n_samples = data["X"].shape[0]
+    tensors = to_tensors(state, program.state_spec)
+    hyper = to_tensors(config.hyper, program.hyper_spec)
+    data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
+    if validation is not None:
+        validation = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in validation))
+    else:
+        validation = ()
+    n_samples = data.X.shape[0]
     if on_epoch_end is None:
         chunk = max(1, min(n_epochs, math.ceil(CHUNK_SAMPLES / max(n_samples, 1))))
     else:
         chunk = 1
-    log = EpochLog()
-    done = 0
+    done, log = 0, EpochLog()
     # The results of the last completed call, committed in one assignment: an
     # interrupt (handled between Python calls) never leaves the weights and
     # the log of epochs out of step.
-    committed = (done, params, buffers, opt, loop, log)
+    committed = (done, tensors, log)
     try:
         while done < n_epochs and log.status == RUNNING:
-            size = min(chunk, n_epochs - done)
-            out = program.run(
-                params,
-                buffers,
-                opt,
-                loop,
+            result = program.run(
                 tensors,
-                hyper_tensors,
-                options["batch_size"],
-                size,
+                data,
+                validation,
+                hyper,
+                config.batch_size,
+                min(chunk, n_epochs - done),
                 [seed, done],
             )
-            new_log = log.extended(out[4], int(out[6]))
-            committed = (done + int(out[5]), *out[:4], new_log)
-            done, params, buffers, opt, loop, log = committed
+            curves = {k: v.numpy().tolist() for k, v in result.curves._asdict().items()}
+            new_log = log.extended(**curves, status=int(result.status))
+            committed = (done + int(result.epochs), result.state, new_log)
+            done, tensors, log = committed
             if on_epoch_end is not None and on_epoch_end(
-                done - 1, log, params, buffers
+                done - 1, log, tensors.weights
             ):
                 break
     except KeyboardInterrupt:
-        done, params, buffers, opt, loop, log = committed
+        done, tensors, log = committed
         if done == 0:
             raise
-        log.interrupted = True
-    return _to_numpy_state(params, buffers, opt, loop), log
+        log = log._replace(interrupted=True)
+    return to_numpy(tensors, like=state), log
 
 
-def _to_numpy_state(params, buffers, opt, loop):
-    loop = dict(loop)
-    return {
-        "params": [p.numpy() for p in params],
-        "buffers": [b.numpy() for b in buffers],
-        "solver_state": tf.nest.map_structure(lambda v: v.numpy(), opt),
-        "loop": {
-            "learning_rate": float(loop["learning_rate"]),
-            "best_loss": float(loop["best_loss"]),
-            "best_score": float(loop["best_score"]),
-            "no_improvement": int(loop["no_improvement"]),
-            "t": float(loop["t"]),
-            "best_params": [p.numpy() for p in loop["best_params"]],
-            "best_buffers": [b.numpy() for b in loop["best_buffers"]],
-        },
-    }
+class LbfgsRun(NamedTuple):
+    """What :func:`train_lbfgs` returns."""
+
+    weights: Weights
+    result: scipy.optimize.OptimizeResult
+    losses: list
 
 
-def train_lbfgs(
-    network, params, buffers, X, Y, sw, alpha, max_iter, max_fun, tol, verbose
-):
+def train_lbfgs(network, weights, data, alpha, max_iter, max_fun, tol, verbose):
     """Minimise the loss with SciPy's L-BFGS-B on Keras-computed gradients.
 
     As MLPClassifier's ``lbfgs`` solver: the whole training set is one batch,
@@ -600,30 +592,26 @@ def train_lbfgs(
 
     Returns
     -------
-    params : list of ndarray
-    result : scipy.optimize.OptimizeResult
-    losses : list of float
-        The loss after each iteration.
+    run : LbfgsRun
+        The weights reached, SciPy's result and the loss after each iteration.
     """
     program = get_program(network)
     dtype = network.compute_dtype
-    shapes = [np.shape(p) for p in params]
+    shapes = [np.shape(p) for p in weights.params]
     sizes = [int(np.prod(s)) for s in shapes]
     splits = np.cumsum(sizes)[:-1]
-    X = tf.convert_to_tensor(X, dtype)
-    Y = tf.convert_to_tensor(Y, dtype)
-    sw = tf.convert_to_tensor(sw, dtype)
+    data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
     alpha = tf.constant(alpha, dtype)
-    buffers = _as_tensors(buffers)
+    buffers = tuple(tf.convert_to_tensor(b) for b in weights.buffers)
 
     def unpack(flat):
-        return [
+        return tuple(
             tf.convert_to_tensor(part.reshape(shape), dtype)
             for part, shape in zip(np.split(flat, splits), shapes, strict=True)
-        ]
+        )
 
     def objective(flat):
-        loss, grads = program.loss_and_grad(unpack(flat), buffers, X, Y, sw, alpha)
+        loss, grads = program.loss_and_grad(Weights(unpack(flat), buffers), data, alpha)
         grad = np.concatenate([g.numpy().ravel() for g in grads]).astype(np.float64)
         return float(loss), grad
 
@@ -634,7 +622,7 @@ def train_lbfgs(
         if verbose:
             print(f"Iteration {len(losses)}, loss = {losses[-1]:.8f}")
 
-    start = np.concatenate([np.ravel(p) for p in params]).astype(np.float64)
+    start = np.concatenate([np.ravel(p) for p in weights.params]).astype(np.float64)
     options = {"maxfun": max_fun, "maxiter": max_iter, "gtol": tol}
     result = scipy.optimize.minimize(
         objective,
@@ -644,5 +632,5 @@ def train_lbfgs(
         options=options,
         callback=callback,
     )
-    params = [p.numpy() for p in unpack(result.x)]
-    return params, result, losses
+    params = tuple(p.numpy() for p in unpack(result.x))
+    return LbfgsRun(weights._replace(params=params), result, losses)

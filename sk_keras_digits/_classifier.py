@@ -688,7 +688,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             raise
         if log.status == DIVERGED:
             reporter.detach()
-            raise self._diverged_error(len(log))
+            raise self._diverged_error(log.n_epochs)
         weights = end.weights
         if self.early_stopping:
             weights = end.progress.best_weights
@@ -698,7 +698,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         )
         if log.interrupted:
             warnings.warn("Training interrupted by user.", stacklevel=6)
-        elif not incremental and log.status == RUNNING and len(log) == self.max_iter:
+        elif (
+            not incremental and log.status == RUNNING and log.n_epochs == self.max_iter
+        ):
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",

@@ -590,8 +590,8 @@ def _write_report(settings, tables, figures, seconds):
     import sklearn
     import tensorflow as tf
 
-    from ._version import __version__
     from ._report import write_report
+    from ._version import __version__
 
     details = [
         ("Run", "quick (--quick)" if settings.quick else "full"),

@@ -170,7 +170,9 @@ class EpochLog(NamedTuple):
     status: int = RUNNING
     interrupted: bool = False
 
-    def __len__(self):
+    @property
+    def n_epochs(self):
+        """Number of epochs in the log."""
         return len(self.losses)
 
     def extended(self, losses, scores, learning_rates, triggered, status):
@@ -251,7 +253,7 @@ class FittedState(NamedTuple):
                 losses=history.losses + log.losses,
                 scores=None if history.scores is None else history.scores + log.scores,
                 learning_rates=(history.learning_rates or ()) + log.learning_rates,
-                n_iter=len(log),
+                n_iter=log.n_epochs,
                 loss=log.losses[-1],
             ),
         )

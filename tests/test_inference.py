@@ -17,8 +17,9 @@ def test_dense_forward_equals_the_keras_model(
 ):
     X, _ = small_digits
     network = DenseNetwork([64, 9, 7, n_outputs], activation, out_activation, "float64")
-    params, _ = network.initial_params(np.random.RandomState(0))
-    model = network.build_model(params)
+    weights = network.initial_weights(np.random.RandomState(0))
+    params = weights.params
+    model = network.build_model(weights)
     proba = dense_forward(params[::2], params[1::2], X, activation, out_activation)
     np.testing.assert_allclose(
         proba, model.predict(X, verbose=0), rtol=1e-12, atol=1e-15

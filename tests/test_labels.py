@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sk_keras_digits import _labels
+from sk_keras_digits._labels import LabelEncoding
 
 
 @pytest.mark.parametrize(
@@ -16,24 +16,47 @@ from sk_keras_digits import _labels
     ids=["binary-strings", "multiclass-ints", "multilabel"],
 )
 def test_encode_decode_round_trip(y, activation, width):
-    binarizer = _labels.fit_binarizer(y)
-    assert _labels.output_activation(binarizer) == activation
-    Y = _labels.encode(binarizer, y, np.float32)
+    encoding = LabelEncoding.fit(y)
+    assert encoding.out_activation == activation
+    assert encoding.n_outputs == width
+    Y = encoding.encode(y, np.float32)
     assert Y.shape == (len(y), width) and Y.dtype == np.float32
-    decoded = _labels.decode(binarizer, Y)
+    decoded = encoding.decode(Y)
     np.testing.assert_array_equal(decoded, y)
     assert decoded.dtype == y.dtype
 
 
 def test_multiclass_encoding_is_one_hot():
-    binarizer = _labels.fit_binarizer(np.array([2, 0, 1]))
+    encoding = LabelEncoding.fit(np.array([2, 0, 1]))
+    assert encoding.kind == "multiclass"
     np.testing.assert_array_equal(
-        _labels.encode(binarizer, np.array([0, 2]), np.float64), [[1, 0, 0], [0, 0, 1]]
+        encoding.encode(np.array([0, 2]), np.float64), [[1, 0, 0], [0, 0, 1]]
     )
 
 
 def test_classes_argument_fixes_the_encoding_for_partial_fit():
-    binarizer = _labels.fit_binarizer(np.array([1, 1]), classes=[0, 1, 2])
-    np.testing.assert_array_equal(binarizer.classes_, [0, 1, 2])
+    encoding = LabelEncoding.fit(np.array([1, 1]), classes=[0, 1, 2])
+    np.testing.assert_array_equal(encoding.classes, [0, 1, 2])
     with pytest.raises(ValueError, match=r"labels \[7\] not in classes_"):
-        _labels.check_known_labels(binarizer, np.array([1, 7]), "partial_fit")
+        encoding.check_known(np.array([1, 7]), "partial_fit")
+
+
+def test_mixed_label_types_are_refused_clearly():
+    with pytest.raises(ValueError, match="mixes label types"):
+        LabelEncoding.fit(np.array([1, "a", 2.5], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "kind, n_outputs, activation",
+    [
+        ("binary", 1, "logistic"),
+        ("multiclass", 3, "softmax"),
+        ("multilabel-indicator", 3, "logistic"),
+    ],
+)
+def test_encoding_derives_the_network_output(kind, n_outputs, activation):
+    classes = np.array(["no", "yes"]) if kind == "binary" else np.arange(3)
+    encoding = LabelEncoding(classes, kind)
+    assert encoding.n_outputs == n_outputs
+    assert encoding.out_activation == activation
+    assert encoding.multilabel == kind.startswith("multilabel")

@@ -11,21 +11,21 @@ from sk_keras_digits._network import CustomNetwork, DenseNetwork
 @pytest.mark.parametrize("activation", ["logistic", "relu"])
 def test_initial_weights_are_mlpclassifiers(activation):
     network = DenseNetwork([64, 15, 10], activation, "softmax", "float64")
-    params, buffers = network.initial_params(np.random.RandomState(3))
+    params, buffers = network.initial_weights(np.random.RandomState(3))
     mlp = MLPClassifier(hidden_layer_sizes=(15,), activation=activation)
     mlp._random_state = np.random.RandomState(3)
     expected = []
     for fan_in, fan_out in [(64, 15), (15, 10)]:
         expected += list(mlp._init_coef(fan_in, fan_out, np.float64))
-    assert buffers == []
+    assert buffers == ()
     for ours, theirs in zip(params, expected, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
 
 def test_dense_model_layers_and_dtype():
     network = DenseNetwork([64, 15, 8, 1], "tanh", "logistic", "float32")
-    params, _ = network.initial_params(np.random.RandomState(0))
-    model = network.build_model(params)
+    weights = network.initial_weights(np.random.RandomState(0))
+    model = network.build_model(weights)
     assert [layer.name for layer in model.layers[1:]] == [
         "hidden_1",
         "hidden_2",
@@ -66,6 +66,10 @@ def test_custom_build_is_seeded_and_uses_the_data_dtype():
     b = CustomNetwork(mlp_builder, 64, 3, "softmax", "float64")
     c = CustomNetwork(mlp_builder, 64, 3, "softmax", "float64")
     a.build(5), b.build(5), c.build(6)
-    np.testing.assert_array_equal(a.initial_params()[0][0], b.initial_params()[0][0])
-    assert not np.array_equal(a.initial_params()[0][0], c.initial_params()[0][0])
+    np.testing.assert_array_equal(
+        a.initial_weights().params[0], b.initial_weights().params[0]
+    )
+    assert not np.array_equal(
+        a.initial_weights().params[0], c.initial_weights().params[0]
+    )
     assert a.compute_dtype == "float64"

@@ -11,7 +11,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import KerasDigitClassifier, _training
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
-from sk_keras_digits._solvers import initial_state
+from sk_keras_digits._solvers import SGD, Adam
+from sk_keras_digits._state import Progress, TrainingState
+from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
 
 
 def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="tanh"):
@@ -38,13 +40,13 @@ def reference_loss(model, x, y, sw, alpha):
 def test_loss_and_gradients_equal_the_keras_models(small_digits):
     X, y = small_digits
     network = dense_network()
-    params, _ = network.initial_params(np.random.RandomState(0))
-    model = network.build_model(params)
+    weights = network.initial_weights(np.random.RandomState(0))
+    model = network.build_model(weights)
     Y = one_hot(y)
     sw = np.random.RandomState(1).uniform(0.5, 2, len(X))
     program = _training.get_program(network)
     loss, grads = program.loss_and_grad(
-        params, [], X, Y, sw, tf.constant(1e-2, "float64")
+        weights, TrainingData(X, Y, sw), tf.constant(1e-2, "float64")
     )
     with tf.GradientTape() as tape:
         expected = reference_loss(model, X, Y, sw, 1e-2)
@@ -60,45 +62,31 @@ def test_an_sgd_epoch_equals_keras_sgd_on_the_keras_model(small_digits, nesterov
     X, y = small_digits
     X, Y = X[:250], one_hot(y[:250])
     network = dense_network()
-    params, _ = network.initial_params(np.random.RandomState(0))
-    state = {
-        "params": params,
-        "buffers": [],
-        "solver_state": initial_state("sgd", params),
-        "loop": {
-            "learning_rate": 0.1,
-            "best_loss": np.inf,
-            "best_score": -np.inf,
-            "no_improvement": 0,
-            "t": 0.0,
-            "best_params": params,
-            "best_buffers": [],
-        },
-    }
-    hyper = dict(
-        learning_rate_init=0.1,
-        momentum=0.9,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        alpha=1e-3,
-        tol=1e-4,
-        power_t=0.5,
-        n_iter_no_change=10,
+    weights = network.initial_weights(np.random.RandomState(0))
+    solver = SGD(nesterov=nesterov)
+    state = TrainingState(
+        weights,
+        solver.initial_state(weights),
+        Progress(0.1, np.inf, -np.inf, 0, 0.0),
     )
-    options = dict(
-        solver="sgd",
-        nesterov=nesterov,
-        schedule="constant",
-        shuffle=False,
+    config = TrainingConfig(
+        solver=solver,
+        hyper=Hyper(
+            alpha=1e-3,
+            tol=1e-4,
+            n_iter_no_change=10.0,
+            solver=SGD.Hyper(learning_rate_init=0.1, momentum=0.9, power_t=0.5),
+        ),
         batch_size=100,
+        shuffle=False,
+        early_stopping=False,
     )
-    data = dict(X=X, Y=Y, sw=np.ones(len(X)), X_val=None, Y_val=None, sw_val=None)
+    data = TrainingData(X, Y, np.ones(len(X)))
     new_state, log = _training.train_stochastic(
-        network, state, data, hyper, options, n_epochs=1, seed=0
+        network, config, state, data, None, n_epochs=1, seed=0
     )
 
-    model = network.build_model(params)
+    model = network.build_model(weights)
     optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov)
     losses = []
     for start in range(0, len(X), 100):  # batches of 100, 100 and 50
@@ -110,10 +98,14 @@ def test_an_sgd_epoch_equals_keras_sgd_on_the_keras_model(small_digits, nesterov
         losses.append(float(loss) * len(xb))
     # Keras' SGD keeps its learning rate and momentum in float32 variables,
     # hence agreement to float32's precision of 0.1 and 0.9, not float64's.
-    for ours, theirs in zip(new_state["params"], model.get_weights(), strict=True):
+    for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
     assert log.losses[0] == pytest.approx(sum(losses) / len(X), rel=1e-7)
-    assert new_state["loop"]["t"] == len(X)
+    assert new_state.progress.samples_seen == len(X)
+    assert type(new_state.progress.samples_seen) is float
+    assert type(new_state.progress.no_improvement) is int
+    assert new_state.progress.best_weights is None
+    assert new_state.solver.velocity.shape == (weights.size,)
 
 
 def conv_builder(n_features, n_outputs, output_activation):
@@ -129,11 +121,11 @@ def test_custom_network_loss_and_predictions_equal_the_keras_models(small_digits
     X, y = small_digits
     network = CustomNetwork(conv_builder, 64, 10, "softmax", "float64")
     model = network.build(seed=3)
-    params, buffers = network.initial_params()
+    weights = network.initial_weights()
     program = _training.get_program(network)
     Y, sw = one_hot(y), np.ones(len(X))
     loss, grads = program.loss_and_grad(
-        params, buffers, X, Y, sw, tf.constant(0.0, "float64")
+        weights, TrainingData(X, Y, sw), tf.constant(0.0, "float64")
     )
     with tf.GradientTape() as tape:
         expected = reference_loss(model, X, Y, sw, 0.0)
@@ -142,7 +134,7 @@ def test_custom_network_loss_and_predictions_equal_the_keras_models(small_digits
     for ours, theirs in zip(grads, expected_grads, strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(
-        program.predict(params, buffers, X), model.predict(X, verbose=0), rtol=1e-12
+        program.predict(weights, X), model.predict(X, verbose=0), rtol=1e-12
     )
 
 
@@ -160,7 +152,8 @@ def test_one_trace_serves_every_fit_of_the_same_depth(small_digits):
     X, y = small_digits
     fit(X, y, hidden_layer_sizes=(7,), solver="sgd", max_iter=2, random_state=0)
     network = dense_network(hidden=(7,), activation="relu")
-    program = _training.get_program(network, "sgd", True, "constant", True, False)
+    config = TrainingConfig(SGD(nesterov=True), None, 200, True, False)
+    program = _training.PROGRAMS.get(config.program_key(network), None)
     traces = program._run.experimental_get_tracing_count()
     assert traces == 1
     for hidden, n, seed in [((7,), 300, 1), ((31,), 120, 2), ((3,), 77, 3)]:
@@ -266,3 +259,49 @@ def test_many_epochs_run_in_one_call_and_verbose_runs_one_per_call(
     assert calls == [12]
     for p, q in zip(weights(est), weights(same), strict=True):
         np.testing.assert_array_equal(p, q)
+
+
+def test_the_program_key_holds_only_what_shapes_the_graph():
+    network = dense_network()
+    numbers = Hyper(1e-4, 1e-4, 10.0, Adam.Hyper(1e-3, 0.9, 0.999, 1e-8))
+    other = Hyper(0.1, 0.5, 3.0, Adam.Hyper(0.5, 0.5, 0.5, 1e-3))
+    a = TrainingConfig(Adam(), numbers, 200, True, False)
+    b = TrainingConfig(Adam(), other, 17, True, False)
+    assert a.program_key(network) == b.program_key(network)
+    assert a.program_key(network) != a._replace(shuffle=False).program_key(network)
+    assert a.program_key(network) != a._replace(solver=SGD()).program_key(network)
+    wider = dense_network(hidden=(40,))
+    assert a.program_key(network) == a.program_key(wider)
+    deeper = dense_network(hidden=(40, 3))
+    assert a.program_key(network) != a.program_key(deeper)
+
+
+def test_state_round_trips_through_tensors():
+    weights = dense_network().initial_weights(np.random.RandomState(0))
+    for solver in (SGD(), Adam()):
+        state = TrainingState(
+            weights,
+            solver.initial_state(weights),
+            Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
+        )
+        spec = _training.signature(state, tf.float64, dynamic=True)
+        assert spec.progress.best_weights is None
+        assert spec.progress.no_improvement.dtype == tf.int32
+        assert spec.weights.params[0].shape.as_list() == [None, None]
+        tensors = _training.to_tensors(state, spec)
+        assert tensors.progress.best_weights == ()
+        back = _training.to_numpy(tensors, like=state)
+        assert type(back) is TrainingState and type(back.solver) is type(state.solver)
+        assert back.progress == state.progress
+        for a, b in zip(back.weights.params, weights.params, strict=True):
+            np.testing.assert_array_equal(a, b)
+        with_best = state._replace(
+            progress=state.progress._replace(best_weights=weights)
+        )
+        spec = _training.signature(with_best, tf.float32, dynamic=False)
+        assert spec.progress.learning_rate.dtype == tf.float32
+        assert spec.weights.params[0].shape.as_list() == [64, 12]
+        back = _training.to_numpy(_training.to_tensors(with_best, spec), with_best)
+        # Arrays keep their own dtype; Python numbers take the compute dtype.
+        assert back.progress.best_weights.params[0].dtype == np.float64
+        assert type(back.progress.learning_rate) is float

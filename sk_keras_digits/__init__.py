@@ -6,6 +6,7 @@ command line's ``--help`` stay fast.
 """
 
 from ._classifier import KerasDigitClassifier
+from ._network_builder import NetworkBuilder
 from ._persistence import ModelFileError, load, save
 from ._plotting import plot_grid_search, plot_learning_curves, plot_predictions
 
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KerasDigitClassifier",
     "ModelFileError",
+    "NetworkBuilder",
     "__version__",
     "load",
     "plot_grid_search",

@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import estimator_html_repr
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_keras_digits import KerasDigitClassifier, NetworkBuilder
 
@@ -309,6 +310,24 @@ def test_grid_search_over_a_builder_parameter(small_digits):
     assert search.best_estimator_.coefs_[0].shape == (64, 24)
     # The search cloned the estimator: its own builder is untouched.
     assert search.estimator.network == DenseBuilder()
+
+
+# -- scikit-learn's checks, with a builder nested in the estimator ----------
+
+
+@parametrize_with_checks(
+    [
+        KerasDigitClassifier(
+            network=DenseBuilder(units=32),
+            learning_rate_init=0.01,
+            max_iter=50,
+            random_state=0,
+        )
+    ]
+)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sklearn_compatible_with_a_builder(estimator, check):
+    check(estimator)
 
 
 # -- import cost ---------------------------------------------------------------

@@ -3,21 +3,22 @@ A custom Keras network: convolutions on the 8x8 images
 ======================================================
 
 What Keras adds to MLPClassifier: any architecture. The ``network`` parameter
-takes a function that builds a Keras model; the estimator keeps everything
-else (solvers, ``alpha``, early stopping, labels, ``random_state``, the
-scikit-learn API). Here a small convolutional network sees each digit as the
-8x8 image it is, rather than as 64 unrelated numbers.
+takes a :class:`~sk_keras_digits.NetworkBuilder` that builds a Keras model;
+the estimator keeps everything else (solvers, ``alpha``, early stopping,
+labels, ``random_state``, the scikit-learn API). Here a small convolutional
+network sees each digit as the 8x8 image it is, rather than as 64 unrelated
+numbers.
 """
 
 # %%
 # The builder
 # -----------
-# It receives the number of input features, the number of outputs and the
-# activation the last layer must apply (``"softmax"`` for these ten classes),
-# and returns an uncompiled ``keras.Model``. Define it at module level (or
-# pass a ``functools.partial`` of such a function) so that the estimator can
-# be cloned and pickled.
-import functools
+# A :class:`~sk_keras_digits.NetworkBuilder` stores its hyper-parameters in
+# ``__init__``, as a scikit-learn estimator does, and ``build`` receives the
+# number of input features, the number of outputs and the activation the last
+# layer must apply (``"softmax"`` for these ten classes), and returns an
+# uncompiled ``keras.Model``. Define it at module level so that the estimator
+# can be cloned and pickled.
 import warnings
 
 import keras
@@ -26,25 +27,44 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import (
     KerasDigitClassifier,
+    NetworkBuilder,
     plot_learning_curves,
     plot_predictions,
 )
 
 
-def conv_net(n_features, n_outputs, output_activation, filters=16):
-    side = int(n_features**0.5)
-    return keras.Sequential(
-        [
-            keras.Input((n_features,)),
-            keras.layers.Reshape((side, side, 1)),
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(2 * filters, 3, padding="same", activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(n_outputs, activation=output_activation),
-        ]
-    )
+class SmallConv(NetworkBuilder):
+    """Two convolutions, an optional dense layer, then the output layer."""
 
+    def __init__(self, filters=16, kernel_size=3, dense_units=0):
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dense_units = dense_units
+
+    def build(self, n_features_in, n_outputs, output_activation):
+        side = int(n_features_in**0.5)
+        conv = dict(padding="same", activation="relu")
+        layers = [
+            keras.Input((n_features_in,)),
+            keras.layers.Reshape((side, side, 1)),
+            keras.layers.Conv2D(self.filters, self.kernel_size, **conv),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(2 * self.filters, self.kernel_size, **conv),
+            keras.layers.Flatten(),
+        ]
+        if self.dense_units:
+            layers.append(keras.layers.Dense(self.dense_units, activation="relu"))
+        layers.append(keras.layers.Dense(n_outputs, activation=output_activation))
+        return keras.Sequential(layers)
+
+
+# %%
+# Its parameters are the estimator's, as ``network__<name>``: ``set_params``,
+# :func:`~sklearn.base.clone` and grid searches reach them by name (see
+# :ref:`sphx_glr_auto_examples_plot_5_network_search.py`).
+clf = KerasDigitClassifier(network=SmallConv(filters=8))
+print(clf)
+print({k: v for k, v in clf.get_params().items() if k.startswith("network__")})
 
 # %%
 # Training it
@@ -66,7 +86,7 @@ settings = dict(
     random_state=0,
 )
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
-conv = KerasDigitClassifier(network=functools.partial(conv_net, filters=16), **settings)
+conv = KerasDigitClassifier(network=SmallConv(filters=16), **settings)
 conv.fit(X_train, y_train)
 print(f"stopped after {conv.n_iter_} epochs")
 conv.model_.summary()

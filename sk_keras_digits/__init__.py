@@ -6,6 +6,7 @@ command line's ``--help`` stay fast.
 """
 
 from ._classifier import KerasDigitClassifier
+from ._network_builder import NetworkBuilder
 from ._persistence import ModelFileError, load, save
 from ._plotting import plot_grid_search, plot_learning_curves, plot_predictions
 from ._version import __version__
@@ -13,6 +14,7 @@ from ._version import __version__
 __all__ = [
     "KerasDigitClassifier",
     "ModelFileError",
+    "NetworkBuilder",
     "__version__",
     "load",
     "plot_grid_search",

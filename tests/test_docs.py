@@ -63,6 +63,7 @@ def test_docs_build_without_warnings(tmp_path):
         assert (html / f"{page}.html").is_file(), page
     for name in [
         "KerasDigitClassifier",
+        "NetworkBuilder",
         "save",
         "load",
         "plot_predictions",

@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import (
@@ -21,8 +22,6 @@ from sklearn.utils.validation import (
 from ._inference import predict_proba
 from ._labels import LabelEncoding
 from ._state import DIVERGED, RUNNING, FittedState
-
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 #: Attributes caching Keras objects: rebuilt on demand, never pickled.
 KERAS_CACHE = ("_network", "_model")
@@ -127,26 +126,40 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     max_fun : int, default=15000
         Most loss evaluations of ``'lbfgs'``.
 
-    network : callable, default=None
+    network : NetworkBuilder or callable, default=None
         A custom architecture: ``network(n_features_in, n_outputs,
         output_activation)`` returns an uncompiled ``keras.Model`` mapping
         ``(n_samples, n_features_in)`` inputs to ``(n_samples, n_outputs)``
         probabilities, its last layer applying ``output_activation``
-        (``'softmax'`` or ``'sigmoid'``). It is called at fit under a scoped
-        seed (from ``random_state``) and, for layers that do not set their
-        own, the dtype of ``X``. ``hidden_layer_sizes`` and ``activation``
-        are then unused; the solvers, ``alpha`` (on kernels of rank >= 2),
-        stopping rules and everything else apply unchanged, and the layers'
-        own regularisation losses are added. Use a module-level function (or
-        ``functools.partial`` of one) so the estimator can be cloned and
-        pickled.
+        (``'softmax'`` or ``'sigmoid'``). Prefer a
+        :class:`~sk_keras_digits.NetworkBuilder` subclass: its own parameters
+        are nested parameters of the estimator (``network__<name>``), so
+        ``set_params`` and :class:`~sklearn.model_selection.GridSearchCV`
+        reach them, and ``clone`` copies them. A module-level function (or a
+        ``functools.partial`` of one) works too. It is called at fit under a
+        scoped seed (from ``random_state``) and, for layers that do not set
+        their own, the dtype of ``X``. ``hidden_layer_sizes`` and
+        ``activation`` are then unused; the solvers, ``alpha`` (on kernels of
+        rank >= 2), stopping rules and everything else apply unchanged, and the
+        layers' own regularisation losses are added.
 
     callbacks : list of keras.callbacks.Callback, default=None
         Keras callbacks, called at the start and end of training and of every
         epoch with ``logs`` holding ``loss``, ``learning_rate`` and, with
         early stopping, ``val_accuracy``. ``model.stop_training = True`` stops
         training. Batch-level hooks are not called: batches run inside the
-        compiled loop.
+        compiled loop. After fit each callback holds the model it held before
+        (normally none): its own counters and state are kept.
+
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as in
+        :class:`~sklearn.linear_model.LogisticRegression`: ``{label: weight}``
+        (classes not named weigh 1), or ``'balanced'`` for
+        ``n_samples / (n_classes * np.bincount(y))`` computed from the labels
+        of the current call to fit. They multiply ``sample_weight``. A key
+        that is not a class raises a ValueError; multilabel targets and
+        ``'balanced'`` with ``partial_fit`` are refused (pass ``sample_weight``
+        or a dict of weights instead).
 
     Attributes
     ----------
@@ -289,6 +302,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "network": [callable, None],
         "callbacks": [list, None],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
     def __init__(
@@ -319,6 +333,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         max_fun=15000,
         network=None,
         callbacks=None,
+        class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -345,6 +360,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         self.max_fun = max_fun
         self.network = network
         self.callbacks = callbacks
+        self.class_weight = class_weight
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -370,15 +386,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         return self._transaction(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
+        if self.solver == "lbfgs":
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. "
                 f"solver={self.solver!r} is not stochastic."
-            )
-        if self.early_stopping:
-            raise AttributeError(
-                "partial_fit is not available with early_stopping=True: one "
-                "epoch per call leaves no room for a validation split."
             )
         return True
 
@@ -407,6 +418,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The updated estimator.
         """
+        if self.early_stopping:
+            # As MLPClassifier: one epoch per call leaves no room for a
+            # validation split.
+            raise ValueError("partial_fit does not support early_stopping=True")
         return self._transaction(X, y, sample_weight, incremental=True, classes=classes)
 
     def _transaction(self, X, y, sample_weight, incremental, classes=None):
@@ -440,11 +455,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
             )
         labels = self._encode_labels(y, state, first_pass, incremental, classes)
-        if len(labels.classes) < 2 and not labels.multilabel:
-            raise ValueError(
-                f"y has only one class ({labels.classes.tolist()}); a classifier "
-                "needs at least 2 classes."
-            )
+        sample_weight = self._weigh_classes(sample_weight, y, labels, incremental)
         Y = labels.encode(y, X.dtype)
         if hasattr(X, "toarray"):
             X = X.toarray()
@@ -504,6 +515,36 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 f"to {sample_weight.sum()}."
             )
         return sample_weight
+
+    def _weigh_classes(self, sample_weight, y, labels, incremental):
+        """``sample_weight`` multiplied by the weight of each sample's class."""
+        class_weight = self.class_weight
+        if class_weight is None:
+            return sample_weight
+        if labels.multilabel:
+            raise ValueError(
+                f"class_weight={class_weight!r} is not supported for multilabel "
+                "targets (a sample belongs to several classes). Pass "
+                "sample_weight instead."
+            )
+        if isinstance(class_weight, dict):
+            unknown = [c for c in class_weight if c not in set(labels.classes)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has keys {unknown} that are not classes; the "
+                    f"classes are {labels.classes.tolist()}."
+                )
+        elif incremental:
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: one "
+                "call's labels are not the class frequencies. Compute them with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y) on enough of the training targets, and pass "
+                "the resulting dict as class_weight."
+            )
+        weights = compute_class_weight(class_weight, classes=labels.classes, y=y)
+        index = np.searchsorted(labels.classes, y)
+        return (sample_weight * weights[index]).astype(sample_weight.dtype, copy=False)
 
     def _random_state(self):
         if self.random_state is None:

@@ -99,3 +99,49 @@ def test_callbacks_see_the_trained_weights_and_can_restore_them(small_digits):
         est.fit(X, y)
     assert est.n_iter_ < 60
     assert np.isfinite(est.predict_proba(X)).all()
+
+
+class CountingCallback(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def test_callbacks_hold_no_model_after_fit_and_copies_stay_cheap(small_digits):
+    import copy
+
+    from sklearn.base import clone
+
+    X, y = small_digits
+    counter = CountingCallback()
+    history = keras.callbacks.History()
+    est = KerasDigitClassifier(**dict(QUICK, max_iter=3), callbacks=[counter, history])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    # Their own state is theirs to keep; the Keras model is not attached.
+    assert counter.epochs == 3 and len(history.history["loss"]) == 3
+    assert counter.model is None and history.model is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copied = copy.deepcopy(est)
+        cloned = clone(est)
+    assert copied.callbacks[0].model is None
+    np.testing.assert_array_equal(copied.predict_proba(X), est.predict_proba(X))
+    assert cloned.callbacks[0] is not counter
+
+
+def test_callbacks_hold_no_model_after_a_failed_fit(small_digits):
+    X, y = small_digits
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("boom")
+
+    boom = Boom()
+    with pytest.raises(RuntimeError, match="boom"):
+        KerasDigitClassifier(**QUICK, callbacks=[boom]).fit(X, y)
+    assert boom.model is None

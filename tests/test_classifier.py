@@ -60,7 +60,7 @@ def test_class_is_a_classifier_with_mixin_first():
 def test_parameters_are_mlpclassifiers_with_the_same_defaults():
     ours = KerasDigitClassifier().get_params()
     theirs = MLPClassifier().get_params()
-    assert set(ours) - set(theirs) == {"network", "callbacks"}
+    assert set(ours) - set(theirs) == {"network", "callbacks", "class_weight"}
     assert {k: ours[k] for k in theirs} == theirs
     # Same signature shape: two positional parameters, the rest keyword-only.
     ours_sig = inspect.signature(KerasDigitClassifier)
@@ -288,12 +288,86 @@ def test_partial_fit_learns_over_calls_and_checks_classes(small_digits):
         est.partial_fit(X[:3], np.array([1, 2, 11]))
 
 
-def test_partial_fit_is_unavailable_for_lbfgs_and_early_stopping():
+def test_partial_fit_is_unavailable_for_lbfgs_and_refuses_early_stopping(
+    small_digits,
+):
+    X, y = small_digits
     assert not hasattr(KerasDigitClassifier(solver="lbfgs"), "partial_fit")
-    assert not hasattr(KerasDigitClassifier(early_stopping=True), "partial_fit")
     with pytest.raises(AttributeError, match="partial_fit") as error:
         _ = KerasDigitClassifier(solver="lbfgs").partial_fit
     assert "solver='lbfgs' is not stochastic" in str(error.value.__cause__)
+    # As MLPClassifier: the method exists and says why it cannot run.
+    est = KerasDigitClassifier(early_stopping=True)
+    with pytest.raises(ValueError, match="does not support early_stopping=True"):
+        est.partial_fit(X, y, classes=np.unique(y))
+    assert not hasattr(est, "classes_")
+
+
+def test_a_single_class_fits_and_predicts_it_as_mlpclassifier(small_digits):
+    X, _ = small_digits
+    y = np.full(len(X), "seven")
+    for params in (dict(), dict(early_stopping=True, validation_fraction=0.2)):
+        est = KerasDigitClassifier(max_iter=20, random_state=0, **params).fit(X, y)
+        mlp = MLPClassifier(max_iter=20, random_state=0, **params).fit(X, y)
+        assert est.classes_.tolist() == mlp.classes_.tolist() == ["seven"]
+        assert est.n_outputs_ == mlp.n_outputs_ == 1
+        assert est.out_activation_ == mlp.out_activation_ == "logistic"
+        np.testing.assert_array_equal(est.predict(X), y)
+        proba = est.predict_proba(X)
+        assert proba.shape == mlp.predict_proba(X).shape == (len(X), 2)
+        assert (proba[:, 0] > 0.5).all()
+        assert est.score(X, y) == 1.0
+
+
+def test_class_weight_balanced_equals_balanced_sample_weights(small_digits):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = small_digits
+    keep = (y != 3) | (np.arange(len(y)) % 4 == 0)  # make class 3 rare
+    X, y = X[keep], y[keep]
+    base = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    for dtype in (np.float64, np.float32):
+        weighted = KerasDigitClassifier(class_weight="balanced", **base).fit(
+            X.astype(dtype), y
+        )
+        explicit = KerasDigitClassifier(**base).fit(
+            X.astype(dtype), y, sample_weight=compute_sample_weight("balanced", y)
+        )
+        for a, b in zip(weighted.coefs_, explicit.coefs_, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6 if dtype is np.float32 else 0)
+    plain = KerasDigitClassifier(**base).fit(X, y)
+    assert not np.array_equal(plain.coefs_[0], weighted.coefs_[0].astype(np.float64))
+
+
+def test_class_weight_dict_multiplies_sample_weight(small_digits):
+    X, y = small_digits
+    base = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    sw = np.linspace(0.5, 2, len(y))
+    a = KerasDigitClassifier(class_weight={3: 5.0, 7: 0.5}, **base).fit(
+        X, y, sample_weight=sw
+    )
+    factor = np.where(y == 3, 5.0, np.where(y == 7, 0.5, 1.0))
+    b = KerasDigitClassifier(**base).fit(X, y, sample_weight=sw * factor)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+
+
+@pytest.mark.parametrize(
+    "class_weight, target, method, match",
+    [
+        ({3: 2.0, 42: 1.0}, "multiclass", "fit", r"keys \[42\] that are not classes"),
+        ("balanced", "multilabel", "fit", "not supported for multilabel"),
+        ("balanced", "multiclass", "partial_fit", "not supported for partial_fit"),
+        ("heavy", "multiclass", "fit", "'class_weight' parameter"),
+    ],
+)
+def test_class_weight_errors(small_digits, class_weight, target, method, match):
+    X, y = small_digits
+    if target == "multilabel":
+        y = np.stack([y % 2, y > 4], axis=1).astype(int)
+    est = KerasDigitClassifier(class_weight=class_weight, max_iter=2)
+    kwargs = {"classes": np.unique(y)} if method == "partial_fit" else {}
+    with pytest.raises(ValueError, match=match):
+        getattr(est, method)(X, y, **kwargs)
 
 
 def test_lbfgs_converges_and_records_its_curve(small_digits):

@@ -53,6 +53,14 @@ EXPECTED_EXCEPTIONS = {
     "test_adaptive_learning_rate": _OPTIMIZER,
     "test_n_iter_no_change": _NO_IMPROVEMENT,
     "test_n_iter_no_change_inf": _NO_IMPROVEMENT,
+    "test_fit": (
+        "Assembles MLPClassifier's fitted state by hand before a partial_fit: "
+        "assigns `coefs_`, `n_outputs_`, `t_`, `loss_curve_` and its private "
+        "internals `_coef_velocity`, `_intercept_velocity`, `_coef_grads` and "
+        "`_no_improvement_count`. The estimator's fitted attributes are "
+        "read-only views of its one fitted state (`_state`), which only fit, "
+        "partial_fit and load produce."
+    ),
     "test_early_stopping_stratified": (
         "Expects the error of a stratified early-stopping split when a class "
         "has a single member; the estimator deliberately falls back to a plain "

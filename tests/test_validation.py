@@ -92,7 +92,6 @@ def bad_fit_inputs(X, y):
         "nan_y": (X, nan_y, {}, "Input y contains NaN"),
         "empty_X": (X[:0], y[:0], {}, r"0 sample\(s\) \(shape=\(0, 64\)\)"),
         "one_sample": (X[:1], y[:1], {}, "1 sample"),
-        "one_class": (X, np.full(n, 3), {}, r"only one class \(\[3\]\)"),
         "3d_X": (X.reshape(n, 8, 8), y, {}, "dim 3"),
         "1d_X": (X[:, 0], y, {}, "Expected 2D array, got 1D array"),
         "strings_X": (strings_X, y, {}, "could not convert string to float: 'dark'"),
@@ -220,18 +219,11 @@ def test_partial_fit_labels_outside_classes(data):
     keeps.check()
 
 
-@pytest.mark.parametrize(
-    "params, match",
-    [
-        (dict(solver="lbfgs"), "only available for stochastic optimizers"),
-        (dict(early_stopping=True), "not available with early_stopping=True"),
-    ],
-)
-def test_partial_fit_unavailable(params, match):
-    est = KerasDigitClassifier(**{**SMALL, **params})
+def test_partial_fit_unavailable():
+    est = KerasDigitClassifier(**{**SMALL, "solver": "lbfgs"})
     with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as info:
         est.partial_fit  # noqa: B018
-    assert match in str(info.value.__cause__)
+    assert "only available for stochastic optimizers" in str(info.value.__cause__)
     assert not hasattr(est, "partial_fit")
 
 

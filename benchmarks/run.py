@@ -545,8 +545,7 @@ def core_loop_fit(X, y, seed):
 
     rng = np.random.RandomState(seed)
     network = DenseNetwork([X.shape[1], 15, 10], "logistic", "softmax", "float64")
-    params, _ = network.initial_params(rng)
-    model = network.build_model(params)
+    model = network.build_model(network.initial_weights(rng))
     optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
     Y = np.eye(10)[y]
     kernels = [w for w in model.trainable_variables if len(w.shape) == 2]

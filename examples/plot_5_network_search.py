@@ -82,7 +82,7 @@ grid = {
         keras.optimizers.AdamW(learning_rate=1e-2, weight_decay=1e-2),
     ],
 }
-search = GridSearchCV(clf, grid, cv=3).fit(X_train, y_train)
+search = GridSearchCV(clf, grid, cv=3, error_score="raise").fit(X_train, y_train)
 
 
 # %%

@@ -1,14 +1,17 @@
 """Grid search over KerasDigitClassifier on a real Dask cluster, and with n_jobs.
 
 The same search runs in this process, on a ``dask.distributed.LocalCluster``
-with two worker processes (through joblib's ``"dask"`` backend), and with
-``n_jobs=2`` on joblib's default backend: the best parameters and every score
-must be identical.
+with two worker processes (through joblib's ``"dask"`` backend, and through
+:func:`dask_backend` while one worker process is killed in the middle of the
+search), and with ``n_jobs=2`` on joblib's default backend: the best parameters
+and every score must be identical.
 """
 
 import logging
 import os
+import signal
 import sys
+import time
 
 import joblib
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 from sk_keras_digits import KerasDigitClassifier
+from sk_keras_digits._distributed import dask_backend
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -62,23 +66,38 @@ def worker_state():
     return os.getpid(), "tensorflow" in sys.modules
 
 
-def test_grid_search_on_a_dask_cluster(sequential, data):
+def local_cluster(n_workers):
+    return distributed.LocalCluster(
+        n_workers=n_workers,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes of one thread each, shared by this module's tests."""
+    with local_cluster(n_workers=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        # Both workers are up (the nanny restarts a killed one).
+        client.wait_for_workers(2, timeout=60)
+        yield client
+
+
+def test_grid_search_on_a_dask_cluster(sequential, data, client):
     with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        distributed.get_task_stream(client) as tasks,
+        joblib.parallel_backend("dask"),
     ):
-        with (
-            distributed.get_task_stream(client) as tasks,
-            joblib.parallel_backend("dask"),
-        ):
-            search = make_search(n_jobs=-1).fit(*data)
-        workers = client.run(worker_state)
+        search = make_search(n_jobs=-1).fit(*data)
+    workers = client.run(worker_state)
     assert_same_search(sequential, search)
     # The fits ran in the two worker processes, not here.
     assert len(workers) == 2
@@ -86,6 +105,89 @@ def test_grid_search_on_a_dask_cluster(sequential, data):
     ran = {task["worker"] for task in tasks.data}
     assert ran and ran <= set(workers)
     assert all(workers[address][1] for address in ran)
+
+
+class KillOneWorker(distributed.SchedulerPlugin):
+    """SIGKILL one worker process in the middle of a fit, once a fit has finished.
+
+    Runs in the scheduler. On the first task to finish, it kills a worker that
+    is running a task at that moment (the process, not its nanny, which starts
+    a new one), and records which tasks finished before and after the kill,
+    and in which worker process.
+    """
+
+    name = "kill-one-worker"
+
+    def __init__(self):
+        self.victim = None  # (pid, keys it was running)
+        self.finished_before = []  # (key, pid of the worker)
+        self.finished_after = []
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if (start, finish) != ("processing", "memory"):
+            return
+        worker = self.scheduler.workers.get(kwargs.get("worker"))
+        finished = (key, worker.pid if worker is not None else None)
+        if self.victim is not None:
+            self.finished_after.append(finished)
+            return
+        self.finished_before.append(finished)
+        busy = [ws for _, ws in sorted(self.scheduler.workers.items()) if ws.processing]
+        if busy:
+            ws = busy[0]
+            self.victim = (ws.pid, {ts.key for ts in ws.processing})
+            os.kill(ws.pid, signal.SIGKILL)
+
+
+def wait_until_gone(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_grid_search_survives_a_killed_worker(sequential, data, cluster, client):
+    client.register_plugin(KillOneWorker())
+    try:
+        with dask_backend(client):
+            search = make_search().fit(*data)
+    finally:
+        killer = cluster.scheduler.plugins[KillOneWorker.name]
+        client.unregister_scheduler_plugin(KillOneWorker.name)
+    live_pids = set(client.run(os.getpid).values())
+    # The results are those of the search in this process, as if nothing died.
+    assert_same_search(sequential, search)
+    # A worker process was killed in the middle of the search: some fits had
+    # finished, it was running others, and fits finished after its death ...
+    assert killer.victim is not None
+    pid, running = killer.victim
+    assert killer.finished_before and running and killer.finished_after
+    assert wait_until_gone(pid) and pid not in live_pids
+    # ... among them the fits it was running, done again by another worker.
+    finished_after = dict(killer.finished_after)
+    assert running <= set(finished_after)
+    assert all(p is not None and p != pid for p in finished_after.values())
+    # Every fit (2 candidates x 3 splits, one fit per task) ran on the cluster.
+    finished = dict(killer.finished_before + killer.finished_after)
+    assert len(finished) == 6
+    assert all(key.startswith("sk_keras_digits-batch-") for key in finished)
+
+
+def test_dask_backend_needs_a_worker(data):
+    with (
+        local_cluster(n_workers=0) as cluster,
+        distributed.Client(cluster),
+        dask_backend(),  # the default client: the one just opened
+        pytest.raises(ValueError, match="has no workers; dask_backend expects"),
+    ):
+        make_search().fit(*data)
 
 
 def test_grid_search_with_n_jobs(sequential, data):

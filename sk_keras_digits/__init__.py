@@ -6,6 +6,7 @@ command line's ``--help`` stay fast.
 """
 
 from ._classifier import KerasDigitClassifier
+from ._distributed import dask_backend
 from ._network_builder import NetworkBuilder
 from ._persistence import ModelFileError, load, save
 from ._plotting import plot_grid_search, plot_learning_curves, plot_predictions
@@ -16,6 +17,7 @@ __all__ = [
     "ModelFileError",
     "NetworkBuilder",
     "__version__",
+    "dask_backend",
     "load",
     "plot_grid_search",
     "plot_learning_curves",

@@ -19,7 +19,7 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 from sk_keras_digits import KerasDigitClassifier
-from sk_keras_digits._distributed import dask_backend
+from sk_keras_digits import dask_backend
 
 distributed = pytest.importorskip("dask.distributed")
 

@@ -58,12 +58,14 @@ def test_docs_build_without_warnings(tmp_path):
         "scaling",
         "command_line",
         "plotting",
+        "developers",
         "api",
     ]:
         assert (html / f"{page}.html").is_file(), page
     for name in [
         "KerasDigitClassifier",
         "NetworkBuilder",
+        "dask_backend",
         "save",
         "load",
         "plot_predictions",

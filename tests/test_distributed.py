@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
 
-from sk_keras_digits import KerasDigitClassifier
-from sk_keras_digits import dask_backend
+from sk_keras_digits import KerasDigitClassifier, dask_backend
 
 distributed = pytest.importorskip("dask.distributed")
 

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import (
@@ -47,10 +47,21 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         Activation of the hidden layers: Keras' ``linear``, ``sigmoid``,
         ``tanh`` and ``relu``.
 
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+    solver : {'lbfgs', 'sgd', 'adam'} or keras.optimizers.Optimizer, \
+            default='adam'
         The solver for weight optimisation. ``'sgd'`` and ``'adam'`` run in a
         compiled TensorFlow loop; ``'lbfgs'`` drives Keras-computed loss and
         gradients with SciPy's L-BFGS-B, as MLPClassifier does with its own.
+        A Keras optimizer instance (e.g. ``keras.optimizers.AdamW(1e-3,
+        weight_decay=1e-4)``, with a float learning rate or a
+        ``LearningRateSchedule``) trains in the same compiled loop. It is
+        never built or changed: every fit starts a fresh optimizer of its
+        class and ``get_config()``. It owns its learning rate, schedule and
+        moments, so ``learning_rate``, ``learning_rate_init``, ``power_t``,
+        ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2`` and
+        ``epsilon`` must keep their defaults; ``alpha``, ``batch_size``,
+        ``shuffle``, ``max_iter``, ``tol``, ``n_iter_no_change``,
+        ``early_stopping`` and ``partial_fit`` apply as with ``'adam'``.
 
     alpha : float, default=0.0001
         Strength of the L2 penalty on the kernels, divided by the (weighted)
@@ -260,7 +271,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [
+            StrOptions({"lbfgs", "sgd", "adam"}),
+            HasMethods(["apply", "get_config"]),  # a keras.optimizers.Optimizer
+        ],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
@@ -370,7 +384,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         return self._transaction(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
+        if isinstance(self.solver, str) and self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. "
                 f"solver={self.solver!r} is not stochastic."
@@ -616,7 +630,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 momentum=self.momentum,
                 power_t=self.power_t,
             )
-        else:
+        elif self.solver == "adam":
             solver = _solvers.Adam()
             numbers = solver.Hyper(
                 learning_rate_init=self.learning_rate_init,
@@ -624,6 +638,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 beta_2=self.beta_2,
                 epsilon=self.epsilon,
             )
+        else:
+            self._check_optimizer_settings(_solvers)
+            solver = _solvers.KerasOptimizer(self.solver)
+            numbers = solver.Hyper()
         hyper = training.Hyper(
             alpha=float(self.alpha),
             tol=float(self.tol),
@@ -637,6 +655,32 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             shuffle=bool(self.shuffle),
             early_stopping=bool(self.early_stopping),
         )
+
+    #: Parameters a Keras optimizer object replaces: they must keep these
+    #: defaults (the optimizer's own settings apply).
+    _OPTIMIZER_OWNS = {
+        "learning_rate": "constant",
+        "learning_rate_init": 0.001,
+        "power_t": 0.5,
+        "momentum": 0.9,
+        "nesterovs_momentum": True,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
+
+    def _check_optimizer_settings(self, solvers):
+        """Reject settings that a Keras optimizer object would silently ignore."""
+        for name, default in self._OPTIMIZER_OWNS.items():
+            value = getattr(self, name)
+            if value != default:
+                raise ValueError(
+                    f"{name}={value!r} has no effect with "
+                    f"solver={solvers.describe(self.solver)}: the optimizer's own "
+                    "learning_rate (or schedule), momentum and moments apply. "
+                    f"Leave {name} at its default ({default!r}), or set them on "
+                    "the optimizer."
+                )
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":

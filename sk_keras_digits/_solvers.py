@@ -291,6 +291,17 @@ class KerasOptimizer(_Solver):
                 "supported: the estimator keeps the trained weights, not their "
                 "moving average. Pass an optimizer with use_ema=False."
             )
+        # Set by ``exclude_from_weight_decay``, which get_config() leaves out:
+        # a copy made from the config would decay every variable.
+        if getattr(optimizer, "_exclude_from_weight_decay", None) or getattr(
+            optimizer, "_exclude_from_weight_decay_pattern", None
+        ):
+            raise ValueError(
+                f"solver={describe(optimizer)} excludes variables from weight "
+                "decay (exclude_from_weight_decay), which its get_config() does "
+                "not record, so the optimizer cannot be rebuilt with it. Use "
+                "alpha (an L2 penalty on the kernels only) instead."
+            )
         self.optimizer_class = type(optimizer)
         self.config = config
         self.schedule = Constant()

@@ -178,3 +178,7 @@ def test_keras_optimizer_rejects_other_objects_and_ema():
         KerasOptimizer(SGD())
     with pytest.raises(ValueError, match="use_ema=True"):
         KerasOptimizer(keras_optimizer(use_ema=True))
+    excluding = keras_optimizer()
+    excluding.exclude_from_weight_decay(var_names=["bias"])
+    with pytest.raises(ValueError, match="exclude_from_weight_decay"):
+        KerasOptimizer(excluding)

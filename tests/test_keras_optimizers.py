@@ -269,3 +269,27 @@ def test_partial_fit_is_available_and_float32_data_train(small_digits):
     fit(est, X.astype(np.float32), y)
     assert est.coefs_[0].dtype == np.float32
     assert est._state.training.solver.variables[2].dtype == np.float32
+
+
+def test_verbose_and_callbacks_report_the_optimizers_learning_rate(
+    small_digits, capsys
+):
+    X, y = small_digits
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(dict(logs))
+
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+    est = estimator(
+        keras.optimizers.SGD(schedule),
+        batch_size=100,
+        max_iter=2,
+        verbose=True,
+        callbacks=[Record()],
+    )
+    fit(est, X, y)
+    assert "Iteration 2, loss = " in capsys.readouterr().out
+    np.testing.assert_allclose([log["learning_rate"] for log in seen], [0.05, 0.025])
+    np.testing.assert_allclose([log["loss"] for log in seen], est.loss_curve_)

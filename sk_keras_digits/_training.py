@@ -522,6 +522,37 @@ class TrainingProgram:
             )
 
 
+def _layout(record):
+    """Types, shapes and dtypes of a solver state record, for comparison."""
+    return tf.nest.map_structure(
+        lambda v: (
+            (np.shape(v), np.asarray(v).dtype.str)
+            if isinstance(v, np.ndarray)
+            else type(v)
+        ),
+        record,
+    )
+
+
+def _check_solver_state(solver, state):
+    """Refuse a carried solver state that another solver (or layout) made.
+
+    ``partial_fit`` carries the solver state across calls; a solver changed
+    between calls (``set_params``) would otherwise fail deep in TensorFlow or,
+    worse, load one optimizer's moments into another's slots.
+    """
+    expected = solver.initial_state(state.weights)
+    if type(state.solver) is not type(expected) or _layout(state.solver) != _layout(
+        expected
+    ):
+        raise ValueError(
+            f"The solver state carried from the previous call "
+            f"({type(state.solver).__name__}) does not fit solver "
+            f"{solver.key[:2]}: partial_fit cannot change the solver between "
+            "calls. Call fit to start afresh."
+        )
+
+
 def train_stochastic(
     network, config, state, data, validation, n_epochs, seed, on_epoch_end=None
 ):
@@ -552,6 +583,7 @@ def train_stochastic(
         ``progress.best_weights`` holds the best weights.
     log : EpochLog
     """
+    _check_solver_state(config.solver, state)
     if config.early_stopping:
         best = state.progress._replace(best_weights=state.weights)
         state = state._replace(progress=best)

@@ -115,6 +115,19 @@ def test_partial_fit_carries_the_optimizer_state(small_digits):
     assert_untouched(optimizer, config)
 
 
+def test_partial_fit_refuses_a_solver_changed_between_calls(small_digits):
+    X, y = small_digits
+    est = estimator(keras.optimizers.Adam(1e-2))
+    est.partial_fit(X, y, classes=np.unique(y))
+    before = weights(est)
+    for other in (keras.optimizers.Nadam(1e-2), "sgd"):
+        est.set_params(solver=other)
+        with pytest.raises(ValueError, match="partial_fit cannot change the solver"):
+            est.partial_fit(X, y)
+        for p, q in zip(weights(est), before, strict=True):
+            np.testing.assert_array_equal(p, q)
+
+
 def test_clone_deepcopy_and_pickle(small_digits):
     X, y = small_digits
     optimizer = keras.optimizers.Lion(learning_rate=1e-3)

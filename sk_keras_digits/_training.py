@@ -542,13 +542,19 @@ def _check_solver_state(solver, state):
     worse, load one optimizer's moments into another's slots.
     """
     expected = solver.initial_state(state.weights)
+    optimizer_class = getattr(solver, "optimizer_class", None)
+    label = (
+        repr(solver.name)
+        if optimizer_class is None
+        else (f"<{optimizer_class.__name__}>")
+    )
     if type(state.solver) is not type(expected) or _layout(state.solver) != _layout(
         expected
     ):
         raise ValueError(
             f"The solver state carried from the previous call "
-            f"({type(state.solver).__name__}) does not fit solver "
-            f"{solver.key[:2]}: partial_fit cannot change the solver between "
+            f"({type(state.solver).__name__}) does not fit solver={label}: "
+            "partial_fit cannot change the solver between "
             "calls. Call fit to start afresh."
         )
 

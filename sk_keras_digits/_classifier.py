@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
@@ -46,10 +46,24 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         Activation of the hidden layers: Keras' ``linear``, ``sigmoid``,
         ``tanh`` and ``relu``.
 
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+    solver : {'lbfgs', 'sgd', 'adam'} or keras.optimizers.Optimizer, \
+            default='adam'
         The solver for weight optimisation. ``'sgd'`` and ``'adam'`` run in a
         compiled TensorFlow loop; ``'lbfgs'`` drives Keras-computed loss and
         gradients with SciPy's L-BFGS-B, as MLPClassifier does with its own.
+        A Keras optimizer instance (e.g. ``keras.optimizers.AdamW(1e-3,
+        weight_decay=1e-4)``, with a float learning rate or a
+        ``LearningRateSchedule``) trains in the same compiled loop. It is
+        never built or changed: every fit starts a fresh optimizer of its
+        class and ``get_config()``. It owns its learning rate, schedule and
+        moments, so the built-in solvers' settings (``learning_rate_init``,
+        ``power_t``, ``momentum``, ``nesterovs_momentum``, ``beta_1``,
+        ``beta_2``, ``epsilon``) are unused, as MLPClassifier leaves
+        ``momentum`` unused with ``'adam'``; ``learning_rate='invscaling'`` or
+        ``'adaptive'`` raises a ValueError (give the optimizer a Keras
+        schedule instead). ``alpha``, ``batch_size``, ``shuffle``,
+        ``max_iter``, ``tol``, ``n_iter_no_change``, ``early_stopping`` and
+        ``partial_fit`` apply as with ``'adam'``.
 
     alpha : float, default=0.0001
         Strength of the L2 penalty on the kernels, divided by the (weighted)
@@ -273,7 +287,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [
+            StrOptions({"lbfgs", "sgd", "adam"}),
+            HasMethods(["apply", "get_config"]),  # a keras.optimizers.Optimizer
+        ],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
@@ -386,7 +403,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         return self._transaction(X, y, sample_weight, incremental=False)
 
     def _check_solver(self):
-        if self.solver == "lbfgs":
+        if isinstance(self.solver, str) and self.solver == "lbfgs":
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. "
                 f"solver={self.solver!r} is not stochastic."
@@ -482,7 +499,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "Training produced non-finite weights: the input data may contain "
                 "very large values (scale them) or the learning rate may be too "
-                f"high (learning_rate_init={self.learning_rate_init})."
+                f"high ({self._learning_rate_setting()})."
             )
         self._state = state
         self._network = network
@@ -657,7 +674,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 momentum=self.momentum,
                 power_t=self.power_t,
             )
-        else:
+        elif self.solver == "adam":
             solver = _solvers.Adam()
             numbers = solver.Hyper(
                 learning_rate_init=self.learning_rate_init,
@@ -665,6 +682,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 beta_2=self.beta_2,
                 epsilon=self.epsilon,
             )
+        else:
+            self._check_optimizer_settings(_solvers)
+            solver = _solvers.KerasOptimizer(self.solver)
+            numbers = solver.Hyper()
         hyper = training.Hyper(
             alpha=float(self.alpha),
             tol=float(self.tol),
@@ -678,6 +699,23 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             shuffle=bool(self.shuffle),
             early_stopping=bool(self.early_stopping),
         )
+
+    def _check_optimizer_settings(self, solvers):
+        """Refuse a built-in learning-rate schedule with a Keras optimizer object.
+
+        The built-in solvers' other settings are unused with an optimizer
+        object, as MLPClassifier leaves ``momentum`` unused with ``'adam'``, so
+        that one grid can search string solvers and optimizer objects.
+        """
+        if self.learning_rate != "constant":
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} is a schedule of the "
+                "built-in 'sgd' solver; it has no meaning with "
+                f"solver={solvers.describe(self.solver)}, whose own learning "
+                "rate applies. Give the optimizer a "
+                "keras.optimizers.schedules.LearningRateSchedule instead, or "
+                "leave learning_rate='constant'."
+            )
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -789,8 +827,18 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         )
         return ValueError(
             f"Training diverged: the loss became NaN or infinite after {epoch} "
-            f"iteration(s). Lower learning_rate_init (got {self.learning_rate_init}) "
+            f"iteration(s). Lower the learning rate ({self._learning_rate_setting()}) "
             f"or scale X.{hint} The estimator keeps its previous state."
+        )
+
+    def _learning_rate_setting(self):
+        """Where this fit's learning rate comes from, for messages."""
+        if isinstance(self.solver, str):
+            return f"learning_rate_init={self.learning_rate_init}"
+        config = self.solver.get_config()
+        return (
+            f"the learning_rate of solver=<{type(self.solver).__name__}>, "
+            f"{config.get('learning_rate')!r}"
         )
 
     # -------------------------------------------------------------- predict

@@ -15,14 +15,33 @@ numbers only from its ``hyper`` argument.
 
 Inside the loop the parameters travel as one flat vector, and so does every
 per-parameter part of a solver's state (``velocity``, ``m``, ``v``).
+
+:class:`KerasOptimizer` trains with a user's ``keras.optimizers.Optimizer``
+instead. On the TensorFlow backend a Keras optimizer updates variables in
+place (``Optimizer.stateless_apply`` is not supported there), so this solver
+is *stateful* inside the loop: the compiled program owns a private optimizer,
+rebuilt from the user's class and config, and Keras variables shaped like the
+parameters (see :meth:`KerasOptimizer.bind`). Its state still crosses the
+program's boundary as a record (:class:`~sk_keras_digits._state.OptimizerState`),
+so a fit's state lives in the estimator, never in the program.
 """
 
+import collections
+import json
+import threading
 from typing import NamedTuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from ._state import CONVERGED, LEARNING_RATE_TOO_SMALL, AdamState, SGDState
+from ._state import (
+    CONVERGED,
+    LEARNING_RATE_TOO_SMALL,
+    AdamState,
+    OptimizerState,
+    SGDState,
+)
 
 
 # ---------------------------------------------------------------- schedules
@@ -66,7 +85,34 @@ SCHEDULES = {s.key: s for s in (Constant, InvScaling, Adaptive)}
 
 
 # ------------------------------------------------------------------ solvers
-class SGD:
+class _Solver:
+    """What the training loop expects of a solver, with the pure defaults.
+
+    A pure solver updates the flat parameter vector (:attr:`flat` is True) as a
+    function of tensors; its program needs no binding and no lock.
+    """
+
+    #: Whether :meth:`update` takes and returns the flat parameter vector (or,
+    #: when False, the list of parameter tensors and their gradients).
+    flat = True
+    #: Whether the program holds variables between calls (so calls into it
+    #: must be serialised) and needs the parameters' exact shapes.
+    stateful = False
+
+    def bind(self, params):
+        """The solver a program traces, for parameters like ``params`` (specs)."""
+        return self
+
+    def start(self, params, state):
+        """Called once per program call, before the epochs (tensors)."""
+        return state
+
+    def finish(self, state):
+        """The solver state the program call returns (tensors)."""
+        return state
+
+
+class SGD(_Solver):
     """Stochastic gradient descent with momentum, as scikit-learn's ``SGDOptimizer``.
 
     Parameters
@@ -108,7 +154,7 @@ class SGD:
         return params + update, SGDState(velocity)
 
 
-class Adam:
+class Adam(_Solver):
     """Adam, as scikit-learn's ``AdamOptimizer``; the learning rate is constant."""
 
     name = "adam"
@@ -151,3 +197,264 @@ class Adam:
 
 def _dtype(weights):
     return weights.params[0].dtype
+
+
+# ------------------------------------------------------- Keras optimizers
+class OptimizerLearningRate(Constant):
+    """The learning rate a Keras optimizer applies now; the rule stops training.
+
+    The optimizer owns its learning rate and schedule: this reports
+    ``optimizer.learning_rate`` (a ``LearningRateSchedule`` evaluated at the
+    optimizer's ``iterations``) after each epoch, and stops training when the
+    ``n_iter_no_change`` rule fires, as with ``solver="adam"``.
+    """
+
+    key = "keras"
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+
+    def after_epoch(self, learning_rate, samples_seen, hyper):
+        return tf.cast(self.optimizer.learning_rate, learning_rate.dtype)
+
+
+def _class_path(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def describe(optimizer):
+    """A short name for an optimizer object in messages: ``'<AdamW>'``."""
+    return f"<{type(optimizer).__name__}>"
+
+
+def _canonical_config(config):
+    """``config`` as canonical JSON, without the optimizer's (unique) name.
+
+    Keras gives every optimizer a name made unique in the process (``adam``,
+    ``adam_1``, ...); the name does not change the computation, so it is
+    left out of the key.
+    """
+    config = {k: v for k, v in config.items() if k != "name"}
+    return json.dumps(config, sort_keys=True, default=repr)
+
+
+class KerasOptimizer(_Solver):
+    """A ``keras.optimizers.Optimizer``, rebuilt from its class and config.
+
+    The user's optimizer is only read (its class and ``get_config()``): it is
+    never built, applied or changed. Every fit starts from a fresh optimizer's
+    state (:meth:`initial_state`); the compiled program trains with its own
+    optimizer built from the same config (:meth:`bind`), into whose variables
+    each call assigns the incoming state and from which it reads the new one.
+
+    Parameters
+    ----------
+    optimizer : keras.optimizers.Optimizer
+        The user's optimizer (not built by this object).
+    """
+
+    name = "keras"
+    flat = False
+    stateful = True
+
+    class Hyper(NamedTuple):
+        """No numbers: the optimizer's own are part of :attr:`key`."""
+
+    #: Keras' optimizers whose update of a scalar depends only on that
+    #: scalar's gradient and slots (and on global counters): built on one
+    #: flat variable, they compute what they compute on the parameters'
+    #: shapes, in fewer (larger) operations. Exact classes only: a subclass
+    #: may change the rule. ``clipnorm`` (a norm per variable) opts out.
+    ELEMENTWISE = (
+        "Adadelta",
+        "Adagrad",
+        "Adam",
+        "Adamax",
+        "AdamW",
+        "Ftrl",
+        "Lion",
+        "Nadam",
+        "RMSprop",
+        "SGD",
+    )
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                "solver must be 'lbfgs', 'sgd', 'adam' or a "
+                f"keras.optimizers.Optimizer instance; got {optimizer!r}."
+            )
+        config = optimizer.get_config()
+        if config.get("use_ema"):
+            raise ValueError(
+                f"solver={describe(optimizer)} has use_ema=True, which is not "
+                "supported: the estimator keeps the trained weights, not their "
+                "moving average. Pass an optimizer with use_ema=False."
+            )
+        # Set by ``exclude_from_weight_decay``, which get_config() leaves out:
+        # a copy made from the config would decay every variable.
+        if getattr(optimizer, "_exclude_from_weight_decay", None) or getattr(
+            optimizer, "_exclude_from_weight_decay_pattern", None
+        ):
+            raise ValueError(
+                f"solver={describe(optimizer)} excludes variables from weight "
+                "decay (exclude_from_weight_decay), which its get_config() does "
+                "not record, so the optimizer cannot be rebuilt with it. Use "
+                "alpha (an L2 penalty on the kernels only) instead."
+            )
+        self.optimizer_class = type(optimizer)
+        self.config = config
+        self.schedule = Constant()
+        self.elementwise = (
+            any(
+                self.optimizer_class is getattr(keras.optimizers, name)
+                for name in self.ELEMENTWISE
+            )
+            and config.get("clipnorm") is None
+        )
+        #: The optimizer's class and configuration: they shape the graph.
+        self.key = (
+            self.name,
+            _class_path(self.optimizer_class),
+            _canonical_config(config),
+        )
+
+    def layout(self, shapes):
+        """Shapes of the variables the optimizer is built on, for ``shapes``.
+
+        One flat vector for an element-wise optimizer (the order of the
+        parameters, flattened: the training loop's own layout), else the
+        parameters' shapes.
+        """
+        if self.elementwise:
+            return ((sum(int(np.prod(s)) for s in shapes),),)
+        return shapes
+
+    def new_optimizer(self):
+        """A fresh, unbuilt optimizer of the user's class and config."""
+        return self.optimizer_class.from_config(self.config)
+
+    def initial_state(self, weights):
+        """The state of a fresh optimizer built for ``weights``' parameters."""
+        shapes = self.layout(tuple(p.shape for p in weights.params))
+        dtype = weights.params[0].dtype.str
+        return OptimizerState(_INITIAL.get(self, shapes, dtype))
+
+    def bind(self, params):
+        """A :class:`BoundKerasOptimizer` for parameters like ``params``."""
+        return BoundKerasOptimizer(self, params)
+
+
+def _build(solver, shapes, dtype):
+    """A fresh optimizer built on new Keras variables of ``shapes``.
+
+    The variables are created eagerly (a ``tf.function`` may not create
+    variables after its first trace) and named ``kernel`` or ``bias`` by rank,
+    as the ``Dense`` layers' are, so an optimizer's name-based rules
+    (``exclude_from_weight_decay(var_names=...)``) see familiar names.
+    """
+    with tf.init_scope():
+        variables = [
+            keras.Variable(
+                np.zeros(shape, dtype),
+                name="kernel" if len(shape) >= 2 else "bias",
+            )
+            for shape in shapes
+        ]
+        optimizer = solver.new_optimizer()
+        optimizer.build(variables)
+    return optimizer, variables
+
+
+class _InitialStates:
+    """A small thread-safe LRU cache of fresh optimizers' variable values.
+
+    Building an optimizer costs tens of milliseconds, so the initial state of
+    each (optimizer key, parameter shapes) is computed once per process. The
+    cached arrays are read-only: every fit shares them.
+    """
+
+    def __init__(self, maxsize):
+        self.maxsize = maxsize
+        self._values = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, solver, shapes, dtype):
+        key = (solver.key, shapes, dtype)
+        with self._lock:
+            values = self._values.get(key)
+            if values is None:
+                optimizer, _ = _build(solver, shapes, dtype)
+                values = []
+                for variable in optimizer.variables:
+                    value = np.array(variable.numpy())
+                    value.flags.writeable = False
+                    values.append(value)
+                values = self._values[key] = tuple(values)
+                while len(self._values) > self.maxsize:
+                    self._values.popitem(last=False)
+            else:
+                self._values.move_to_end(key)
+            return values
+
+
+_INITIAL = _InitialStates(16)
+
+
+class BoundKerasOptimizer:
+    """A private Keras optimizer and the variables it updates, for one program.
+
+    Parameters
+    ----------
+    solver : KerasOptimizer
+    params : list of tf.TensorSpec
+        The parameters' specs (with fully known shapes).
+
+    Attributes
+    ----------
+    flat : bool
+        Whether the optimizer updates one flat variable (an element-wise
+        optimizer, see :attr:`KerasOptimizer.ELEMENTWISE`), taking and
+        returning the flat parameter vector, or one variable per parameter.
+    """
+
+    stateful = True
+
+    def __init__(self, solver, params):
+        shapes = solver.layout(tuple(tuple(p.shape.as_list()) for p in params))
+        dtype = params[0].dtype.as_numpy_dtype().dtype.str
+        self.flat = solver.elementwise
+        self.optimizer, self.variables = _build(solver, shapes, dtype)
+        self.schedule = OptimizerLearningRate(self.optimizer)
+
+    def start(self, params, state):
+        """Load ``params`` and the optimizer state into the variables."""
+        if self.flat:
+            params = [tf.concat([tf.reshape(p, [-1]) for p in params], axis=0)]
+        for variable, value in zip(self.variables, params, strict=True):
+            self.optimizer.assign(variable, value)
+        for variable, value in zip(
+            self.optimizer.variables, state.variables, strict=True
+        ):
+            self.optimizer.assign(variable, value)
+        return state
+
+    def update(self, params, grads, state, learning_rate, hyper):
+        """One ``optimizer.apply`` step; the parameters read back (tensors).
+
+        ``params`` are the values the variables hold already (loaded by
+        :meth:`start`, then read back after each step), so they are not
+        assigned again. ``learning_rate`` and ``hyper`` are unused: the
+        optimizer has its own.
+        """
+        if self.flat:
+            self.optimizer.apply([grads], self.variables)
+            return tf.convert_to_tensor(self.variables[0]), state
+        self.optimizer.apply(grads, self.variables)
+        return [tf.convert_to_tensor(v) for v in self.variables], state
+
+    def finish(self, state):
+        """The optimizer's variables, read after the epochs."""
+        return OptimizerState(
+            tuple(tf.convert_to_tensor(v) for v in self.optimizer.variables)
+        )

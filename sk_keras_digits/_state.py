@@ -10,7 +10,8 @@ is a property of this record, so there is one source of truth:
   history of the fits so far;
 - :class:`TrainingState`: what the compiled training loop takes and returns:
   the network's :class:`Weights`, the solver's state (:class:`SGDState`,
-  :class:`AdamState`, or None for ``lbfgs``) and the :class:`Progress` of the
+  :class:`AdamState`, :class:`OptimizerState` for a Keras optimizer, or None
+  for ``lbfgs``) and the :class:`Progress` of the
   stopping rules and learning-rate schedule;
 - :class:`History`: the per-epoch curves and the loss of the last fit;
 - :class:`EpochLog`: what one call into the training loop reports.
@@ -98,6 +99,23 @@ class AdamState(NamedTuple):
     v: np.ndarray
 
 
+class OptimizerState(NamedTuple):
+    """State of :class:`~sk_keras_digits._solvers.KerasOptimizer`.
+
+    Attributes
+    ----------
+    variables : tuple of ndarray
+        The values of the Keras optimizer's variables, in the order of its
+        ``variables`` attribute once built on the network's trainable
+        variables: its ``iterations`` count, its learning-rate variable
+        (absent with a learning-rate schedule) and its per-parameter slots
+        (moments, accumulators), each shaped like its parameter. The arrays
+        keep the optimizer's dtypes (``int64`` for ``iterations``).
+    """
+
+    variables: tuple
+
+
 class Progress(NamedTuple):
     """Where the stopping rules and the learning-rate schedule stand.
 
@@ -133,13 +151,13 @@ class TrainingState(NamedTuple):
     Attributes
     ----------
     weights : Weights
-    solver : SGDState, AdamState or None
+    solver : SGDState, AdamState, OptimizerState or None
         None before the first stochastic step and with ``lbfgs``.
     progress : Progress
     """
 
     weights: Weights
-    solver: SGDState | AdamState | None
+    solver: SGDState | AdamState | OptimizerState | None
     progress: Progress
 
 

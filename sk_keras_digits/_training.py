@@ -23,6 +23,7 @@ live in a bounded least-recently-used cache (:data:`CACHE_SIZE` entries).
 """
 
 import collections
+import contextlib
 import functools
 import math
 import threading
@@ -79,9 +80,16 @@ class TrainingConfig(NamedTuple):
     shuffle: bool
     early_stopping: bool
 
-    def program_key(self, network):
-        """The settings that shape the compiled graph (everything else is input)."""
-        return (network.trace_key, self.solver.key, self.shuffle, self.early_stopping)
+    def program_key(self, network, state=None):
+        """The settings that shape the compiled graph (everything else is input).
+
+        A stateful solver (a Keras optimizer) builds variables shaped like the
+        parameters, so their shapes (read from ``state``) are part of its key.
+        """
+        key = (network.trace_key, self.solver.key, self.shuffle, self.early_stopping)
+        if self.solver.stateful:
+            key += (tuple((p.shape, p.dtype.str) for p in state.weights.params),)
+        return key
 
 
 class EpochCurves(NamedTuple):
@@ -153,7 +161,7 @@ def to_numpy(tensors, like):
         values = [to_numpy(t, v) for t, v in zip(tensors, like, strict=True)]
         return type(like)(*values) if hasattr(like, "_fields") else tuple(values)
     if isinstance(like, np.ndarray):
-        return tensors.numpy()
+        return np.asarray(tensors.numpy())  # a 0-d array stays an array
     return type(like)(tensors.numpy())
 
 
@@ -194,7 +202,7 @@ def get_program(network, config=None, state=None):
     ``config=None`` gives the program for prediction and ``lbfgs``; a training
     program is traced for the structure of ``state`` (a TrainingState).
     """
-    key = (network.trace_key,) if config is None else config.program_key(network)
+    key = (network.trace_key,) if config is None else config.program_key(network, state)
     return PROGRAMS.get(key, lambda: TrainingProgram(network.skeleton(), config, state))
 
 
@@ -300,9 +308,19 @@ class TrainingProgram:
         )
         if config is None:
             return
-        self.solver = config.solver
         self.shuffle = config.shuffle
         self.early_stopping = config.early_stopping
+        if config.solver.stateful:
+            # The solver's variables have the parameters' exact shapes.
+            dynamic = False
+            weights = signature(state.weights, dtype, dynamic)
+        self.solver = config.solver.bind(weights.params)
+        # A stateful solver's program holds variables that every call loads
+        # with its own state and reads back: calls are serialised, so that
+        # threads (and the estimators they fit) never see each other's state.
+        self._lock = (
+            threading.Lock() if config.solver.stateful else contextlib.nullcontext()
+        )
         self.state_spec = signature(state, dtype, dynamic)._replace(weights=weights)
         if config.early_stopping:
             progress = self.state_spec.progress._replace(best_weights=weights)
@@ -369,10 +387,16 @@ class TrainingProgram:
                 tape.watch(params)
                 proba, new_buffers, extra = network.forward(params, buffers, xb, True)
                 loss = _batch_loss(network, params, proba, yb, wb, extra, hyper.alpha)
-            grads = pack(tape.gradient(loss, params))
-            flat, solver_state = solver.update(
-                flat, grads, solver_state, lr, hyper.solver
-            )
+            grads = tape.gradient(loss, params)
+            if solver.flat:
+                flat, solver_state = solver.update(
+                    flat, pack(grads), solver_state, lr, hyper.solver
+                )
+            else:
+                params, solver_state = solver.update(
+                    params, grads, solver_state, lr, hyper.solver
+                )
+                flat = pack(params)
             total += loss * tf.cast(stop - start, dtype)
             return i + 1, flat, tuple(new_buffers), solver_state, total
 
@@ -459,6 +483,7 @@ class TrainingProgram:
             progress = progress._replace(
                 best_weights=Weights((pack(best.params),), best.buffers)
             )
+        solver_state = solver.start(state.weights.params, state.solver)
         epoch, flat, buffers, solver_state, progress, curves, status = tf.while_loop(
             lambda e, p, b, s, g, c, st: (e < n_epochs) & tf.equal(st, RUNNING),
             run_epoch,
@@ -466,7 +491,7 @@ class TrainingProgram:
                 tf.constant(0),
                 pack(state.weights.params),
                 state.weights.buffers,
-                state.solver,
+                solver_state,
                 progress,
                 curves,
                 tf.constant(RUNNING),
@@ -478,21 +503,59 @@ class TrainingProgram:
                 best_weights=Weights(tuple(unpack(best.params[0])), best.buffers)
             )
         new_state = TrainingState(
-            Weights(tuple(unpack(flat)), buffers), solver_state, progress
+            Weights(tuple(unpack(flat)), buffers), solver.finish(solver_state), progress
         )
         curves = EpochCurves(*(c.stack() for c in curves))
         return ChunkResult(new_state, curves, epoch, status)
 
     def run(self, state, data, validation, hyper, batch_size, n_epochs, seed):
         """Run up to ``n_epochs`` epochs (tensors in, :class:`ChunkResult` out)."""
-        return self._run(
-            state,
-            data,
-            validation,
-            hyper,
-            tf.constant(batch_size, tf.int32),
-            tf.constant(n_epochs, tf.int32),
-            tf.constant(seed, tf.int64),
+        with self._lock:
+            return self._run(
+                state,
+                data,
+                validation,
+                hyper,
+                tf.constant(batch_size, tf.int32),
+                tf.constant(n_epochs, tf.int32),
+                tf.constant(seed, tf.int64),
+            )
+
+
+def _layout(record):
+    """Types, shapes and dtypes of a solver state record, for comparison."""
+    return tf.nest.map_structure(
+        lambda v: (
+            (np.shape(v), np.asarray(v).dtype.str)
+            if isinstance(v, np.ndarray)
+            else type(v)
+        ),
+        record,
+    )
+
+
+def _check_solver_state(solver, state):
+    """Refuse a carried solver state that another solver (or layout) made.
+
+    ``partial_fit`` carries the solver state across calls; a solver changed
+    between calls (``set_params``) would otherwise fail deep in TensorFlow or,
+    worse, load one optimizer's moments into another's slots.
+    """
+    expected = solver.initial_state(state.weights)
+    optimizer_class = getattr(solver, "optimizer_class", None)
+    label = (
+        repr(solver.name)
+        if optimizer_class is None
+        else (f"<{optimizer_class.__name__}>")
+    )
+    if type(state.solver) is not type(expected) or _layout(state.solver) != _layout(
+        expected
+    ):
+        raise ValueError(
+            f"The solver state carried from the previous call "
+            f"({type(state.solver).__name__}) does not fit solver={label}: "
+            "partial_fit cannot change the solver between "
+            "calls. Call fit to start afresh."
         )
 
 
@@ -526,6 +589,7 @@ def train_stochastic(
         ``progress.best_weights`` holds the best weights.
     log : EpochLog
     """
+    _check_solver_state(config.solver, state)
     if config.early_stopping:
         best = state.progress._replace(best_weights=state.weights)
         state = state._replace(progress=best)

@@ -38,6 +38,10 @@ def fake_report(bench):
             "times": _times(ours=0.06, mlp=0.08, keras=1.7, sklearn_wrapper=1.8),
             "interleaved": _times(ours=0.07, mlp=0.09),
         },
+        "keras_optimizer": {
+            "times": _times(ours=0.12, adam=0.1),
+            "epochs": {"ours": [50], "adam": [50]},
+        },
         "first_fit": {
             "times": _times(ours=0.6, mlp=0.1, keras=2.0),
             "imports": _times(ours=4.0, mlp=1.0, keras=3.5),
@@ -120,6 +124,10 @@ def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     ]
     assert rows["fit"]["value"] == pytest.approx(0.75)
     assert rows["fit"]["ok"] is True
+    # The Keras optimizer's fit is compared with solver="adam", not with MLP.
+    assert rows["keras_optimizer"]["reference"] == 0.1
+    assert rows["keras_optimizer"]["value"] == pytest.approx(1.2)
+    assert rows["keras_optimizer"]["ok"] is True
     assert rows["first_fit"]["value"] == pytest.approx(6.0)
     assert rows["first_fit"]["ok"] is True
     assert rows["predict_proba_1"]["value"] == pytest.approx(4.0)
@@ -147,7 +155,7 @@ def test_tables_and_text(bench, fake_report):
     assert table[0] == ["figure", "ours", "reference", "ratio", "target", "ok"]
     assert len(table) == len(bench.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
-    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 6
+    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 7
     text = bench.format_text(table).splitlines()
     # Every row has its column separators at the same offsets.
     offsets = {tuple(i for i, c in enumerate(line) if c == "|") for line in text}
@@ -226,6 +234,21 @@ def test_benchmark_pieces_on_real_data(bench, tmp_path):
     assert rows["fit"]["ok"] in (True, False)
     assert rows["check_estimator"]["ok"] is None  # not run here
     json.dumps(results)  # every figure is plain JSON
+
+
+def test_keras_optimizer_benchmark_on_real_data(bench):
+    cfg = dict(bench.SETTINGS["quick"], fit_repeats=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
+        result = bench.bench_keras_optimizer(cfg, bench.load_data())
+    assert set(result["times"]) == {"ours", "adam"}
+    assert all(stat["median"] > 0 for stat in result["times"].values())
+    assert all(
+        1 <= n <= 50 for n in result["epochs"]["ours"] + result["epochs"]["adam"]
+    )
+    rows = {row["key"]: row for row in bench.summarize({"keras_optimizer": result})}
+    assert rows["keras_optimizer"]["ok"] in (True, False)
+    json.dumps(result)
 
 
 def test_first_fit_child_runs_in_a_fresh_process(bench):

@@ -5,7 +5,14 @@ import pytest
 import tensorflow as tf
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-from sk_keras_digits._solvers import SCHEDULES, SGD, Adam, Adaptive, InvScaling
+from sk_keras_digits._solvers import (
+    SCHEDULES,
+    SGD,
+    Adam,
+    Adaptive,
+    InvScaling,
+    KerasOptimizer,
+)
 from sk_keras_digits._state import (
     CONVERGED,
     LEARNING_RATE_TOO_SMALL,
@@ -104,3 +111,74 @@ def test_schedules_match_sklearn(learning_rate):
         assert schedule.stop_status == LEARNING_RATE_TOO_SMALL
     else:
         assert not bool(go_on) and schedule.stop_status == CONVERGED
+
+
+# ------------------------------------------------------- Keras optimizers
+def keras_optimizer(**kwargs):
+    import keras
+
+    return keras.optimizers.AdamW(**{"learning_rate": 1e-3, **kwargs})
+
+
+def test_keras_optimizer_key_is_class_and_config_without_the_name():
+    import keras
+
+    first, second = keras_optimizer(), keras_optimizer()
+    assert first.name != second.name  # Keras makes every name unique
+    key = KerasOptimizer(first).key
+    assert key == KerasOptimizer(second).key
+    assert key[1] == "keras.src.optimizers.adamw.AdamW"
+    assert "adam_w" not in key[2] and '"weight_decay": 0.004' in key[2]
+    assert key != KerasOptimizer(keras_optimizer(weight_decay=1e-4)).key
+    assert key != KerasOptimizer(keras.optimizers.Adam(1e-3)).key
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+    scheduled = KerasOptimizer(keras.optimizers.RMSprop(schedule)).key
+    assert '"class_name": "ExponentialDecay"' in scheduled[2]
+    other = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.25)
+    assert scheduled != KerasOptimizer(keras.optimizers.RMSprop(other)).key
+
+
+def test_keras_optimizer_layout_is_flat_only_for_elementwise_rules():
+    import keras
+
+    shapes = ((4, 3), (3,))
+    assert KerasOptimizer(keras_optimizer()).layout(shapes) == ((15,),)
+    for optimizer in (
+        keras.optimizers.Lamb(),  # a trust ratio per variable
+        keras.optimizers.Adam(clipnorm=1.0),  # a norm per variable
+        type("MyAdam", (keras.optimizers.Adam,), {})(),  # a subclass may differ
+    ):
+        assert KerasOptimizer(optimizer).layout(shapes) == shapes
+
+
+def test_keras_optimizer_initial_state_is_a_fresh_optimizers():
+    import keras
+
+    weights = Weights(tuple(random_arrays(0)), ())
+    user = keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.5)
+    state = KerasOptimizer(user).initial_state(weights)
+    assert not user.built and int(user.iterations) == 0
+    assert len(user.variables) == 2  # iterations and learning rate, not built
+    reference = keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.5)
+    reference.build([keras.Variable(np.zeros(15))])
+    assert len(state.variables) == len(reference.variables) == 4
+    for ours, theirs in zip(state.variables, reference.variables, strict=True):
+        assert ours.dtype == theirs.dtype and ours.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(ours, theirs.numpy())
+    assert state.variables[0].dtype == np.int64  # iterations
+    assert state.variables[2].shape == (15,)  # slots: the flat layout
+    # Cached and shared by every fit: read-only.
+    again = KerasOptimizer(user).initial_state(weights)
+    assert again.variables[2] is state.variables[2]
+    assert not state.variables[2].flags.writeable
+
+
+def test_keras_optimizer_rejects_other_objects_and_ema():
+    with pytest.raises(TypeError, match="keras.optimizers.Optimizer instance"):
+        KerasOptimizer(SGD())
+    with pytest.raises(ValueError, match="use_ema=True"):
+        KerasOptimizer(keras_optimizer(use_ema=True))
+    excluding = keras_optimizer()
+    excluding.exclude_from_weight_decay(var_names=["bias"])
+    with pytest.raises(ValueError, match="exclude_from_weight_decay"):
+        KerasOptimizer(excluding)

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import KerasDigitClassifier, _training
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
-from sk_keras_digits._solvers import SGD, Adam
+from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
 
@@ -305,3 +305,127 @@ def test_state_round_trips_through_tensors():
         # Arrays keep their own dtype; Python numbers take the compute dtype.
         assert back.progress.best_weights.params[0].dtype == np.float64
         assert type(back.progress.learning_rate) is float
+
+
+# ------------------------------------------------------- Keras optimizers
+KERAS_OPTIMIZERS = {
+    "RMSprop": lambda: keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.5),
+    "AdamW": lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1),
+    # Not element-wise: trained on variables of the parameters' shapes.
+    "Lamb": lambda: keras.optimizers.Lamb(learning_rate=0.01),
+    "Adam-clipnorm": lambda: keras.optimizers.Adam(learning_rate=0.01, clipnorm=0.5),
+}
+
+
+def keras_config(optimizer, early_stopping=False):
+    return TrainingConfig(
+        solver=KerasOptimizer(optimizer),
+        hyper=Hyper(
+            alpha=1e-3, tol=1e-4, n_iter_no_change=10.0, solver=KerasOptimizer.Hyper()
+        ),
+        batch_size=100,
+        shuffle=False,
+        early_stopping=early_stopping,
+    )
+
+
+@pytest.mark.parametrize("name", list(KERAS_OPTIMIZERS))
+def test_an_epoch_with_a_keras_optimizer_equals_it_on_the_keras_model(
+    small_digits, name
+):
+    """One compiled epoch == the optimizer stepping the Keras model per batch."""
+    X, y = small_digits
+    X, Y = X[:250], one_hot(y[:250])
+    network = dense_network()
+    weights = network.initial_weights(np.random.RandomState(0))
+    user = KERAS_OPTIMIZERS[name]()
+    config = keras_config(user)
+    state = TrainingState(
+        weights,
+        config.solver.initial_state(weights),
+        Progress(0.1, np.inf, -np.inf, 0, 0.0),
+    )
+    data = TrainingData(X, Y, np.ones(len(X)))
+    new_state, log = _training.train_stochastic(
+        network, config, state, data, None, n_epochs=1, seed=0
+    )
+
+    model = network.build_model(weights)
+    optimizer = KERAS_OPTIMIZERS[name]()
+    losses = []
+    for start in range(0, len(X), 100):  # batches of 100, 100 and 50
+        xb, yb = X[start : start + 100], Y[start : start + 100]
+        with tf.GradientTape() as tape:
+            loss = reference_loss(model, xb, yb, np.ones(len(xb)), 1e-3)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        losses.append(float(loss) * len(xb))
+    for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+    assert log.losses[0] == pytest.approx(sum(losses) / len(X), rel=1e-7)
+    assert log.learning_rates[0] == pytest.approx(0.01)
+    # The state is the optimizer's variables: iterations, learning rate, slots.
+    ours = new_state.solver.variables
+    theirs = [v.numpy() for v in optimizer.variables]
+    assert ours[0] == theirs[0] == 3
+    if config.solver.elementwise:
+        # Ours: one slot per kind over the flat parameters. Keras': one per
+        # kind and parameter, named "<layer>_<kernel|bias>_<kind>", in order.
+        kinds = {}
+        for variable in optimizer.variables[2:]:
+            kind = variable.name.split("_")[-1]
+            kinds.setdefault(kind, []).append(variable.numpy().ravel())
+        theirs = theirs[:2] + [np.concatenate(parts) for parts in kinds.values()]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    # The user's optimizer was only read.
+    assert not user.built and int(user.iterations) == 0
+    assert user.get_config() == KERAS_OPTIMIZERS[name]().get_config() | {
+        "name": user.name
+    }
+
+
+def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
+    network = dense_network()
+    weights = network.initial_weights(np.random.RandomState(0))
+    wider = dense_network(hidden=(40,))
+    wider_weights = wider.initial_weights(np.random.RandomState(0))
+    config = keras_config(keras.optimizers.Nadam(learning_rate=0.0321))
+    same = keras_config(keras.optimizers.Nadam(learning_rate=0.0321))
+    other = keras_config(keras.optimizers.Nadam(learning_rate=0.0322))
+
+    def key(config, network, weights):
+        state = TrainingState(weights, None, None)
+        return config.program_key(network, state)
+
+    assert key(config, network, weights) == key(same, network, weights)
+    assert key(config, network, weights) != key(other, network, weights)
+    # The optimizer's variables have the parameters' shapes: so does the key.
+    assert key(config, network, weights) != key(config, wider, wider_weights)
+    X, y = small_digits
+    data = TrainingData(X, one_hot(y), np.ones(len(X)))
+    for cfg, net, w in [(config, network, weights), (same, network, weights)] * 2:
+        state = TrainingState(
+            w, cfg.solver.initial_state(w), Progress(0.1, np.inf, -np.inf, 0, 0.0)
+        )
+        _training.train_stochastic(net, cfg, state, data, None, n_epochs=1, seed=0)
+    program = _training.PROGRAMS.get(key(config, network, weights), None)
+    assert program._run.experimental_get_tracing_count() == 1
+
+
+def test_optimizer_state_round_trips_through_tensors():
+    weights = dense_network().initial_weights(np.random.RandomState(0))
+    solver = KerasOptimizer(keras.optimizers.Adam())
+    state = TrainingState(
+        weights,
+        solver.initial_state(weights),
+        Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
+    )
+    spec = _training.signature(state, tf.float64, dynamic=False)
+    assert spec.solver.variables[0].dtype == tf.int64
+    assert spec.solver.variables[1].dtype == tf.float32
+    back = _training.to_numpy(_training.to_tensors(state, spec), like=state)
+    for a, b in zip(back.solver.variables, state.solver.variables, strict=True):
+        assert type(a) is np.ndarray and a.dtype == b.dtype  # 0-d stays an array
+        np.testing.assert_array_equal(a, b)

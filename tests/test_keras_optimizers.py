@@ -1,0 +1,318 @@
+"""A ``keras.optimizers.Optimizer`` as the estimator's solver."""
+
+import copy
+import pickle
+import threading
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits._state import OptimizerState
+
+
+def estimator(solver, **params):
+    return KerasDigitClassifier(
+        **{"hidden_layer_sizes": (12,), "max_iter": 5, "random_state": 0, **params},
+        solver=solver,
+    )
+
+
+def fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def weights(est):
+    return est.coefs_ + est.intercepts_
+
+
+def assert_same_weights(a, b):
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+def assert_untouched(optimizer, config):
+    """The user's optimizer was only read: unbuilt, unstepped, same config."""
+    assert not optimizer.built
+    assert int(optimizer.iterations) == 0
+    assert len(optimizer.variables) <= 2  # iterations (and learning rate) only
+    assert optimizer.get_config() == config
+
+
+def test_fits_start_from_a_fresh_copy_and_leave_the_users_optimizer_alone(
+    small_digits,
+):
+    X, y = small_digits
+    optimizer = keras.optimizers.AdamW(learning_rate=1e-2, weight_decay=1e-4)
+    config = optimizer.get_config()
+    first = fit(estimator(optimizer, max_iter=30), X, y)
+    second = fit(estimator(optimizer, max_iter=30), X, y)
+    again = fit(first, X, y)  # a refit starts afresh too
+    assert_untouched(optimizer, config)
+    assert first.get_params()["solver"] is optimizer
+    assert_same_weights(first, second)
+    assert_same_weights(again, second)
+    state = first._state.training.solver
+    assert isinstance(state, OptimizerState)
+    n_batches = int(np.ceil(len(X) / 200))
+    assert int(state.variables[0]) == 30 * n_batches  # the optimizer's iterations
+    assert first.score(X, y) > 0.8
+    assert "AdamW" in repr(first)
+
+
+def test_the_n_iter_no_change_rule_stops_as_with_adam(small_digits):
+    X, y = small_digits
+    rule = dict(max_iter=50, tol=10.0, n_iter_no_change=2)
+    ours = fit(estimator(keras.optimizers.RMSprop(1e-3), **rule), X, y)
+    adam = fit(estimator("adam", **rule), X, y)
+    assert ours.n_iter_ == adam.n_iter_ == len(ours.loss_curve_) < 50
+
+
+def test_early_stopping_keeps_the_best_weights(small_digits):
+    X, y = small_digits
+    est = fit(
+        estimator(keras.optimizers.Nadam(1e-2), early_stopping=True, max_iter=8),
+        X,
+        y,
+    )
+    assert len(est.validation_scores_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+
+
+def test_a_learning_rate_schedule_is_recorded_per_epoch(small_digits):
+    X, y = small_digits
+    # 300 samples in batches of 100: 3 optimizer steps per epoch.
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+    est = fit(
+        estimator(keras.optimizers.SGD(schedule), batch_size=100, max_iter=4), X, y
+    )
+    np.testing.assert_allclose(
+        est.history_["learning_rate"], [0.05, 0.025, 0.0125, 0.00625], rtol=1e-6
+    )
+    constant = fit(estimator(keras.optimizers.Adam(0.003), max_iter=2), X, y)
+    np.testing.assert_allclose(constant.history_["learning_rate"], [0.003] * 2)
+
+
+def test_partial_fit_carries_the_optimizer_state(small_digits):
+    X, y = small_digits
+    optimizer = keras.optimizers.RMSprop(1e-2, momentum=0.5)
+    config = optimizer.get_config()
+    incremental = estimator(optimizer, shuffle=False, batch_size=100)
+    for _ in range(3):
+        incremental.partial_fit(X, y, classes=np.unique(y))
+    at_once = fit(estimator(optimizer, shuffle=False, batch_size=100, max_iter=3), X, y)
+    assert_same_weights(incremental, at_once)
+    assert int(incremental._state.training.solver.variables[0]) == 9
+    assert incremental.t_ == 3 * len(X)
+    assert_untouched(optimizer, config)
+
+
+def test_partial_fit_refuses_a_solver_changed_between_calls(small_digits):
+    X, y = small_digits
+    est = estimator(keras.optimizers.Adam(1e-2))
+    est.partial_fit(X, y, classes=np.unique(y))
+    before = weights(est)
+    for other in (keras.optimizers.Nadam(1e-2), "sgd"):
+        est.set_params(solver=other)
+        with pytest.raises(ValueError, match="partial_fit cannot change the solver"):
+            est.partial_fit(X, y)
+        for p, q in zip(weights(est), before, strict=True):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_clone_deepcopy_and_pickle(small_digits):
+    X, y = small_digits
+    optimizer = keras.optimizers.Lion(learning_rate=1e-3)
+    config = optimizer.get_config()
+    est = estimator(optimizer)
+    cloned = clone(est)
+    assert cloned.solver is not optimizer
+    assert cloned.solver.get_config() == config
+    copied = copy.deepcopy(est)
+    pickled = pickle.loads(pickle.dumps(est))
+    assert type(pickled.solver) is keras.optimizers.Lion
+    fits = [fit(e, X, y) for e in (est, cloned, copied, pickled)]
+    for other in fits[1:]:
+        assert_same_weights(fits[0], other)
+    fitted = pickle.loads(pickle.dumps(fits[0]))
+    np.testing.assert_array_equal(fitted.predict_proba(X), fits[0].predict_proba(X))
+    assert_same_weights(fit(fitted, X, y), fits[0])
+    assert_untouched(optimizer, config)
+
+
+def keras_programs():
+    return {
+        id(program): (key, program)
+        for key, program in _training.PROGRAMS._programs.items()
+        if len(key) > 1 and key[1][0] == "keras"
+    }
+
+
+def test_a_grid_over_three_optimizers_traces_three_programs(small_digits):
+    X, y = small_digits
+    # Learning rates used nowhere else, so the programs are this test's own.
+    solvers = [
+        keras.optimizers.RMSprop(0.00123),
+        keras.optimizers.Adam(0.00123),
+        keras.optimizers.Nadam(0.00123),
+    ]
+    before = keras_programs()
+    search = GridSearchCV(
+        estimator(None, max_iter=2), {"solver": solvers}, cv=5, error_score="raise"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    new = {k: v for k, v in keras_programs().items() if k not in before}
+    assert len(new) == 3
+    assert {key[1][1].rsplit(".", 1)[1] for key, _ in new.values()} == {
+        "RMSprop",
+        "Adam",
+        "Nadam",
+    }
+    for _, program in new.values():
+        assert program._run.experimental_get_tracing_count() == 1
+    for optimizer in solvers:
+        assert not optimizer.built and int(optimizer.iterations) == 0
+
+
+def test_grid_search_in_two_processes_gives_what_one_gives(small_digits):
+    X, y = small_digits
+    grid = {
+        "solver": [keras.optimizers.Adam(1e-2), keras.optimizers.RMSprop(1e-2)],
+    }
+    results = []
+    for n_jobs in (1, 2):
+        search = GridSearchCV(
+            estimator(None, max_iter=3), grid, cv=2, n_jobs=n_jobs, error_score="raise"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(X, y)
+        results.append(search.cv_results_)
+    np.testing.assert_array_equal(
+        results[0]["mean_test_score"], results[1]["mean_test_score"]
+    )
+    for optimizer in grid["solver"]:
+        assert not optimizer.built
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_threads_give_what_sequential_fits_give(small_digits):
+    X, y = small_digits
+    optimizer = keras.optimizers.Adam(1e-2)
+    # Three estimators share one program (same optimizer config and shapes).
+    settings = [
+        dict(random_state=0),
+        dict(random_state=1),
+        dict(random_state=2, batch_size=50),
+        dict(random_state=3, hidden_layer_sizes=(7,)),
+    ]
+    alone = [fit(estimator(optimizer, **s), X, y) for s in settings]
+    results = [None] * len(settings)
+    barrier = threading.Barrier(len(settings))
+
+    def work(i):
+        barrier.wait()
+        results[i] = fit(estimator(optimizer, **settings[i]), X, y)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(settings))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for solo, threaded in zip(alone, results, strict=True):
+        assert_same_weights(solo, threaded)
+    assert not optimizer.built
+
+
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_a_builtin_schedule_with_an_optimizer_object_is_refused(small_digits, schedule):
+    X, y = small_digits
+    est = estimator(keras.optimizers.AdamW(), learning_rate=schedule)
+    with pytest.raises(
+        ValueError, match=rf"learning_rate='{schedule}' is a schedule of the built-in"
+    ):
+        est.fit(X, y)
+    assert not hasattr(est, "_state")
+
+
+def test_the_builtin_solvers_settings_are_unused_with_an_optimizer_object(
+    small_digits,
+):
+    """As MLPClassifier leaves momentum unused with 'adam': one grid can search
+    string solvers (with their settings) and optimizer objects."""
+    X, y = small_digits
+    optimizer = keras.optimizers.RMSprop(learning_rate=3e-3)
+    plain = estimator(optimizer).fit(X, y)
+    other = dict(
+        learning_rate_init=0.05,
+        power_t=0.25,
+        momentum=0.5,
+        nesterovs_momentum=False,
+        beta_1=0.8,
+        beta_2=0.99,
+        epsilon=1e-7,
+    )
+    tuned = estimator(optimizer, **other).fit(X, y)
+    for a, b in zip(plain.coefs_, tuned.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_invalid_solvers_are_rejected(small_digits):
+    X, y = small_digits
+    with pytest.raises(InvalidParameterError, match="'solver' parameter"):
+        estimator("rmsprop").fit(X, y)
+
+    class NotKeras:
+        def apply(self, grads, variables):
+            pass
+
+        def get_config(self):
+            return {}
+
+    with pytest.raises(TypeError, match="keras.optimizers.Optimizer instance"):
+        estimator(NotKeras()).fit(X, y)
+    with pytest.raises(ValueError, match="use_ema=True"):
+        estimator(keras.optimizers.Adam(use_ema=True)).fit(X, y)
+
+
+def test_partial_fit_is_available_and_float32_data_train(small_digits):
+    X, y = small_digits
+    est = estimator(keras.optimizers.Adam(1e-2))
+    assert hasattr(est, "partial_fit")
+    fit(est, X.astype(np.float32), y)
+    assert est.coefs_[0].dtype == np.float32
+    assert est._state.training.solver.variables[2].dtype == np.float32
+
+
+def test_verbose_and_callbacks_report_the_optimizers_learning_rate(
+    small_digits, capsys
+):
+    X, y = small_digits
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(dict(logs))
+
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 3, 0.5)
+    est = estimator(
+        keras.optimizers.SGD(schedule),
+        batch_size=100,
+        max_iter=2,
+        verbose=True,
+        callbacks=[Record()],
+    )
+    fit(est, X, y)
+    assert "Iteration 2, loss = " in capsys.readouterr().out
+    np.testing.assert_allclose([log["learning_rate"] for log in seen], [0.05, 0.025])
+    np.testing.assert_allclose([log["loss"] for log in seen], est.loss_curve_)

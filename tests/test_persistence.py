@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import signal
 import stat
 import subprocess
 import sys
@@ -141,6 +142,21 @@ def assert_same_estimator(a, b, X):
         assert not hasattr(b, "feature_names_in_")
 
 
+def assert_same_state(a, b):
+    """Two fitted-state records are equal, arrays (and their dtypes) included."""
+    assert type(a) is type(b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    elif isinstance(a, tuple):
+        assert len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            assert_same_state(u, v)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
 def rewrite(source, target, replace=None, drop=()):
     """Copy the model file ``source`` to ``target``, changing some members."""
     replace = replace or {}
@@ -213,37 +229,63 @@ def test_round_trip_dense(dense, dense_file, data):
     assert type(loaded) is KerasDigitClassifier
     assert_same_estimator(dense, loaded, X)
     assert_same_params(dense, loaded)
-    assert loaded.coefs_[0] is loaded._params[0]  # shared arrays stay shared
-    # Loop state, non-finite floats included (best_score is -inf).
-    for key, value in dense._loop.items():
-        if isinstance(value, float):
-            assert value == loaded._loop[key] or (
-                np.isnan(value) and np.isnan(loaded._loop[key])
-            )
-    assert loaded._loop["best_score"] == -np.inf
-    # model_ is the network opened from the file, with the same weights.
+    # The fitted state is the saved one, non-finite floats included
+    # (best_score is -inf).
+    assert_same_state(dense._state, loaded._state)
+    assert loaded._state.training.progress.best_score == -np.inf
+    # model_ is built from the fitted state, with the same weights.
     assert loaded.model_.name == "mlp"
     np.testing.assert_allclose(
         loaded.model_(X).numpy(), dense.predict_proba(X), rtol=1e-12
     )
 
 
-def test_file_layout(dense_file):
+def test_file_layout(dense, dense_file):
     with zipfile.ZipFile(dense_file) as archive:
         assert archive.namelist() == ["manifest.json", "state.npz", "model.keras"]
         manifest = json.loads(
             archive.read("manifest.json"), parse_constant=pytest.fail
         )  # strict JSON: no NaN or Infinity tokens
         with np.load(io.BytesIO(archive.read("state.npz")), allow_pickle=False) as npz:
-            assert all(npz[key].dtype != object for key in npz.files)
+            arrays = {key: npz[key] for key in npz.files}
         with zipfile.ZipFile(io.BytesIO(archive.read("model.keras"))) as inner:
-            assert "config.json" in inner.namelist()
+            assert sorted(inner.namelist()) == ["config.json", "metadata.json"]
     assert manifest["format"] == "sk_keras_digits.model"
-    assert manifest["format_version"] == _persistence.FORMAT_VERSION == 1
+    assert manifest["format_version"] == _persistence.FORMAT_VERSION == 2
     assert manifest["estimator"] == "sk_keras_digits.KerasDigitClassifier"
     assert manifest["versions"]["sk_keras_digits"] == sk_keras_digits.__version__
-    assert manifest["params"]["dict"]["solver"] == "sgd"
+    assert manifest["params"]["solver"] == "sgd"
+    assert manifest["params"]["hidden_layer_sizes"] == {"tuple": [8]}
     assert manifest["network"] is None and manifest["callbacks"] is None
+    assert manifest["n_features_in"] == 64
+    # The fitted state, field by field; every array stored once, declared.
+    state = manifest["state"]
+    assert state["record"] == "FittedState"
+    assert state["labels"] == {
+        "record": "LabelEncoding",
+        "classes": {"array": "labels.classes"},
+        "kind": "multiclass",
+    }
+    assert state["training"]["progress"]["best_score"] == {"float": "-inf"}
+    assert state["training"]["solver"]["record"] == "SGDState"
+    assert (
+        sorted(arrays)
+        == sorted(manifest["arrays"])
+        == [
+            "labels.classes",
+            "training.solver.velocity",
+            "training.weights.params.0",
+            "training.weights.params.1",
+            "training.weights.params.2",
+            "training.weights.params.3",
+        ]
+    )
+    for key, array in arrays.items():
+        assert manifest["arrays"][key] == {
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+        }
+    assert np.array_equal(arrays["training.weights.params.0"], dense.coefs_[0])
 
 
 @pytest.mark.parametrize(
@@ -358,11 +400,12 @@ def test_custom_network_round_trip_without_builder(dropout_fitted, data, tmp_pat
     assert isinstance(loaded.network, _persistence.SavedNetwork)
     assert_same_estimator(dropout_fitted, loaded, X)
     assert_same_params(dropout_fitted, loaded, skip=("network",))
-    # The buffers (Dropout's seed state) come from state.npz, not the .keras file.
-    for saved, restored in zip(dropout_fitted._buffers, loaded._buffers, strict=True):
-        assert np.array_equal(saved, restored)
+    # The buffers (Dropout's seed state) come from state.npz.
+    assert_same_state(dropout_fitted._state, loaded._state)
+    saved_buffers = dropout_fitted._state.weights.buffers
+    assert len(saved_buffers) == 1
     model_buffers = [v.numpy() for v in loaded.model_.non_trainable_variables]
-    for saved, restored in zip(dropout_fitted._buffers, model_buffers, strict=True):
+    for saved, restored in zip(saved_buffers, model_buffers, strict=True):
         assert np.array_equal(saved, restored)
     # The architecture rebuilt from the file refits exactly as the builder.
     fresh = KerasDigitClassifier(**{**SMALL, "network": dropout_network}).fit(X, y)
@@ -518,63 +561,90 @@ def test_keras_file_is_not_a_model_file(dense, tmp_path):
     assert_refused(path, "keras.saving.load_model")
 
 
+def _set(path, value):
+    """An edit setting the manifest's value at ``path`` (keys and indices)."""
+
+    def edit(manifest):
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda m: m.update(format_version=2), "format version 2.*Upgrade"),
-        (lambda m: m.update(format_version="1"), "invalid format_version '1'"),
-        (lambda m: m.update(format_version=0), "invalid format_version 0"),
-        (lambda m: m.update(format="other"), "declares format 'other'"),
-        (lambda m: m.update(estimator="os.system"), "holds a 'os.system'"),
+        (_set(["format_version"], 3), "format version 3.*Upgrade"),
+        (_set(["format_version"], "2"), "invalid format_version '2'"),
+        (_set(["format_version"], 0), "invalid format_version 0"),
+        (_set(["format_version"], 1), "format version 1.*Convert it"),
+        (_set(["format"], "other"), "declares format 'other'"),
+        (_set(["estimator"], "os.system"), "holds a 'os.system'"),
+        (_set(["predict"], "anything"), r"unexpected or missing keys \['predict'\]"),
+        (_set(["params", "evil"], 1), r"parameters \['evil'\] are unexpected"),
+        (_set(["params", "solver"], "evil"), "invalid parameters: The 'solver'"),
         (
-            lambda m: m["state"]["dict"]["_label_binarizer"].update(
-                object="posix.system"
-            ),
-            "class 'posix.system' that is not allowed",
+            _set(["params", "hidden_layer_sizes"], {"tuple": [9]}),
+            r"kernels and biases of shapes \[\(64, 9\)",
+        ),
+        (_set(["n_features_in"], 3), r"kernels and biases of shapes \[\(3, 8\)"),
+        (
+            _set(["state", "labels", "kind"], "binary"),
+            "should hold 2 classes for binary",
         ),
         (
-            lambda m: m["state"]["dict"].update(predict="anything"),
-            r"invalid fitted attribute names \['predict'\]",
+            _set(["state", "training", "weights", "params", 0], {"array": "zz"}),
+            r"should be \{'array': 'training.weights.params.0'\}",
         ),
         (
-            lambda m: m["params"]["dict"].update(evil=1),
-            r"parameters \['evil'\] are unexpected",
+            _set(["state", "training", "progress", "samples_seen"], {"eval": "1+1"}),
+            "samples_seen should be a number",
+        ),
+        (_set(["state", "training", "weights"], 3), "should be a record of type"),
+        (
+            _set(["state", "training", "solver", "record"], "AdamState"),
+            r"should have the fields \['m', 'step', 'v'\]",
         ),
         (
-            lambda m: m["params"]["dict"].update(solver="evil"),
-            "invalid parameters: The 'solver' parameter",
+            _set(["arrays", "labels.classes", "dtype"], "|O"),
+            "declares dtype '|O'",
         ),
         (
-            lambda m: m["state"]["dict"].update(n_features_in_=3),
-            "do not match n_features_in_=3",
+            _set(["arrays", "labels.classes", "shape"], [11]),
+            r"holds an array of shape \(10,\).*declares shape \(11,\)",
         ),
         (
-            lambda m: m["state"]["dict"]["_params"].__setitem__(0, {"array": "zz"}),
-            "missing from state.npz",
+            _set(["arrays", "labels.classes", "shape"], [2**40]),
+            "more than the .* left of max_bytes",
         ),
         (
-            lambda m: m["state"]["dict"].update(t_={"eval": "1+1"}),
-            "unknown value",
-        ),
-        (
-            lambda m: m["state"]["dict"].update(_params=3),
-            "malformed",
+            _set(["params", "random_state"], {"random_state": {}}),
+            "not a valid RandomState state|should be a RandomState",
         ),
     ],
     ids=[
         "newer_version",
         "string_version",
         "zero_version",
+        "format_1",
         "format_name",
         "estimator_class",
-        "object_class",
-        "shadowing_attribute",
+        "unknown_key",
         "unknown_parameter",
         "invalid_parameter",
-        "inconsistent_shapes",
-        "missing_array",
-        "unknown_tag",
-        "malformed_state",
+        "hidden_sizes",
+        "n_features_in",
+        "kind",
+        "array_key",
+        "unknown_value",
+        "malformed_record",
+        "wrong_record",
+        "object_dtype",
+        "declared_shape",
+        "huge_shape",
+        "random_state",
     ],
 )
 def test_invalid_manifest(edit, match, dense_file, tmp_path):
@@ -587,14 +657,16 @@ def test_manifest_not_json(dense_file, tmp_path):
     assert_refused(path, "not valid JSON")
 
 
-def test_weights_of_another_network_are_refused(dense_file, data, tmp_path):
+def test_architecture_of_another_network_is_refused(dense_file, data, tmp_path):
+    """model.keras must describe the network the parameters and weights define."""
     X, y = data
-    other = KerasDigitClassifier(**{**SMALL, "random_state": 7}).fit(X, y)
-    save(other, tmp_path / "other.skd")
-    with zipfile.ZipFile(tmp_path / "other.skd") as archive:
-        network = archive.read("model.keras")
-    path = rewrite(dense_file, tmp_path / "mixed.skd", {"model.keras": network})
-    assert_refused(path, "weights in model.keras differ")
+    for params in (dict(activation="tanh"), dict(hidden_layer_sizes=(9,))):
+        other = KerasDigitClassifier(**{**SMALL, **params}).fit(X, y)
+        save(other, tmp_path / "other.skd")
+        with zipfile.ZipFile(tmp_path / "other.skd") as archive:
+            network = archive.read("model.keras")
+        path = rewrite(dense_file, tmp_path / "mixed.skd", {"model.keras": network})
+        assert_refused(path, "config.json describes the layers")
 
 
 def test_pickled_array_is_refused_and_never_unpickled(dense_file, tmp_path):
@@ -603,16 +675,16 @@ def test_pickled_array_is_refused_and_never_unpickled(dense_file, tmp_path):
     with zipfile.ZipFile(dense_file) as archive:
         with np.load(io.BytesIO(archive.read("state.npz"))) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    arrays["a0"] = np.array([OpenOnUnpickle(str(marker))], dtype=object)
+    arrays["labels.classes"] = np.array([OpenOnUnpickle(str(marker))], dtype=object)
     np.savez(payload, **arrays)
     path = rewrite(
         dense_file, tmp_path / "hostile.skd", {"state.npz": payload.getvalue()}
     )
-    assert_refused(path, "only pickle could read: refused")
+    assert_refused(path, "dtype object")
     assert not marker.exists()
     # Control: the payload is live, pickle would have run it.
     with np.load(io.BytesIO(payload.getvalue()), allow_pickle=True) as npz:
-        npz["a0"][0].close()
+        npz["labels.classes"][0].close()
     assert marker.exists()
 
 
@@ -691,10 +763,60 @@ def test_crash_mid_save_never_breaks_the_file(dense, data, tmp_path):
     assert result.returncode == 17, result.stderr[-2000:]
     assert path.read_bytes() == before
     assert np.array_equal(load(path).predict_proba(X), previous.predict_proba(X))
-    # The crashed write leaves its hidden temporary file behind, never `path`.
+    # The crashed write leaves its hidden temporary file behind, never `path`;
+    # the next save to the same target removes it.
     leftovers = sorted(set(os.listdir(tmp_path)) - {"model.skd", "estimator.pkl"})
     assert len(leftovers) == 1
     assert leftovers[0].startswith(".model.skd.") and leftovers[0].endswith(".tmp")
+    save(dense, path)
+    assert sorted(os.listdir(tmp_path)) == ["estimator.pkl", "model.skd"]
+
+
+KILLED_SCRIPT = """
+    import os, pickle, sys, time
+    from sk_keras_digits import _persistence, save
+    with open(sys.argv[1], "rb") as file:
+        estimator = pickle.load(file)
+    real = _persistence._write_member
+    def write_member(archive, name, data):
+        real(archive, name, data)
+        if name == "state.npz":
+            archive.fp.flush()
+            print("WRITING", flush=True)
+            time.sleep(600)  # killed here
+    _persistence._write_member = write_member
+    save(estimator, sys.argv[2])
+"""
+
+
+def test_save_killed_with_sigkill_leaves_nothing_behind(dense, tmp_path):
+    """SIGKILL mid-write: no temporary file survives the next save, none in TMPDIR."""
+    target = tmp_path / "target"
+    temporary = tmp_path / "tmp"
+    target.mkdir()
+    temporary.mkdir()
+    path = target / "model.skd"
+    pickle_path = tmp_path / "estimator.pkl"
+    pickle_path.write_bytes(pickle.dumps(dense))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(temporary))
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_SCRIPT), pickle_path, path],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout.readline().strip() == "WRITING"
+        assert len(os.listdir(target)) == 1  # the temporary file, mid-write
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(60)
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    assert not path.exists()
+    save(dense, path)
+    assert os.listdir(target) == ["model.skd"]
+    assert os.listdir(temporary) == []
 
 
 # -- pickle and joblib, and what load runs, in a fresh process ----------------------

@@ -150,6 +150,11 @@ def _to_json(value, hint, key, arrays):
     raise TypeError(f"Cannot save {key}: {type(value).__name__} is not plain data.")
 
 
+def _member(value, names):
+    """Whether ``value`` is one of the strings ``names`` (any JSON value)."""
+    return type(value) is str and value in names
+
+
 def _describe(node):
     text = repr(node)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -158,7 +163,11 @@ def _describe(node):
 def _float_from_json(node, key):
     if type(node) in (int, float):
         return float(node)
-    if type(node) is dict and len(node) == 1 and node.get("float") in _NON_FINITE:
+    if (
+        type(node) is dict
+        and len(node) == 1
+        and _member(node.get("float"), _NON_FINITE)
+    ):
         return _NON_FINITE[node["float"]]
     raise Refused(f"manifest.json: {key} should be a number, got {_describe(node)}.")
 
@@ -196,12 +205,13 @@ def _from_json(node, hint, where, key, arrays, used):
         raise Refused(f"manifest.json: {where} should not be null.")
     records = {cls.__name__: cls for cls in options if _is_record(cls)}
     if records:
-        if type(node) is not dict or node.get("record") not in records:
+        record = node.get("record") if type(node) is dict else None
+        if type(record) is not str or record not in records:
             raise Refused(
                 f"manifest.json: {where} should be a record of type "
                 f"{' or '.join(records)}, got {_describe(node)}."
             )
-        cls = records[node["record"]]
+        cls = records[record]
         fields = set(cls._fields)
         if set(node) != fields | {"record"}:
             raise Refused(
@@ -403,7 +413,7 @@ def _param_from_json(node, where):
         if tag == "random_state":
             return _random_state_from_json(value, where)
     if type(node) is dict and set(node) == {"numpy", "value"}:
-        if node["numpy"] in _NUMPY_SCALARS and type(node["value"]) in (
+        if _member(node["numpy"], _NUMPY_SCALARS) and type(node["value"]) in (
             bool,
             int,
             float,
@@ -415,7 +425,7 @@ def _param_from_json(node, where):
     if type(node) is dict and set(node) == {"ndarray", "value"}:
         value = node["value"]
         if (
-            node["ndarray"] in _NUMPY_SCALARS
+            _member(node["ndarray"], _NUMPY_SCALARS)
             and type(value) is list
             and len(value) <= 1000
             and all(type(v) is int for v in value)

@@ -616,7 +616,9 @@ def _read_manifest(manifest):
     described = manifest["network"]
     if described is not None and (
         type(described) is not dict
-        or not all(type(k) is str and type(v) is str for k, v in described.items())
+        or "name" not in described
+        or not set(described) <= {"name", "kind"}
+        or not all(type(v) is str for v in described.values())
     ):
         raise Refused("manifest.json: network should be null or a description.")
     if type(manifest["versions"]) is not dict:

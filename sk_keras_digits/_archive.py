@@ -90,7 +90,7 @@ def check_names(archive, expected, what, optional=()):
         )
 
 
-def read_member(archive, name, limit, what):
+def read_member(archive, name, limit, what, hint=""):
     """The bytes of member ``name``, decompressing at most ``limit`` bytes.
 
     Parameters
@@ -101,6 +101,8 @@ def read_member(archive, name, limit, what):
         Most bytes the member may hold once decompressed.
     what : str
         How to call the member in messages.
+    hint : str, default=""
+        Appended to the message when the member is too large.
 
     Returns
     -------
@@ -110,7 +112,7 @@ def read_member(archive, name, limit, what):
     if info.file_size > limit:
         raise Refused(
             f"{what} declares {info.file_size} bytes, more than the {limit} "
-            "bytes it may hold."
+            f"bytes it may hold{hint}."
         )
     chunks, size = [], 0
     try:
@@ -123,7 +125,7 @@ def read_member(archive, name, limit, what):
                 if size > limit:
                     raise Refused(
                         f"{what} holds more than the {limit} bytes it may hold "
-                        "(it inflates past them: a decompression bomb?)."
+                        f"(it inflates past them: a decompression bomb?){hint}."
                     )
                 chunks.append(chunk)
     except Refused:

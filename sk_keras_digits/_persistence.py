@@ -592,10 +592,10 @@ def _read_manifest(manifest):
     if version < FORMAT_VERSION:
         raise Refused(
             f"it was written in format version {version}, which stored the "
-            "estimator's attributes rather than its fitted state; this version "
-            f"reads format version {FORMAT_VERSION}. Convert it: "
-            "sk_keras_digits._persistence.convert_format_1(path, new_path) "
-            "rewrites it in the current format, checking it as load does."
+            "estimator's attributes rather than its fitted state and which this "
+            f"version (reading format version {FORMAT_VERSION}) no longer reads. "
+            "Fit the estimator again and save it, or carry it over with joblib: "
+            "joblib.load a joblib.dump made by the version that wrote the file."
         )
     if manifest.get("estimator") != ESTIMATOR:
         raise Refused(
@@ -645,7 +645,13 @@ class _Reader:
         return limit
 
     def read(self, archive, name, limit, what):
-        data = _archive.read_member(archive, name, min(limit, self.left), what)
+        hint = ""
+        if limit > self.left:
+            hint = (
+                f"; that is what is left of max_bytes={self.max_bytes}. If you "
+                "trust the file, load it with a larger max_bytes"
+            )
+        data = _archive.read_member(archive, name, min(limit, self.left), what, hint)
         self.left -= len(data)
         return data
 

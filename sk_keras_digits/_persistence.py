@@ -36,7 +36,7 @@ import zipfile
 
 import numpy as np
 
-from . import _archive, _model_file, _network_config
+from . import _archive, _model_file, _network_config, _pipeline_file
 from ._archive import Refused
 from ._model_file import ESTIMATOR, FORMAT_NAME, FORMAT_VERSION
 
@@ -173,8 +173,11 @@ def save(estimator, path):
 
     Parameters
     ----------
-    estimator : KerasDigitClassifier
-        A fitted estimator.
+    estimator : KerasDigitClassifier or Pipeline
+        A fitted estimator, or a fitted :class:`~sklearn.pipeline.Pipeline`
+        whose steps are KerasDigitClassifiers and scikit-learn transformers
+        of the types :func:`load` trusts (see :ref:`persistence`; they are
+        stored with ``skops``).
     path : str or os.PathLike
         The file to write (replaced if it exists). Any name works; the
         documentation uses the ``.skd`` extension.
@@ -208,17 +211,28 @@ def save(estimator, path):
     >>> np.array_equal(loaded.predict(X[1000:]), clf.predict(X[1000:]))
     True
     """
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.pipeline import Pipeline
 
     from ._classifier import KerasDigitClassifier
 
-    if not isinstance(estimator, KerasDigitClassifier):
+    path = os.fspath(path)
+    if isinstance(estimator, Pipeline):
+        members = _pipeline_file.pipeline_members(estimator, _estimator_members)
+    elif isinstance(estimator, KerasDigitClassifier):
+        members = _estimator_members(estimator)
+    else:
         raise TypeError(
-            "save expects a KerasDigitClassifier, got "
+            "save expects a KerasDigitClassifier or a Pipeline, got "
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )
+    _atomic_write(path, members)
+
+
+def _estimator_members(estimator):
+    """The members of the model file of a fitted KerasDigitClassifier."""
+    from sklearn.utils.validation import check_is_fitted
+
     check_is_fitted(estimator)
-    path = os.fspath(path)
     params = estimator.get_params(deep=False)
     network = params.pop("network")
     callbacks = params.pop("callbacks")
@@ -255,12 +269,11 @@ def save(estimator, path):
     }
     state_buffer = io.BytesIO()
     np.savez(state_buffer, **arrays)
-    members = [
+    return [
         (_MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode()),
         (_STATE, state_buffer.getvalue()),
         (_NETWORK, _architecture_bytes(estimator)),
     ]
-    _atomic_write(path, members)
 
 
 def _with_hidden_sizes(estimator, params):
@@ -501,24 +514,59 @@ def load(
         or max_bytes < 1
     ):
         raise ValueError(f"max_bytes should be a positive integer, got {max_bytes!r}.")
+    options = dict(
+        network=network,
+        callbacks=callbacks,
+        custom_objects=custom_objects,
+        allow_unsafe=allow_unsafe,
+    )
     with open(path, "rb") as file:
         try:
-            manifest, reader = _open(file, int(max_bytes))
-            custom = manifest["network"] is not None
-            if network is not None and not custom:
-                raise ValueError(
-                    f"load got network={network!r}, but '{path}' holds an "
-                    "estimator with the default network (network=None): pass no "
-                    "network."
-                )
-            estimator = _restore(manifest, reader, callbacks)
-            if not custom:
-                reader.check_dense(estimator)
-            elif network is None:
-                reader.rebuild_network(estimator, custom_objects, not allow_unsafe)
+            return _load_file(file, path, options, _Budget(int(max_bytes)))
         except Refused as exc:
             raise ModelFileError(path, str(exc)) from exc
-    if network is not None:
+
+
+class _Budget:
+    """Bytes that may still be decompressed from one file, nested files included."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.left = max_bytes
+
+
+def _load_file(file, path, options, budget):
+    """The estimator or pipeline in the model file ``file``."""
+    archive, reader, manifest = _open(file, budget)
+    with archive:
+        if manifest.get("estimator") == _pipeline_file.PIPELINE:
+            return _pipeline_file.load_pipeline(
+                reader,
+                manifest,
+                lambda data: _load_file(io.BytesIO(data), path, options, budget),
+            )
+        return _load_estimator(reader, manifest, path, options)
+
+
+def _load_estimator(reader, manifest, path, options):
+    network, callbacks = options["network"], options["callbacks"]
+    _check_members(reader.archive)
+    _read_manifest(manifest)
+    custom = manifest["network"] is not None
+    if network is not None and not custom:
+        raise ValueError(
+            f"load got network={network!r}, but '{path}' holds an "
+            "estimator with the default network (network=None): pass no "
+            "network."
+        )
+    estimator = _restore(manifest, reader, callbacks)
+    if not custom:
+        reader.check_dense(estimator)
+    elif network is None:
+        reader.rebuild_network(
+            estimator, options["custom_objects"], not options["allow_unsafe"]
+        )
+    else:
         _use_network(path, estimator, network)
     saved_callbacks = manifest["callbacks"]
     if saved_callbacks and callbacks is None:
@@ -527,13 +575,13 @@ def load(
             "a model file holds no callbacks. Pass callbacks= to load to set "
             "them.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=5,
         )
     return estimator
 
 
-def _open(file, max_bytes):
-    """The checked manifest, and a reader of the rest of the archive."""
+def _open(file, budget):
+    """The zip archive, a reader of its members, and its format-checked manifest."""
     head = file.read(4)
     if not head:
         raise Refused("the file is empty (0 bytes).")
@@ -550,26 +598,39 @@ def _open(file, max_bytes):
         archive = _archive.open_zip(file, "the file")
     except Refused as exc:
         raise Refused(f"the zip archive is truncated or damaged: {exc}") from exc
+    try:
+        names = archive.namelist()
+        if _MANIFEST not in names:
+            hint = ""
+            if _CONFIG in names and "model.weights.h5" in names:
+                hint = (
+                    " It looks like a Keras .keras file: open it with "
+                    "keras.saving.load_model."
+                )
+            raise Refused(
+                f"not a complete model file: member(s) ['{_MANIFEST}'] missing "
+                f"(found {names[:10]}).{hint}"
+            )
+        reader = _Reader(archive, budget)
+        manifest = _check_format(reader.read_json(_MANIFEST, _MANIFEST_LIMIT))
+    except BaseException:
+        archive.close()
+        raise
+    return archive, reader, manifest
+
+
+def _check_members(archive):
     names = archive.namelist()
     missing = [name for name in _MEMBERS if name not in names]
     if missing:
-        hint = ""
-        if _CONFIG in names and "model.weights.h5" in names:
-            hint = (
-                " It looks like a Keras .keras file: open it with "
-                "keras.saving.load_model."
-            )
         raise Refused(
             f"not a complete model file: member(s) {missing} missing (found "
-            f"{names[:10]}).{hint}"
+            f"{names[:10]})."
         )
     _archive.check_names(archive, _MEMBERS, "the file")
-    reader = _Reader(archive, max_bytes)
-    manifest = _read_manifest(reader.read_json(_MANIFEST, _MANIFEST_LIMIT))
-    return manifest, reader
 
 
-def _read_manifest(manifest):
+def _check_format(manifest):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise Refused(
@@ -597,6 +658,10 @@ def _read_manifest(manifest):
             "Fit the estimator again and save it, or carry it over with joblib: "
             "joblib.load a joblib.dump made by the version that wrote the file."
         )
+    return manifest
+
+
+def _read_manifest(manifest):
     if manifest.get("estimator") != ESTIMATOR:
         raise Refused(
             f"it holds a {str(manifest.get('estimator'))[:80]!r}; only {ESTIMATOR} "
@@ -629,30 +694,31 @@ def _read_manifest(manifest):
 class _Reader:
     """Reads the members of a model file, counting bytes against ``max_bytes``."""
 
-    def __init__(self, archive, max_bytes):
+    def __init__(self, archive, budget):
         self.archive = archive
-        self.max_bytes = max_bytes
-        self.left = max_bytes
+        self.budget = budget
         self.config = None
 
     def _limit(self, limit, what):
-        if limit > self.left:
+        budget = self.budget
+        if limit > budget.left:
             raise Refused(
                 f"{what} would decompress to up to {limit} bytes, more than the "
-                f"{self.left} left of max_bytes={self.max_bytes}. If you trust the "
-                "file, load it with a larger max_bytes."
+                f"{budget.left} left of max_bytes={budget.max_bytes}. If you trust "
+                "the file, load it with a larger max_bytes."
             )
         return limit
 
     def read(self, archive, name, limit, what):
+        budget = self.budget
         hint = ""
-        if limit > self.left:
+        if limit > budget.left:
             hint = (
-                f"; that is what is left of max_bytes={self.max_bytes}. If you "
+                f"; that is what is left of max_bytes={budget.max_bytes}. If you "
                 "trust the file, load it with a larger max_bytes"
             )
-        data = _archive.read_member(archive, name, min(limit, self.left), what, hint)
-        self.left -= len(data)
+        data = _archive.read_member(archive, name, min(limit, budget.left), what, hint)
+        budget.left -= len(data)
         return data
 
     def read_json(self, name, limit, archive=None, what=None):

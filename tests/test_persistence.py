@@ -827,8 +827,7 @@ def test_save_killed_with_sigkill_leaves_nothing_behind(dense, tmp_path):
 FRESH_PROCESS_SCRIPT = """
     import json, pickle, sys
     import numpy as np
-    import h5py
-import joblib
+    import joblib
 
     folder = sys.argv[1]
     X = np.load(f"{folder}/X.npy")

@@ -275,12 +275,32 @@ def _load_skops(reader, data, name, what):
     import skops.io
 
     budget = reader.budget
+    hint = (
+        f"; that is what is left of max_bytes={budget.max_bytes}. If you trust "
+        "the file, load it with a larger max_bytes"
+    )
+    schema = None
     archive = open_zip(data, what)
     with archive:
         for member in archive.namelist():
             # Count what skops will decompress, within the budget.
-            size = len(read_member(archive, member, budget.left, f"{what}: {member}"))
-            budget.left -= size
+            content = read_member(
+                archive, member, budget.left, f"{what}: {member}", hint
+            )
+            budget.left -= len(content)
+            if member == "schema.json":
+                schema = content
+    trusted = trusted_steps()
+    try:
+        schema = json.loads(schema)
+        declared = f"{schema['__module__']}.{schema['__class__']}"
+    except Exception as exc:
+        raise Refused(f"{what} is not a skops file ({str(exc)[:200]}).") from exc
+    if declared not in trusted:
+        raise Refused(
+            f"step {name!r} is a {str(declared)[:200]}, not one of the trusted step "
+            f"types {sorted(trusted)}."
+        )
     try:
         untrusted = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:
@@ -294,10 +314,9 @@ def _load_skops(reader, data, name, what):
         step = skops.io.loads(data, trusted=sorted(untrusted))
     except Exception as exc:
         raise Refused(f"{what} cannot be read ({str(exc)[:200]}).") from exc
-    trusted = trusted_steps()
-    if _qualified_name(type(step)) not in trusted:
+    if _qualified_name(type(step)) != declared:
         raise Refused(
-            f"step {name!r} is a {_qualified_name(type(step))}, not one of the "
-            f"trusted step types {sorted(trusted)}."
+            f"step {name!r} is a {_qualified_name(type(step))}, not the "
+            f"{declared} its schema declares."
         )
     return step

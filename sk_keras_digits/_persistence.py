@@ -176,8 +176,8 @@ def save(estimator, path):
     estimator : KerasDigitClassifier or Pipeline
         A fitted estimator, or a fitted :class:`~sklearn.pipeline.Pipeline`
         whose steps are KerasDigitClassifiers and scikit-learn transformers
-        of the types :func:`load` trusts (see :ref:`persistence`; they are
-        stored with ``skops``).
+        of the types :func:`load` trusts (stored with ``skops``; see the
+        user guide's page on saving and loading).
     path : str or os.PathLike
         The file to write (replaced if it exists). Any name works; the
         documentation uses the ``.skd`` extension.
@@ -479,8 +479,9 @@ def load(
 
     Returns
     -------
-    estimator : KerasDigitClassifier
-        The fitted estimator, predicting exactly as the saved one.
+    estimator : KerasDigitClassifier or Pipeline
+        The fitted estimator (or pipeline), predicting exactly as the saved
+        one.
 
     Raises
     ------

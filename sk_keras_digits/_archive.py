@@ -143,6 +143,32 @@ def npy_size(dtype, shape):
     return count * dtype.itemsize + NPY_HEADER_LIMIT
 
 
+def read_npy_header(archive, name, what):
+    """The dtype and shape of ``.npy`` member ``name``, read from its header only.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+    shape : tuple of int
+    """
+    try:
+        with archive.open(name) as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                raise Refused(f"{what} is an .npy array of unknown version {version}.")
+            shape, fortran_order, dtype = read_header(
+                stream, max_header_size=NPY_HEADER_LIMIT
+            )
+    except Refused:
+        raise
+    except Exception as exc:
+        raise Refused(f"{what} is corrupted or not an .npy array ({exc}).") from exc
+    if fortran_order:
+        raise Refused(f"{what} holds a Fortran-ordered array.")
+    return dtype, shape
+
+
 def read_npy(archive, name, dtype, shape, what):
     """The array in ``.npy`` member ``name``, which must hold ``dtype`` and ``shape``.
 

@@ -36,7 +36,7 @@ import zipfile
 
 import numpy as np
 
-from . import _archive, _model_file, _network_config, _pipeline_file
+from . import _archive, _format_1, _model_file, _network_config, _pipeline_file
 from ._archive import Refused
 from ._model_file import ESTIMATOR, FORMAT_NAME, FORMAT_VERSION
 
@@ -553,6 +553,7 @@ def _load_estimator(reader, manifest, path, options):
     network, callbacks = options["network"], options["callbacks"]
     _check_members(reader.archive)
     _read_manifest(manifest)
+    reader.legacy = manifest["format_version"] == 1
     custom = manifest["network"] is not None
     if network is not None and not custom:
         raise ValueError(
@@ -651,14 +652,6 @@ def _check_format(manifest):
             f"{writer or '?'}), but sk_keras_digits {__version__} reads format "
             f"version {FORMAT_VERSION} at most. Upgrade sk_keras_digits to load it."
         )
-    if version < FORMAT_VERSION:
-        raise Refused(
-            f"it was written in format version {version}, which stored the "
-            "estimator's attributes rather than its fitted state and which this "
-            f"version (reading format version {FORMAT_VERSION}) no longer reads. "
-            "Fit the estimator again and save it, or carry it over with joblib: "
-            "joblib.load a joblib.dump made by the version that wrote the file."
-        )
     return manifest
 
 
@@ -670,6 +663,8 @@ def _read_manifest(manifest):
         )
     keys = set(manifest)
     expected = set(_model_file.MANIFEST_KEYS)
+    if manifest["format_version"] == 1:
+        expected = _format_1.MANIFEST_KEYS
     if keys != expected:
         raise Refused(
             f"manifest.json has unexpected or missing keys {sorted(keys ^ expected)}."
@@ -699,6 +694,7 @@ class _Reader:
         self.archive = archive
         self.budget = budget
         self.config = None
+        self.legacy = False  # reading a format-1 file
 
     def _limit(self, limit, what):
         budget = self.budget
@@ -751,15 +747,19 @@ class _Reader:
     def read_config(self, limit):
         """The network's ``config.json`` from ``model.keras``, bounded."""
         if self.config is None:
+            member_limit = limit + _METADATA_LIMIT + 4 * _archive.MEMBER_OVERHEAD
+            if self.legacy:
+                member_limit = self.budget.left
             data = self.read(
-                self.archive,
-                _NETWORK,
-                limit + _METADATA_LIMIT + 4 * _archive.MEMBER_OVERHEAD,
-                "member 'model.keras'",
+                self.archive, _NETWORK, member_limit, "member 'model.keras'"
             )
             inner = _archive.open_zip(data, "model.keras")
             with inner:
-                _archive.check_names(inner, [_CONFIG, _METADATA], "model.keras")
+                # Format 1 stored Keras' whole file; its weights are never read.
+                legacy = ["model.weights.h5"] if self.legacy else []
+                _archive.check_names(
+                    inner, [_CONFIG, _METADATA], "model.keras", optional=legacy
+                )
                 self.read_json(
                     _METADATA, _METADATA_LIMIT, inner, "model.keras: metadata.json"
                 )
@@ -830,7 +830,16 @@ def _restore(manifest, reader, callbacks):
 
     cls = KerasDigitClassifier
     names = [n for n in cls._get_param_names() if n not in ("network", "callbacks")]
-    params = _model_file.params_from_json(manifest["params"], names)
+    legacy = manifest["format_version"] == 1
+    if legacy:
+        # Format 1's parameters may refer to arrays: read (bounded) first.
+        stored, n_features_in, feature_names, tree, arrays = _format_1.convert(
+            manifest, reader
+        )
+        tree = json.loads(json.dumps(tree))
+    else:
+        stored = manifest["params"]
+    params = _model_file.params_from_json(stored, names)
     estimator = cls.__new__(cls)
     estimator.__dict__.update({**params, "network": None, "callbacks": None})
     try:
@@ -839,16 +848,18 @@ def _restore(manifest, reader, callbacks):
     except (TypeError, ValueError) as exc:
         raise Refused(f"invalid parameters: {exc}") from exc
     estimator.callbacks = callbacks
-    arrays = reader.read_arrays(manifest["arrays"])
-    state = _model_file.state_from_json(manifest["state"], arrays)
-    names = manifest["feature_names_in"]
-    feature_names = None
-    if names is not None:
-        if type(names) is not list:
+    if not legacy:
+        n_features_in = manifest["n_features_in"]
+        feature_names = manifest["feature_names_in"]
+        arrays = reader.read_arrays(manifest["arrays"])
+        tree = manifest["state"]
+    state = _model_file.state_from_json(tree, arrays)
+    if feature_names is not None:
+        if type(feature_names) is not list:
             raise Refused("manifest.json: feature_names_in should be null or a list.")
+        names = feature_names
         feature_names = np.empty(len(names), dtype=object)
         feature_names[:] = names
-    n_features_in = manifest["n_features_in"]
     _model_file.check_fitted(
         {**params, "hidden_layer_sizes": hidden},
         n_features_in,

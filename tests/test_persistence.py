@@ -583,7 +583,7 @@ def _set(path, value):
         (_set(["format_version"], 3), "format version 3.*Upgrade"),
         (_set(["format_version"], "2"), "invalid format_version '2'"),
         (_set(["format_version"], 0), "invalid format_version 0"),
-        (_set(["format_version"], 1), "format version 1.*Fit the estimator again"),
+        (_set(["format_version"], 1), r"unexpected or missing keys \['arrays'"),
         (_set(["format"], "other"), "declares format 'other'"),
         (_set(["estimator"], "os.system"), "holds a 'os.system'"),
         (_set(["predict"], "anything"), r"unexpected or missing keys \['predict'\]"),

@@ -852,6 +852,7 @@ FRESH_PROCESS_SCRIPT = """
 
     # Warm up: import everything loading needs, before watching.
     sk_keras_digits.load(f"{folder}/model.skd")
+    report["keras_after_dense_load"] = "keras" in sys.modules
     refused(f"{folder}/lambda.skd")
     refused(f"{folder}/custom.skd")
 
@@ -912,6 +913,8 @@ def test_fresh_process_pickle_joblib_and_safe_load(dense, dense_file, data, tmp_
     # Unpickling and predicting with the dense network is NumPy only.
     assert report["tensorflow_after_unpickle"] is False
     assert report["keras_after_unpickle"] is False
+    # Loading the default network does not involve Keras either.
+    assert report["keras_after_dense_load"] is False
     # load neither unpickles nor unmarshals code; refusals run nothing either.
     assert report["load_events"] == []
     assert report["lambda_refused"] is True and report["lambda_events"] == []

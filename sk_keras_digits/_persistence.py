@@ -577,7 +577,7 @@ def _load_estimator(reader, manifest, path, options):
             "a model file holds no callbacks. Pass callbacks= to load to set "
             "them.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=4,
         )
     return estimator
 

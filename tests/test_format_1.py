@@ -106,3 +106,50 @@ def test_format_1_state_goes_through_the_same_checks(tmp_path):
     # Untouched, it loads (from a copy: the data folder is read only here).
     shutil.copy(source, tmp_path / "copy.skd")
     load(tmp_path / "copy.skd")
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return
+    for key, value in items:
+        yield (*path, key)
+        yield from _leaves(value, (*path, key))
+
+
+@pytest.mark.parametrize("case", ["sgd", "adam_early_stopping_strings"])
+def test_fuzz_format_1_manifest(case, X, tmp_path):
+    """Every single change to a format-1 manifest: refused, or self-consistent."""
+    with zipfile.ZipFile(DATA / f"{case}.skd") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    path = tmp_path / "mutated.skd"
+    refused = accepted = 0
+    for where in _leaves(manifest):
+        if where[0] in ("format", "format_version", "estimator", "versions"):
+            continue
+        for replacement in (0, -1, 10**30, {"float": "nan"}, "x", [], None):
+            edited = json.loads(json.dumps(manifest))
+            node = edited
+            for key in where[:-1]:
+                node = node[key]
+            node[where[-1]] = replacement
+            with zipfile.ZipFile(path, "w") as archive:
+                for member, data in members.items():
+                    if member == "manifest.json":
+                        data = json.dumps(edited)
+                    archive.writestr(member, data)
+            try:
+                est = load(path)
+            except ModelFileError:
+                refused += 1
+                continue
+            accepted += 1
+            proba = est.predict_proba(X)
+            assert np.array_equal(
+                est.predict(X), est.classes_[np.argmax(proba, axis=1)]
+            )
+    assert refused > 2 * accepted

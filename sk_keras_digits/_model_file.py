@@ -31,15 +31,11 @@ from numbers import Integral
 import numpy as np
 
 from ._archive import Refused
-from ._labels import KINDS, LabelEncoding
+from ._labels import KINDS
 from ._state import (
     AdamState,
     FittedState,
-    History,
-    Progress,
     SGDState,
-    TrainingState,
-    Weights,
 )
 
 #: Name of the file format, stored in every manifest.
@@ -66,19 +62,6 @@ MANIFEST_KEYS = (
     "arrays",
 )
 
-_RECORDS = {
-    cls.__name__: cls
-    for cls in (
-        FittedState,
-        LabelEncoding,
-        TrainingState,
-        Weights,
-        SGDState,
-        AdamState,
-        Progress,
-        History,
-    )
-}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # Plain values an object array (labels, feature names) may hold.
 _PLAIN = (str, int, float, bool)
@@ -508,7 +491,7 @@ def check_fitted(params, n_features_in, feature_names_in, state, custom):
     """
     if type(n_features_in) is not int or n_features_in < 1:
         raise Refused(
-            f"manifest.json: n_features_in should be a positive integer, got "
+            f"n_features_in should be a positive integer, got "
             f"{_describe(n_features_in)}."
         )
     if feature_names_in is not None:
@@ -516,22 +499,20 @@ def check_fitted(params, n_features_in, feature_names_in, state, custom):
             type(v) is str for v in feature_names_in
         ):
             raise Refused(
-                f"manifest.json: feature_names_in should be {n_features_in} strings, "
+                f"feature_names_in should be {n_features_in} strings, "
                 f"got {_describe(feature_names_in.tolist())}."
             )
     _check_labels(state.labels)
     _check_weights(params, n_features_in, state, custom)
     _check_solver(state)
-    _check_progress(state.training.progress, state)
+    _check_progress(state.training.progress)
     _check_history(params, state.history)
 
 
 def _check_labels(labels):
     kind, classes = labels.kind, labels.classes
     if kind not in KINDS:
-        raise Refused(
-            f"manifest.json: state.labels.kind should be one of {KINDS}, got {kind!r}."
-        )
+        raise Refused(f"state.labels.kind should be one of {KINDS}, got {kind!r}.")
     where = "state.labels.classes"
     if classes.ndim != 1:
         raise Refused(f"{where} should be 1-D, got shape {classes.shape}.")
@@ -650,7 +631,7 @@ def _check_solver(state):
             raise Refused("state.training.solver.v holds negative second moments.")
 
 
-def _check_progress(progress, state):
+def _check_progress(progress):
     where = "state.training.progress"
     checks = [
         (

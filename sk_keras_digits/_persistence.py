@@ -3,22 +3,23 @@
 A model file is a zip archive with three members:
 
 - ``manifest.json``: the format name and version, the versions of the
-  libraries that wrote it, the estimator's class and parameters, and its
-  fitted state as JSON. Arrays are references into ``state.npz``; a few
-  whitelisted objects (scikit-learn's ``LabelBinarizer``, NumPy's
-  ``RandomState``) are stored as their plain state. Callables and callbacks,
-  which are code, are only *described* (by name), never stored.
+  libraries that wrote it, the estimator's parameters, ``n_features_in_`` and
+  ``feature_names_in_``, and its fitted state (the
+  :class:`~sk_keras_digits._state.FittedState` record) as JSON, its arrays
+  declared (dtype and shape) and referring to ``state.npz``. The schema is in
+  :mod:`sk_keras_digits._model_file`. Callables and callbacks, which are
+  code, are only *described* (by name), never stored.
 - ``state.npz``: every array of the fitted state (weights, solver state,
-  labels), written and read by NumPy without pickle.
-- ``model.keras``: the trained network in Keras' native format, opened by
-  :func:`keras.saving.load_model` in safe mode.
+  labels), once, written and read by NumPy's ``.npy`` format without pickle.
+- ``model.keras``: the network's architecture in Keras' format
+  (``config.json`` and ``metadata.json``; the weights are in ``state.npz``).
 
-Nothing in a model file is unpickled or executed by :func:`load`: JSON, NumPy's
-``allow_pickle=False`` and Keras' safe mode read data only, and a network that
-would need code from the file (a ``Lambda`` layer) or a class the caller has
-not made known is refused unless the caller explicitly allows it.
-:func:`save` writes a temporary file next to the target and renames it over
-the target only once it is complete, so the path never holds a partial file.
+:func:`load` runs no code from the file and accepts only what a fit could
+have produced; the bytes it decompresses are counted and bounded by what the
+manifest declares, itself bounded by ``max_bytes`` (see
+:mod:`sk_keras_digits._archive`). :func:`save` writes a temporary file next to
+the target and renames it over the target only once it is complete, so the
+path never holds a partial file.
 """
 
 import contextlib
@@ -26,59 +27,48 @@ import copy
 import io
 import json
 import os
+import re
 import secrets
 import stat
 import sys
-import tempfile
 import warnings
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
-#: Name of the file format, stored in every manifest.
-FORMAT_NAME = "sk_keras_digits.model"
+from . import _archive, _format_1, _model_file, _network_config, _pipeline_file
+from ._archive import Refused
+from ._model_file import ESTIMATOR, FORMAT_NAME, FORMAT_VERSION
 
-#: Version of the file format written by :func:`save`. It changes whenever the
-#: layout of the file or of the estimator's fitted state changes; :func:`load`
-#: reads this version and refuses newer ones.
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "SavedNetwork"]
 
 _MANIFEST = "manifest.json"
 _STATE = "state.npz"
 _NETWORK = "model.keras"
 _MEMBERS = (_MANIFEST, _STATE, _NETWORK)
-_ESTIMATOR = "sk_keras_digits.KerasDigitClassifier"
+_CONFIG = "config.json"
+_METADATA = "metadata.json"
 
-# A member that declares more than this many bytes and expands more than
-# _MAX_EXPANSION times its stored size is refused (a "zip bomb").
-_BOMB_FLOOR = 1 << 28
-_MAX_EXPANSION = 100
+#: Default of ``load``'s ``max_bytes``: the most bytes a file may decompress to.
+DEFAULT_MAX_BYTES = 256 * 2**20
+# Most bytes of manifest.json, of a custom network's config.json and of
+# metadata.json (a default network's config.json is allowed a few KiB a layer).
+_MANIFEST_LIMIT = 16 * 2**20
+_CONFIG_LIMIT = 4 * 2**20
+_METADATA_LIMIT = 2**16
 _PICKLE_PROTOCOL_PREFIX = b"\x80"
 _ZIP_MAGIC = b"PK\x03\x04"
-
-# Keys of the tagged JSON objects that encode non-JSON values.
-_ARRAY, _SCALAR, _TUPLE, _DICT, _OBJECT, _RANDOM_STATE, _FLOAT = (
-    "array",
-    "scalar",
-    "tuple",
-    "dict",
-    "object",
-    "random_state",
-    "float",
-)
-# Floats that strict JSON cannot hold.
-_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
-# JSON types stored as they are.
-_PLAIN = (bool, int, float, str, type(None))
+_KERAS_ACTIVATIONS = {"softmax": "softmax", "logistic": "sigmoid"}
 
 
 class ModelFileError(ValueError):
     """A model file that :func:`load` cannot or will not read.
 
     Raised for a file that is empty, truncated, corrupted, not a model file,
-    written by a newer format version, or holding a network that cannot be
-    opened safely. The message names the file and the problem.
+    written by a newer format version, larger than the limit it was loaded
+    with, holding a fitted state that no fit could have produced, or holding a
+    network that cannot be opened safely. The message names the file and the
+    problem.
 
     Parameters
     ----------
@@ -175,16 +165,19 @@ class SavedNetwork:
 def save(estimator, path):
     """Save a fitted estimator to a model file, safely and atomically.
 
-    The file holds the network in Keras' native format and the estimator's
-    parameters and fitted state as plain data (JSON and NumPy arrays): no
-    pickle. It is written to a temporary file in the same folder, flushed to
-    disk, then renamed over ``path``, so ``path`` holds either its previous
-    content or the complete new file, never a partial one.
+    The file holds the estimator's parameters and fitted state as plain data
+    (JSON and NumPy arrays, no pickle) and the network's architecture in
+    Keras' format. It is written to a temporary file in the same folder,
+    flushed to disk, then renamed over ``path``, so ``path`` holds either its
+    previous content or the complete new file, never a partial one.
 
     Parameters
     ----------
-    estimator : KerasDigitClassifier
-        A fitted estimator.
+    estimator : KerasDigitClassifier or Pipeline
+        A fitted estimator, or a fitted :class:`~sklearn.pipeline.Pipeline`
+        whose steps are KerasDigitClassifiers and scikit-learn transformers
+        of the types :func:`load` trusts (stored with ``skops``; see the
+        user guide's page on saving and loading).
     path : str or os.PathLike
         The file to write (replaced if it exists). Any name works; the
         documentation uses the ``.skd`` extension.
@@ -197,7 +190,8 @@ def save(estimator, path):
     -----
     The ``network`` parameter (a function) and ``callbacks`` (objects) are
     code, which the file does not hold: it records their names, and
-    :func:`load` takes them as arguments.
+    :func:`load` takes them as arguments. The fitted state is checked as
+    :func:`load` checks it, so a file that ``save`` writes loads.
 
     Examples
     --------
@@ -217,45 +211,74 @@ def save(estimator, path):
     >>> np.array_equal(loaded.predict(X[1000:]), clf.predict(X[1000:]))
     True
     """
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.pipeline import Pipeline
 
-    from ._classifier import _KERAS_STATE, KerasDigitClassifier
+    from ._classifier import KerasDigitClassifier
 
-    if not isinstance(estimator, KerasDigitClassifier):
+    path = os.fspath(path)
+    if isinstance(estimator, Pipeline):
+        members = _pipeline_file.pipeline_members(estimator, _estimator_members)
+    elif isinstance(estimator, KerasDigitClassifier):
+        members = _estimator_members(estimator)
+    else:
         raise TypeError(
-            "save expects a KerasDigitClassifier, got "
+            "save expects a KerasDigitClassifier or a Pipeline, got "
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )
+    _atomic_write(path, members)
+
+
+def _estimator_members(estimator):
+    """The members of the model file of a fitted KerasDigitClassifier."""
+    from sklearn.utils.validation import check_is_fitted
+
     check_is_fitted(estimator)
-    path = os.fspath(path)
-    names = estimator.get_params(deep=False)
-    state = {k: v for k, v in vars(estimator).items() if k not in _KERAS_STATE}
-    params = {name: state.pop(name) for name in names}
+    params = estimator.get_params(deep=False)
     network = params.pop("network")
     callbacks = params.pop("callbacks")
-    encoder = _Encoder()
+    state = estimator._state
+    feature_names = getattr(estimator, "feature_names_in_", None)
+    try:
+        _model_file.check_fitted(
+            _with_hidden_sizes(estimator, params),
+            estimator.n_features_in_,
+            feature_names,
+            state,
+            custom=network is not None,
+        )
+    except Refused as exc:
+        raise ValueError(
+            f"Cannot save this {type(estimator).__name__}: its fitted state is not "
+            f"one a fit produces ({exc}). Refit it."
+        ) from exc
+    tree, arrays = _model_file.state_to_json(state)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "estimator": _ESTIMATOR,
+        "estimator": ESTIMATOR,
         "versions": _library_versions(),
-        "params": encoder.encode(params, "params"),
+        "params": _model_file.params_to_json(params),
         "network": None if network is None else _describe_callable(network),
         "callbacks": (
             None if callbacks is None else [_qualified_name(c) for c in callbacks]
         ),
-        "state": encoder.encode(state, "state"),
-        "object_arrays": encoder.object_arrays,
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names_in": None if feature_names is None else feature_names.tolist(),
+        "state": tree,
+        "arrays": _model_file.arrays_to_json(arrays),
     }
-    network_bytes = _network_to_bytes(estimator)
     state_buffer = io.BytesIO()
-    np.savez(state_buffer, **encoder.arrays)
-    members = [
+    np.savez(state_buffer, **arrays)
+    return [
         (_MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode()),
         (_STATE, state_buffer.getvalue()),
-        (_NETWORK, network_bytes),
+        (_NETWORK, _architecture_bytes(estimator)),
     ]
-    _atomic_write(path, members)
+
+
+def _with_hidden_sizes(estimator, params):
+    """``params`` with ``hidden_layer_sizes`` as the list of widths fit uses."""
+    return {**params, "hidden_layer_sizes": estimator._hidden_layer_sizes()}
 
 
 def _library_versions():
@@ -291,27 +314,34 @@ def _describe_callable(function):
     return {"name": f"{module}.{name}", "kind": kind}
 
 
-def _network_to_bytes(estimator):
-    """The fitted network as the bytes of a Keras ``.keras`` file."""
-    model = estimator.model_
-    with tempfile.TemporaryDirectory() as folder:
-        file = os.path.join(folder, _NETWORK)
-        try:
-            model.save(file)
-        except Exception as exc:
-            raise ValueError(
-                f"Cannot save the network of this {type(estimator).__name__} in "
-                f"Keras' format: {exc}. Make its custom layers serializable "
-                "(keras.saving.register_keras_serializable and get_config), or "
-                "use joblib.dump."
-            ) from exc
-        return Path(file).read_bytes()
+def _architecture_bytes(estimator):
+    """The network's architecture as a ``.keras`` archive without weights."""
+    import keras
+
+    try:
+        config = keras.saving.serialize_keras_object(estimator.model_)
+        config_bytes = json.dumps(config).encode()
+    except Exception as exc:
+        raise ValueError(
+            f"Cannot save the network of this {type(estimator).__name__} in "
+            f"Keras' format: {exc}. Make its custom layers serializable "
+            "(keras.saving.register_keras_serializable and get_config), or "
+            "use joblib.dump."
+        ) from exc
+    metadata = {"keras_version": keras.__version__, "weights": "state.npz"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_CONFIG, config_bytes)
+        archive.writestr(_METADATA, json.dumps(metadata).encode())
+    return buffer.getvalue()
 
 
 def _atomic_write(path, members):
     """Write the archive next to ``path``, fsync it, then rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = _create_temporary(folder, os.path.basename(path))
+    name = os.path.basename(path)
+    _remove_stale_temporaries(folder, name)
+    fd, temporary = _create_temporary(folder, name)
     try:
         with contextlib.suppress(OSError):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
@@ -327,15 +357,54 @@ def _atomic_write(path, members):
     _fsync_folder(folder)
 
 
+def _temporary_pattern(name):
+    return re.compile(rf"\.{re.escape(name)}\.(\d+)\.[0-9a-f]+\.tmp")
+
+
 def _create_temporary(folder, name):
-    """Create a new hidden file in ``folder``; the umask sets its permissions."""
+    """Create a new hidden file in ``folder``, named for the target and this process.
+
+    The umask sets its permissions.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        temporary = os.path.join(
+            folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+        )
         try:
             return os.open(temporary, flags, 0o666), temporary
         except FileExistsError:
             continue
+
+
+def _remove_stale_temporaries(folder, name):
+    """Remove the temporary files of saves to ``name`` whose process died.
+
+    A save killed mid-write cannot remove its temporary file; the next save
+    to the same target does, once no process with that id runs (POSIX; a
+    process of another user or host is assumed alive).
+    """
+    if os.name != "posix":
+        return
+    pattern = _temporary_pattern(name)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            match = pattern.fullmatch(entry)
+            if match is None or int(match.group(1)) == os.getpid():
+                continue
+            if not _process_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, entry))
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
 
 
 def _write_archive(file, members):
@@ -361,86 +430,23 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-class _Encoder:
-    """Encode plain data as JSON, arrays as references into ``state.npz``.
-
-    An array referenced several times (``coefs_`` and ``_params`` share their
-    arrays) is stored once, and decoded as one array again.
-    """
-
-    def __init__(self):
-        self.arrays = {}
-        self.object_arrays = {}
-        self._memo = {}
-        self._alive = []
-
-    def encode(self, value, where):
-        if type(value) is float and not np.isfinite(value):
-            return {_FLOAT: "nan" if np.isnan(value) else f"{value:.0f}"}
-        if type(value) in _PLAIN:
-            return value
-        if isinstance(value, np.ndarray):
-            return {_ARRAY: self._array(value, where)}
-        if isinstance(value, np.generic):
-            return {_SCALAR: self._array(np.asarray(value), where)}
-        if type(value) is list:
-            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        if type(value) is tuple:
-            return {
-                _TUPLE: [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
-            }
-        if type(value) is dict:
-            if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"Cannot save {where}: a dict with non-string keys.")
-            return {
-                _DICT: {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-            }
-        if isinstance(value, np.random.RandomState):
-            return {_RANDOM_STATE: self.encode(value.get_state(), where)}
-        name = _qualified_name(value)
-        if name in _allowed_classes():
-            return {_OBJECT: name, "state": self.encode(value.__getstate__(), where)}
-        raise TypeError(
-            f"Cannot save {where}: {type(value).__name__} objects are not plain "
-            "data. Use joblib.dump to save this estimator."
-        )
-
-    def _array(self, array, where):
-        key = self._memo.get(id(array))
-        if key is not None:
-            return key
-        key = f"a{len(self._memo)}"
-        self._memo[id(array)] = key
-        self._alive.append(array)  # so that its id is not reused
-        if array.dtype.hasobject:
-            items = array.ravel().tolist()
-            if not all(type(v) in _PLAIN for v in items):
-                raise TypeError(
-                    f"Cannot save {where}: an object array holding values other "
-                    "than str, int, float, bool or None."
-                )
-            self.object_arrays[key] = {"shape": list(array.shape), "items": items}
-        else:
-            self.arrays[key] = array
-        return key
-
-
-def _allowed_classes():
-    """Classes whose plain state a model file may hold, by qualified name."""
-    from sklearn.preprocessing import LabelBinarizer
-
-    return {_qualified_name(LabelBinarizer): LabelBinarizer}
-
-
 # ---------------------------------------------------------------------- load
 def load(
-    path, *, network=None, callbacks=None, custom_objects=None, allow_unsafe=False
+    path,
+    *,
+    network=None,
+    callbacks=None,
+    custom_objects=None,
+    allow_unsafe=False,
+    max_bytes=DEFAULT_MAX_BYTES,
 ):
     """Load an estimator saved by :func:`save`, without running code from the file.
 
-    The file is read as JSON, NumPy arrays (``allow_pickle=False``) and a
-    Keras network opened in Keras' safe mode: nothing is unpickled, and a
-    network that needs code from the file is refused unless allowed.
+    The file is read as JSON, NumPy ``.npy`` arrays (no pickle) and a Keras
+    architecture deserialized in Keras' safe mode: nothing is unpickled, and
+    a network that needs code from the file is refused unless allowed. Only
+    a fitted state that a fit could have produced is accepted, and the bytes
+    decompressed are bounded by what the file declares and by ``max_bytes``.
 
     Parameters
     ----------
@@ -448,7 +454,7 @@ def load(
         A file written by :func:`save`.
     network : callable, default=None
         For an estimator saved with a custom ``network``: the function that
-        builds it (a file holds no code). The saved weights are read into the
+        builds it (a file holds no code). The saved weights are set into the
         network it builds (their shapes must match), and the loaded estimator
         gets this ``network`` parameter, as if freshly fitted with it. When
         None, the architecture is rebuilt from the file's Keras configuration
@@ -462,20 +468,27 @@ def load(
         :func:`keras.saving.register_keras_serializable` is found without it.
         Anything else the network names is refused.
     allow_unsafe : bool, default=False
-        Open the network with Keras' safe mode off, which lets a ``Lambda``
+        Rebuild the network with Keras' safe mode off, which lets a ``Lambda``
         layer's Python code stored in the file run. Only for files from a
         source you trust.
+    max_bytes : int, default=268435456 (256 MiB)
+        The most bytes the file's content may decompress to, all members
+        together. The arrays the manifest declares must fit in it, and no
+        member may inflate past what the manifest declares for it. Raise it
+        for a model whose weights and solver state exceed 256 MiB.
 
     Returns
     -------
-    estimator : KerasDigitClassifier
-        The fitted estimator, predicting exactly as the saved one.
+    estimator : KerasDigitClassifier or Pipeline
+        The fitted estimator (or pipeline), predicting exactly as the saved
+        one.
 
     Raises
     ------
     ModelFileError
         If the file is empty, truncated, corrupted, not a model file, written
-        by a newer format version, or holds a network that cannot be opened
+        by a newer format version, larger than ``max_bytes``, holding a state
+        that no fit could have produced, or a network that cannot be opened
         safely (a ``Lambda`` layer, an unknown custom object).
 
     See Also
@@ -496,409 +509,391 @@ def load(
     the file is empty (0 bytes).
     """
     path = os.fspath(path)
-    data = Path(path).read_bytes()
-    members = _read_members(path, data)
-    manifest = _read_manifest(path, members[_MANIFEST])
-    arrays = _read_arrays(path, members[_STATE])
-    custom = manifest.get("network") is not None
+    if (
+        isinstance(max_bytes, bool)
+        or not isinstance(max_bytes, (int, np.integer))
+        or max_bytes < 1
+    ):
+        raise ValueError(f"max_bytes should be a positive integer, got {max_bytes!r}.")
+    options = dict(
+        network=network,
+        callbacks=callbacks,
+        custom_objects=custom_objects,
+        allow_unsafe=allow_unsafe,
+    )
+    with open(path, "rb") as file:
+        try:
+            return _load_file(file, path, options, _Budget(int(max_bytes)))
+        except Refused as exc:
+            raise ModelFileError(path, str(exc)) from exc
+
+
+class _Budget:
+    """Bytes that may still be decompressed from one file, nested files included."""
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.left = max_bytes
+
+
+def _load_file(file, path, options, budget):
+    """The estimator or pipeline in the model file ``file``."""
+    archive, reader, manifest = _open(file, budget)
+    with archive:
+        if manifest.get("estimator") == _pipeline_file.PIPELINE:
+            return _pipeline_file.load_pipeline(
+                reader,
+                manifest,
+                lambda data: _load_file(io.BytesIO(data), path, options, budget),
+            )
+        return _load_estimator(reader, manifest, path, options)
+
+
+def _load_estimator(reader, manifest, path, options):
+    network, callbacks = options["network"], options["callbacks"]
+    _check_members(reader.archive)
+    _read_manifest(manifest)
+    reader.legacy = manifest["format_version"] == 1
+    custom = manifest["network"] is not None
     if network is not None and not custom:
         raise ValueError(
-            f"load got network={network!r}, but '{path}' holds an estimator "
-            "with the default network (network=None): pass no network."
+            f"load got network={network!r}, but '{path}' holds an "
+            "estimator with the default network (network=None): pass no "
+            "network."
         )
-    saved_callbacks = manifest.get("callbacks")
+    estimator = _restore(manifest, reader, callbacks)
+    if not custom:
+        reader.check_dense(estimator)
+    elif network is None:
+        reader.rebuild_network(
+            estimator, options["custom_objects"], not options["allow_unsafe"]
+        )
+    else:
+        _use_network(path, estimator, network)
+    saved_callbacks = manifest["callbacks"]
     if saved_callbacks and callbacks is None:
         warnings.warn(
             f"The estimator saved in '{path}' had callbacks {saved_callbacks}; "
             "a model file holds no callbacks. Pass callbacks= to load to set "
             "them.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
-
-    try:
-        estimator = _restore(path, manifest, arrays, custom, callbacks)
-    except ModelFileError:
-        raise
-    except Exception as exc:
-        raise ModelFileError(
-            path, f"its content is malformed ({type(exc).__name__}: {exc})."
-        ) from exc
-    with tempfile.TemporaryDirectory() as folder:
-        file = os.path.join(folder, _NETWORK)
-        Path(file).write_bytes(members[_NETWORK])
-        if network is not None:
-            estimator.network = network
-            _read_weights_into(path, estimator, file)
-            return estimator
-        model = _open_network(path, file, custom_objects, allow_unsafe)
-    if custom:
-        import keras
-
-        estimator.network = SavedNetwork(
-            keras.saving.serialize_keras_object(model),
-            custom_objects=custom_objects,
-            safe_mode=not allow_unsafe,
-        )
-    _check_weights(path, estimator, model)
-    estimator._model = model
     return estimator
 
 
-def _restore(path, manifest, arrays, custom, callbacks):
-    """The estimator with the manifest's parameters and fitted state, checked."""
-    from ._classifier import KerasDigitClassifier
-
-    decoder = _Decoder(path, arrays, manifest.get("object_arrays"))
-    params = decoder.decode(manifest.get("params"), "params")
-    state = decoder.decode(manifest.get("state"), "state")
-    if type(params) is not dict or type(state) is not dict:
-        raise ModelFileError(path, "the manifest's params or state is not a dict.")
-    cls = KerasDigitClassifier
-    expected = set(cls._get_param_names()) - {"network", "callbacks"}
-    if set(params) != expected:
-        raise ModelFileError(
-            path,
-            f"the parameters {sorted(set(params) ^ expected)} are unexpected or "
-            f"missing for {cls.__name__}.",
-        )
-    invalid = [k for k in state if not k.isidentifier() or hasattr(cls, k)]
-    invalid += sorted(expected & set(state))
-    if invalid:
-        raise ModelFileError(path, f"invalid fitted attribute names {invalid}.")
-    estimator = cls.__new__(cls)
-    estimator.__setstate__({**params, "network": None, "callbacks": callbacks})
-    try:
-        estimator._validate_params()
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"invalid parameters: {exc}") from exc
-    estimator.__dict__.update(state)
-    _check_state(path, estimator, custom)
-    return estimator
-
-
-def _read_members(path, data):
-    """The archive's members as bytes, every checksum verified."""
-    if not data:
-        raise ModelFileError(path, "the file is empty (0 bytes).")
-    if not data.startswith(_ZIP_MAGIC):
+def _open(file, budget):
+    """The zip archive, a reader of its members, and its format-checked manifest."""
+    head = file.read(4)
+    if not head:
+        raise Refused("the file is empty (0 bytes).")
+    if head != _ZIP_MAGIC:
         hint = ""
-        if data.startswith(_PICKLE_PROTOCOL_PREFIX):
+        if head.startswith(_PICKLE_PROTOCOL_PREFIX):
             hint = (
                 " It looks like a pickle (joblib.dump or pickle.dump); read it "
                 "with joblib.load only if you trust its source."
             )
-        raise ModelFileError(path, f"not a model file: it is not a zip archive.{hint}")
+        raise Refused(f"not a model file: it is not a zip archive.{hint}")
+    file.seek(0)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except Exception as exc:
-        raise ModelFileError(
-            path,
-            f"the zip archive is truncated or damaged ({exc}); "
-            f"{len(data)} bytes could not be read as a complete archive.",
-        ) from exc
-    with archive:
+        archive = _archive.open_zip(file, "the file")
+    except Refused as exc:
+        raise Refused(f"the zip archive is truncated or damaged: {exc}") from exc
+    try:
         names = archive.namelist()
-        missing = [name for name in _MEMBERS if name not in names]
-        if missing:
+        if _MANIFEST not in names:
             hint = ""
-            if "config.json" in names and "model.weights.h5" in names:
+            if _CONFIG in names and "model.weights.h5" in names:
                 hint = (
                     " It looks like a Keras .keras file: open it with "
                     "keras.saving.load_model."
                 )
-            raise ModelFileError(
-                path,
-                f"not a complete model file: member(s) {missing} missing "
-                f"(found {names}).{hint}",
+            raise Refused(
+                f"not a complete model file: member(s) ['{_MANIFEST}'] missing "
+                f"(found {names[:10]}).{hint}"
             )
-        members = {}
-        for name in _MEMBERS:
-            try:
-                info = archive.getinfo(name)
-                if (
-                    info.file_size > _BOMB_FLOOR
-                    and info.file_size > _MAX_EXPANSION * info.compress_size
-                ):
-                    raise ValueError(
-                        f"it declares {info.file_size} bytes stored in "
-                        f"{info.compress_size} (a decompression bomb)"
-                    )
-                members[name] = archive.read(name)
-            except Exception as exc:
-                raise ModelFileError(
-                    path, f"member '{name}' is corrupted ({exc})."
-                ) from exc
-    return members
+        reader = _Reader(archive, budget)
+        manifest = _check_format(reader.read_json(_MANIFEST, _MANIFEST_LIMIT))
+    except BaseException:
+        archive.close()
+        raise
+    return archive, reader, manifest
 
 
-def _read_manifest(path, data):
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except Exception as exc:
-        raise ModelFileError(path, f"manifest.json is not valid JSON ({exc}).") from exc
+def _check_members(archive):
+    names = archive.namelist()
+    missing = [name for name in _MEMBERS if name not in names]
+    if missing:
+        raise Refused(
+            f"not a complete model file: member(s) {missing} missing (found "
+            f"{names[:10]})."
+        )
+    _archive.check_names(archive, _MEMBERS, "the file")
+
+
+def _check_format(manifest):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ModelFileError(
-            path,
+        raise Refused(
             f"not a model file: manifest.json declares format {found!r}, "
-            f"expected {FORMAT_NAME!r}.",
+            f"expected {FORMAT_NAME!r}."
         )
     version = manifest.get("format_version")
     if type(version) is not int or version < 1:
-        raise ModelFileError(
-            path, f"manifest.json declares an invalid format_version {version!r}."
-        )
+        raise Refused(f"manifest.json declares an invalid format_version {version!r}.")
     if version > FORMAT_VERSION:
         from ._version import __version__
 
-        writer = manifest.get("versions", {}).get("sk_keras_digits", "?")
-        raise ModelFileError(
-            path,
+        versions = manifest.get("versions")
+        writer = versions.get("sk_keras_digits") if type(versions) is dict else None
+        raise Refused(
             f"it was written in format version {version} (by sk_keras_digits "
-            f"{writer}), but sk_keras_digits {__version__} reads format version "
-            f"{FORMAT_VERSION} at most. Upgrade sk_keras_digits to load it.",
-        )
-    if manifest.get("estimator") != _ESTIMATOR:
-        raise ModelFileError(
-            path,
-            f"it holds a {manifest.get('estimator')!r}; only {_ESTIMATOR} is "
-            "supported.",
+            f"{writer or '?'}), but sk_keras_digits {__version__} reads format "
+            f"version {FORMAT_VERSION} at most. Upgrade sk_keras_digits to load it."
         )
     return manifest
 
 
-def _read_arrays(path, data):
-    """Every array of ``state.npz``, read without pickle."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise ModelFileError(
-                path,
-                "state.npz holds an object array, which only pickle could read: "
-                "refused (a model file holds no pickled data).",
-            ) from exc
-        raise ModelFileError(path, f"state.npz cannot be read ({exc}).") from exc
-    except Exception as exc:
-        raise ModelFileError(path, f"state.npz cannot be read ({exc}).") from exc
-
-
-class _Decoder:
-    """Decode what :class:`_Encoder` wrote, refusing anything else."""
-
-    def __init__(self, path, arrays, object_arrays):
-        self.path = path
-        self.arrays = arrays
-        self.object_arrays = object_arrays if isinstance(object_arrays, dict) else {}
-        self._memo = {}
-
-    def fail(self, where, problem):
-        raise ModelFileError(self.path, f"manifest.json: {where} {problem}.")
-
-    def decode(self, node, where):
-        if type(node) in _PLAIN:
-            return node
-        if type(node) is list:
-            return [self.decode(v, f"{where}[{i}]") for i, v in enumerate(node)]
-        if type(node) is not dict or len(node) not in (1, 2):
-            self.fail(where, f"holds an unknown value {str(node)[:80]!r}")
-        if _ARRAY in node and len(node) == 1:
-            return self._array(node[_ARRAY], where)
-        if _FLOAT in node and len(node) == 1 and node[_FLOAT] in _NON_FINITE:
-            return _NON_FINITE[node[_FLOAT]]
-        if _SCALAR in node and len(node) == 1:
-            array = self._array(node[_SCALAR], where)
-            if array.ndim != 0:
-                self.fail(where, "is a scalar stored as a non-scalar array")
-            return array[()]
-        if _TUPLE in node and len(node) == 1 and type(node[_TUPLE]) is list:
-            return tuple(self.decode(node[_TUPLE], where))
-        if _DICT in node and len(node) == 1 and type(node[_DICT]) is dict:
-            return {
-                k: self.decode(v, f"{where}[{k!r}]") for k, v in node[_DICT].items()
-            }
-        if _RANDOM_STATE in node and len(node) == 1:
-            random_state = np.random.RandomState()
-            try:
-                random_state.set_state(self.decode(node[_RANDOM_STATE], where))
-            except (TypeError, ValueError) as exc:
-                self.fail(where, f"holds an invalid RandomState state ({exc})")
-            return random_state
-        if _OBJECT in node and "state" in node:
-            cls = _allowed_classes().get(node[_OBJECT])
-            if cls is None:
-                self.fail(where, f"names a class {node[_OBJECT]!r} that is not allowed")
-            state = self.decode(node["state"], where)
-            if type(state) is not dict:
-                self.fail(where, "holds an object whose state is not a dict")
-            obj = cls.__new__(cls)
-            obj.__setstate__(state)
-            return obj
-        self.fail(where, f"holds an unknown value {str(node)[:80]!r}")
-
-    def _array(self, key, where):
-        if type(key) is not str:
-            self.fail(where, f"refers to an array by an invalid key {key!r}")
-        if key in self._memo:
-            return self._memo[key]
-        if key in self.arrays:
-            array = self.arrays[key]
-        elif key in self.object_arrays:
-            spec = self.object_arrays[key]
-            try:
-                items = spec["items"]
-                if type(items) is not list or not all(type(v) in _PLAIN for v in items):
-                    raise ValueError("items must be a list of plain values")
-                array = np.empty(len(items), dtype=object)
-                array[:] = items
-                array = array.reshape(spec["shape"])
-            except (KeyError, TypeError, ValueError) as exc:
-                self.fail(where, f"holds an invalid object array ({exc})")
-        else:
-            raise ModelFileError(
-                self.path, f"{where} refers to array {key!r}, missing from state.npz."
-            )
-        self._memo[key] = array
-        return array
-
-
-def _check_state(path, estimator, custom):
-    """Refuse fitted state that is incomplete or inconsistent."""
-    required = (
-        "classes_",
-        "n_features_in_",
-        "n_outputs_",
-        "out_activation_",
-        "coefs_",
-        "intercepts_",
-        "_params",
-        "_buffers",
-        "_label_binarizer",
-    )
-    missing = [name for name in required if name not in vars(estimator)]
-    if missing:
-        raise ModelFileError(path, f"the fitted state lacks {missing}.")
-    params = estimator._params
-    arrays = [*params, *estimator._buffers, *estimator.coefs_, *estimator.intercepts_]
-    if not all(isinstance(a, np.ndarray) for a in arrays):
-        raise ModelFileError(path, "the fitted weights are not all arrays.")
-    if not params or params[0].dtype.name not in ("float32", "float64"):
-        raise ModelFileError(path, "the fitted weights are not float32 or float64.")
-    if not all(np.isfinite(p).all() for p in params):
-        raise ModelFileError(path, "the fitted weights are not all finite.")
-    if estimator.out_activation_ not in ("softmax", "logistic"):
-        raise ModelFileError(
-            path, f"invalid out_activation_ {estimator.out_activation_!r}."
+def _read_manifest(manifest):
+    if manifest.get("estimator") != ESTIMATOR:
+        raise Refused(
+            f"it holds a {str(manifest.get('estimator'))[:80]!r}; only {ESTIMATOR} "
+            "is supported."
         )
-    if not custom:
-        shapes = [c.shape for c in estimator.coefs_]
-        chain = all(a[1] == b[0] for a, b in zip(shapes, shapes[1:], strict=False))
-        consistent = (
-            shapes
-            and all(len(s) == 2 for s in shapes)
-            and chain
-            and shapes[0][0] == estimator.n_features_in_
-            and shapes[-1][1] == estimator.n_outputs_
-            and [i.shape for i in estimator.intercepts_] == [(s[1],) for s in shapes]
+    keys = set(manifest)
+    expected = set(_model_file.MANIFEST_KEYS)
+    if manifest["format_version"] == 1:
+        expected = _format_1.MANIFEST_KEYS
+    if keys != expected:
+        raise Refused(
+            f"manifest.json has unexpected or missing keys {sorted(keys ^ expected)}."
         )
-        if not consistent:
-            raise ModelFileError(
-                path,
-                f"the network's weight shapes {shapes} do not match "
-                f"n_features_in_={estimator.n_features_in_} and "
-                f"n_outputs_={estimator.n_outputs_}.",
-            )
-
-
-def _open_network(path, file, custom_objects, allow_unsafe):
-    """Open ``model.keras`` with Keras, in safe mode unless allowed otherwise."""
-    import re
-
-    import keras
-
-    try:
-        return keras.saving.load_model(
-            file,
-            custom_objects=custom_objects,
-            compile=False,
-            safe_mode=not allow_unsafe,
-        )
-    except Exception as exc:
-        message = str(exc)
-        unknown = re.search(r"Could not locate (\w+) '([^']+)'", message)
-        if "lambda" in message.lower() and "safe_mode" in message:
-            problem = (
-                "its network holds Python code (a Lambda layer or a lambda), "
-                "which Keras' safe mode refuses to load. Pass allow_unsafe=True "
-                "only if you trust the file's source, or rebuild the network "
-                "with your own code: load(path, network=your_builder)."
-            )
-        elif unknown:
-            kind, name = unknown.groups()
-            problem = (
-                f"its network uses the custom {kind} {name!r}, which is not "
-                "known here. Register it with "
-                "keras.saving.register_keras_serializable, or pass "
-                f"custom_objects={{{name!r}: ...}}, only if you trust the "
-                "file's source; or rebuild the network with your own code: "
-                "load(path, network=your_builder)."
-            )
-        else:
-            problem = f"Keras cannot open its network: {message[:500]}"
-        raise ModelFileError(path, problem) from exc
-
-
-def _check_weights(path, estimator, model):
-    """Check the network in ``model.keras`` against the state in ``state.npz``.
-
-    The trainable weights must be equal. The non-trainable ones must have the
-    same shapes and take the values of ``state.npz``, which is complete where
-    a ``.keras`` file is not (it holds no random-generator states).
-    """
-    trainable = [v.numpy() for v in model.trainable_variables]
-    buffers = model.non_trainable_variables
-    if (
-        len(trainable) != len(estimator._params)
-        or not all(
-            np.array_equal(a, b)
-            for a, b in zip(trainable, estimator._params, strict=False)
-        )
-        or [tuple(v.shape) for v in buffers] != [b.shape for b in estimator._buffers]
+    callbacks = manifest["callbacks"]
+    if callbacks is not None and (
+        type(callbacks) is not list or not all(type(c) is str for c in callbacks)
     ):
-        raise ModelFileError(
-            path,
-            "the network's weights in model.keras differ from the estimator's "
-            "weights in state.npz: the file was altered or damaged.",
+        raise Refused("manifest.json: callbacks should be null or a list of names.")
+    described = manifest["network"]
+    if described is not None and (
+        type(described) is not dict
+        or "name" not in described
+        or not set(described) <= {"name", "kind"}
+        or not all(type(v) is str for v in described.values())
+    ):
+        raise Refused("manifest.json: network should be null or a description.")
+    if type(manifest["versions"]) is not dict:
+        raise Refused("manifest.json: versions should be an object.")
+    return manifest
+
+
+class _Reader:
+    """Reads the members of a model file, counting bytes against ``max_bytes``."""
+
+    def __init__(self, archive, budget):
+        self.archive = archive
+        self.budget = budget
+        self.config = None
+        self.legacy = False  # reading a format-1 file
+
+    def _limit(self, limit, what):
+        budget = self.budget
+        if limit > budget.left:
+            raise Refused(
+                f"{what} would decompress to up to {limit} bytes, more than the "
+                f"{budget.left} left of max_bytes={budget.max_bytes}. If you trust "
+                "the file, load it with a larger max_bytes."
+            )
+        return limit
+
+    def read(self, archive, name, limit, what):
+        budget = self.budget
+        hint = ""
+        if limit > budget.left:
+            hint = (
+                f"; that is what is left of max_bytes={budget.max_bytes}. If you "
+                "trust the file, load it with a larger max_bytes"
+            )
+        data = _archive.read_member(archive, name, min(limit, budget.left), what, hint)
+        budget.left -= len(data)
+        return data
+
+    def read_json(self, name, limit, archive=None, what=None):
+        what = what or f"member '{name}'"
+        data = self.read(archive or self.archive, name, limit, what)
+        try:
+            return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise Refused(f"{what} is not valid JSON ({str(exc)[:200]}).") from exc
+
+    def read_arrays(self, declared):
+        """The arrays of ``state.npz``: exactly the declared ones, checked."""
+        specs = _model_file.arrays_from_json(declared)
+        sizes = {key: _archive.npy_size(*spec) for key, spec in specs.items()}
+        overhead = sum(_archive.MEMBER_OVERHEAD + 2 * len(key) for key in specs) + 64
+        limit = self._limit(sum(sizes.values()) + overhead, "state.npz")
+        data = self.read(self.archive, _STATE, limit, "member 'state.npz'")
+        npz = _archive.open_zip(data, "state.npz")
+        with npz:
+            _archive.check_names(npz, [f"{key}.npy" for key in specs], "state.npz")
+            arrays = {
+                key: _archive.read_npy(
+                    npz, f"{key}.npy", dtype, shape, f"state.npz: array {key!r}"
+                )
+                for key, (dtype, shape) in specs.items()
+            }
+        return arrays
+
+    def read_config(self, limit):
+        """The network's ``config.json`` from ``model.keras``, bounded."""
+        if self.config is None:
+            member_limit = limit + _METADATA_LIMIT + 4 * _archive.MEMBER_OVERHEAD
+            if self.legacy:
+                member_limit = self.budget.left
+            data = self.read(
+                self.archive, _NETWORK, member_limit, "member 'model.keras'"
+            )
+            inner = _archive.open_zip(data, "model.keras")
+            with inner:
+                # Format 1 stored Keras' whole file; its weights are never read.
+                legacy = ["model.weights.h5"] if self.legacy else []
+                _archive.check_names(
+                    inner, [_CONFIG, _METADATA], "model.keras", optional=legacy
+                )
+                self.read_json(
+                    _METADATA, _METADATA_LIMIT, inner, "model.keras: metadata.json"
+                )
+                self.config = self.read_json(
+                    _CONFIG, limit, inner, "model.keras: config.json"
+                )
+        return self.config
+
+    def check_dense(self, estimator):
+        """Compare the file's architecture with the one the state defines."""
+        state = estimator._state
+        coefs = state.weights.coefs
+        units = [c.shape[1] for c in coefs]
+        config = self.read_config(4096 + 2048 * len(units))
+        _network_config.check_dense_config(
+            config,
+            estimator.n_features_in_,
+            units,
+            estimator.activation,
+            state.labels.out_activation,
+            coefs[0].dtype.name,
         )
-    for variable, value in zip(buffers, estimator._buffers, strict=True):
-        variable.assign(value)
+
+    def rebuild_network(self, estimator, custom_objects, safe_mode):
+        """Set ``network`` to the file's architecture, checked before it is built."""
+        config = self.read_config(_CONFIG_LIMIT)
+        state = estimator._state
+        weights = state.weights
+        trainable, non_trainable = _network_config.variable_specs(
+            copy.deepcopy(config), custom_objects, safe_mode
+        )
+        saved = [(p.shape, p.dtype.name) for p in weights.params]
+        saved_buffers = [(b.shape, b.dtype.name) for b in weights.buffers]
+        if trainable != saved or non_trainable != saved_buffers:
+            raise Refused(
+                "model.keras: the architecture's variables (trainable "
+                f"{str(trainable)[:300]}, non-trainable {str(non_trainable)[:200]}) "
+                f"differ from the weights in state.npz ({str(saved)[:300]}, "
+                f"{str(saved_buffers)[:200]})."
+            )
+        activation = _network_config.output_activation(config)
+        expected = _KERAS_ACTIVATIONS[state.labels.out_activation]
+        if activation is not None and activation != expected:
+            raise Refused(
+                f"model.keras: the network's output layer applies {activation!r}, "
+                f"but {state.labels.kind} targets need {expected!r}."
+            )
+        estimator.network = SavedNetwork(
+            config, custom_objects=custom_objects, safe_mode=safe_mode
+        )
+        try:
+            estimator._get_network()
+        except Exception as exc:
+            raise Refused(
+                f"model.keras: the network cannot be rebuilt for "
+                f"{estimator.n_features_in_} inputs and {state.labels.n_outputs} "
+                f"outputs ({type(exc).__name__}: {str(exc)[:300]})."
+            ) from exc
 
 
-def _read_weights_into(path, estimator, file):
-    """Check ``network=`` against the file: same weight shapes, same values."""
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _restore(manifest, reader, callbacks):
+    """The estimator with the manifest's parameters and fitted state, checked."""
+    from ._classifier import KerasDigitClassifier
+
+    cls = KerasDigitClassifier
+    names = [n for n in cls._get_param_names() if n not in ("network", "callbacks")]
+    legacy = manifest["format_version"] == 1
+    if legacy:
+        # Format 1's parameters may refer to arrays: read (bounded) first.
+        stored, n_features_in, feature_names, tree, arrays = _format_1.convert(
+            manifest, reader
+        )
+        tree = json.loads(json.dumps(tree))
+    else:
+        stored = manifest["params"]
+    params = _model_file.params_from_json(stored, names)
+    estimator = cls.__new__(cls)
+    estimator.__dict__.update({**params, "network": None, "callbacks": None})
     try:
-        network = estimator._get_network()
+        estimator._validate_params()
+        hidden = estimator._hidden_layer_sizes()
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"invalid parameters: {exc}") from exc
+    estimator.callbacks = callbacks
+    if not legacy:
+        n_features_in = manifest["n_features_in"]
+        feature_names = manifest["feature_names_in"]
+        arrays = reader.read_arrays(manifest["arrays"])
+        tree = manifest["state"]
+    state = _model_file.state_from_json(tree, arrays)
+    if feature_names is not None:
+        if type(feature_names) is not list:
+            raise Refused("manifest.json: feature_names_in should be null or a list.")
+        names = feature_names
+        feature_names = np.empty(len(names), dtype=object)
+        feature_names[:] = names
+    _model_file.check_fitted(
+        {**params, "hidden_layer_sizes": hidden},
+        n_features_in,
+        feature_names,
+        state,
+        custom=manifest["network"] is not None,
+    )
+    estimator.n_features_in_ = n_features_in
+    if feature_names is not None:
+        estimator.feature_names_in_ = feature_names
+    estimator._state = state
+    return estimator
+
+
+def _use_network(path, estimator, network):
+    """Give the estimator the caller's ``network``, checked against the file."""
+    estimator.network = network
+    try:
+        built = estimator._get_network()
     except Exception as exc:
         raise ValueError(
-            f"network={estimator.network!r} could not build the saved network "
+            f"network={network!r} could not build the saved network "
             f"({estimator.n_features_in_} inputs, {estimator.n_outputs_} outputs): "
             f"{exc}"
         ) from exc
-    model = network.model
-    built = [tuple(v.shape) for v in model.trainable_variables]
-    saved = [p.shape for p in estimator._params]
-    if built != saved:
+    weights = estimator._state.weights
+    model = built.model
+    shapes = [tuple(v.shape) for v in model.trainable_variables]
+    saved = [p.shape for p in weights.params]
+    buffers = [tuple(v.shape) for v in model.non_trainable_variables]
+    saved_buffers = [b.shape for b in weights.buffers]
+    if shapes != saved or buffers != saved_buffers:
         raise ValueError(
-            f"network={estimator.network!r} builds trainable weights of shapes "
-            f"{built}, but '{path}' holds weights of shapes {saved}."
+            f"network={network!r} builds trainable weights of shapes {shapes} "
+            f"(non-trainable {buffers}), but '{path}' holds weights of shapes "
+            f"{saved} (non-trainable {saved_buffers})."
         )
-    try:
-        model.load_weights(file)
-    except Exception as exc:
-        raise ValueError(
-            f"The saved weights in '{path}' do not fit the network built by "
-            f"network={estimator.network!r}: {exc}"
-        ) from exc
-    _check_weights(path, estimator, model)

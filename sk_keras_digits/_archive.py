@@ -1,0 +1,221 @@
+"""Bounded reading of zip archives and ``.npy`` arrays from untrusted files.
+
+A model file is a zip archive holding other zip archives (``state.npz`` and
+``model.keras``). Nothing here trusts the sizes an archive declares in its
+headers: every member is decompressed as a stream and the bytes actually
+produced are counted, so a member that inflates past the limit its reader set
+is refused as soon as it does, before the excess is held in memory. Arrays are
+read from ``.npy`` members only after their header (dtype, shape, order)
+matched what the caller expected, and only as many bytes as that shape needs.
+
+Every problem raises :class:`Refused`, whose message is the problem alone;
+the caller names the file.
+"""
+
+import io
+import zipfile
+
+import numpy as np
+
+# Bytes decompressed per read: small enough that overshooting a limit by one
+# chunk is harmless.
+_CHUNK = 1 << 20
+# Most bytes an .npy header takes (NumPy's own limit on what it parses).
+NPY_HEADER_LIMIT = 10_000
+# Room for a zip member's local header, central-directory entry and name.
+MEMBER_OVERHEAD = 512
+
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+class Refused(ValueError):
+    """Content of a file that is refused; the message says what is wrong."""
+
+
+def open_zip(source, what):
+    """Open ``source`` (a path, bytes or a binary file) as a zip archive.
+
+    Only the central directory is read. Duplicate member names, which make
+    "the member called X" ambiguous, are refused.
+
+    Parameters
+    ----------
+    source : str, bytes or file object
+    what : str
+        How to call the archive in messages.
+
+    Returns
+    -------
+    archive : zipfile.ZipFile
+    """
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        archive = zipfile.ZipFile(source)
+    except Exception as exc:
+        raise Refused(f"{what} is not a complete zip archive ({exc}).") from exc
+    names = archive.namelist()
+    if len(set(names)) != len(names):
+        archive.close()
+        raise Refused(f"{what} holds several members with the same name.")
+    return archive
+
+
+def check_names(archive, expected, what, optional=()):
+    """Refuse an archive whose members are not exactly ``expected``.
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+    expected : iterable of str
+        Members that must be present.
+    what : str
+        How to call the archive in messages.
+    optional : iterable of str, default=()
+        Members that may be present.
+    """
+    names = archive.namelist()
+    missing = [name for name in expected if name not in names]
+    allowed = set(expected) | set(optional)
+    extra = [name for name in names if name not in allowed]
+    if missing or extra:
+        found = names if len(names) <= 10 else names[:10] + ["..."]
+        raise Refused(
+            f"{what} should hold the members {sorted(allowed)}; "
+            f"missing {missing}, unexpected {extra[:10]} (found {found})."
+        )
+
+
+def read_member(archive, name, limit, what, hint=""):
+    """The bytes of member ``name``, decompressing at most ``limit`` bytes.
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+    name : str
+    limit : int
+        Most bytes the member may hold once decompressed.
+    what : str
+        How to call the member in messages.
+    hint : str, default=""
+        Appended to the message when the member is too large.
+
+    Returns
+    -------
+    data : bytes
+    """
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise Refused(
+            f"{what} declares {info.file_size} bytes, more than the {limit} "
+            f"bytes it may hold{hint}."
+        )
+    chunks, size = [], 0
+    try:
+        with archive.open(info) as stream:
+            while True:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(
+                        f"{what} holds more than the {limit} bytes it may hold "
+                        f"(it inflates past them: a decompression bomb?){hint}."
+                    )
+                chunks.append(chunk)
+    except Refused:
+        raise
+    except Exception as exc:
+        raise Refused(f"{what} is corrupted ({exc}).") from exc
+    return b"".join(chunks)
+
+
+def npy_size(dtype, shape):
+    """Bytes an .npy member of this dtype and shape holds, header included."""
+    count = 1
+    for n in shape:
+        count *= n
+    return count * dtype.itemsize + NPY_HEADER_LIMIT
+
+
+def read_npy_header(archive, name, what):
+    """The dtype and shape of ``.npy`` member ``name``, read from its header only.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+    shape : tuple of int
+    """
+    try:
+        with archive.open(name) as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                raise Refused(f"{what} is an .npy array of unknown version {version}.")
+            shape, fortran_order, dtype = read_header(
+                stream, max_header_size=NPY_HEADER_LIMIT
+            )
+    except Refused:
+        raise
+    except Exception as exc:
+        raise Refused(f"{what} is corrupted or not an .npy array ({exc}).") from exc
+    if fortran_order:
+        raise Refused(f"{what} holds a Fortran-ordered array.")
+    return dtype, shape
+
+
+def read_npy(archive, name, dtype, shape, what):
+    """The array in ``.npy`` member ``name``, which must hold ``dtype`` and ``shape``.
+
+    The header is read and compared first; then exactly the bytes of that
+    array, and the member must end there (its CRC-32 is checked).
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+    name : str
+    dtype : numpy.dtype
+        Expected dtype (no objects: nothing is unpickled).
+    shape : tuple of int
+        Expected shape.
+    what : str
+        How to call the array in messages.
+
+    Returns
+    -------
+    array : ndarray, C-ordered, writable
+    """
+    try:
+        with archive.open(name) as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:
+                raise Refused(f"{what} is an .npy array of unknown version {version}.")
+            header = read_header(stream, max_header_size=NPY_HEADER_LIMIT)
+            if header != (tuple(shape), False, dtype):
+                raise Refused(
+                    f"{what} holds an array of shape {header[0]} and dtype "
+                    f"{header[2]} (fortran_order={header[1]}); the manifest "
+                    f"declares shape {tuple(shape)} and dtype {dtype}."
+                )
+            nbytes = dtype.itemsize
+            for n in shape:
+                nbytes *= n
+            data = bytearray()
+            while len(data) < nbytes:
+                chunk = stream.read(min(_CHUNK, nbytes - len(data)))
+                if not chunk:
+                    raise Refused(f"{what} is truncated.")
+                data += chunk
+            if stream.read(1):
+                raise Refused(f"{what} holds more bytes than its array.")
+    except Refused:
+        raise
+    except Exception as exc:
+        raise Refused(f"{what} is corrupted or not an .npy array ({exc}).") from exc
+    return np.frombuffer(data, dtype=dtype).reshape(shape)

@@ -1,0 +1,109 @@
+"""Tests for sk_keras_digits._archive: bounded reading of zip members and arrays."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from sk_keras_digits._archive import (
+    Refused,
+    check_names,
+    npy_size,
+    open_zip,
+    read_member,
+    read_npy,
+)
+
+
+def archive_of(members, compression=zipfile.ZIP_DEFLATED):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def forge_size(data, name, size):
+    """The archive with member ``name``'s declared size set to ``size``."""
+    data = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo(name)
+    # Local header: uncompressed size at offset 22; central directory: at 24.
+    data[info.header_offset + 22 : info.header_offset + 26] = size.to_bytes(4, "little")
+    start = data.rfind(b"PK\x01\x02")
+    data[start + 24 : start + 28] = size.to_bytes(4, "little")
+    return bytes(data)
+
+
+def test_read_member_counts_what_it_decompresses():
+    data = archive_of({"big": b"x" * 100_000, "small": b"abc"})
+    with open_zip(data, "test") as archive:
+        assert read_member(archive, "small", 10, "small") == b"abc"
+        assert read_member(archive, "big", 100_000, "big") == b"x" * 100_000
+        with pytest.raises(Refused, match="big declares 100000 bytes, more than"):
+            read_member(archive, "big", 99_999, "big")
+
+
+def test_read_member_does_not_trust_a_forged_size():
+    """A member declaring fewer bytes than it holds: stopped, never inflated."""
+    payload = b"\0" * 3_000_000
+    data = forge_size(archive_of({"bomb": payload}), "bomb", 100)
+    with open_zip(data, "test") as archive:
+        assert archive.getinfo("bomb").file_size == 100
+        with pytest.raises(Refused, match="bomb is corrupted"):
+            read_member(archive, "bomb", 1000, "bomb")
+
+
+def test_read_npy_checks_the_header_before_the_data():
+    array = np.arange(12.0).reshape(3, 4)
+    data = archive_of({"a.npy": npy_bytes(array)}, zipfile.ZIP_STORED)
+    with open_zip(data, "test") as archive:
+        read = read_npy(archive, "a.npy", np.dtype("<f8"), (3, 4), "a")
+        assert np.array_equal(read, array) and read.flags.writeable
+        with pytest.raises(Refused, match=r"shape \(3, 4\) and dtype float64"):
+            read_npy(archive, "a.npy", np.dtype("<f8"), (4, 3), "a")
+        with pytest.raises(Refused, match="declares shape"):
+            read_npy(archive, "a.npy", np.dtype("<f4"), (3, 4), "a")
+
+
+def test_read_npy_refuses_objects_and_trailing_bytes():
+    objects = np.array([{"pickled": True}], dtype=object)
+    buffer = io.BytesIO()
+    np.save(buffer, objects, allow_pickle=True)
+    trailing = npy_bytes(np.zeros(2)) + b"extra"
+    data = archive_of({"o.npy": buffer.getvalue(), "t.npy": trailing})
+    with open_zip(data, "test") as archive:
+        with pytest.raises(Refused, match="dtype object"):
+            read_npy(archive, "o.npy", np.dtype("<f8"), (1,), "o")
+        with pytest.raises(Refused, match="more bytes than its array"):
+            read_npy(archive, "t.npy", np.dtype("<f8"), (2,), "t")
+
+
+def test_check_names_and_duplicates():
+    data = archive_of({"a": b"1", "b": b"2"})
+    with open_zip(data, "test") as archive:
+        check_names(archive, ["a"], "test", optional=["b"])
+        with pytest.raises(Refused, match=r"missing \['c'\], unexpected \['b'\]"):
+            check_names(archive, ["a", "c"], "test")
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        duplicated = archive_of({})
+        buffer = io.BytesIO(duplicated)
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("a", b"1")
+            archive.writestr("a", b"2")
+    with pytest.raises(Refused, match="several members with the same name"):
+        open_zip(buffer.getvalue(), "test")
+    with pytest.raises(Refused, match="not a complete zip archive"):
+        open_zip(b"PK\x03\x04 truncated", "test")
+
+
+def test_npy_size():
+    assert npy_size(np.dtype("f8"), (3, 4)) == 96 + 10_000
+    assert npy_size(np.dtype("f4"), ()) == 4 + 10_000

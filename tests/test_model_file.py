@@ -1,0 +1,436 @@
+"""Tests for sk_keras_digits._model_file: the schema, and a fuzz test of load.
+
+The fuzz test saves small fitted estimators of every kind, then changes one
+value of the manifest or one array of ``state.npz`` at a time and loads the
+result: the file must be refused with a ModelFileError, or load as a
+self-consistent estimator that predicts, and refits, without crashing.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
+from sk_keras_digits._archive import Refused
+from sk_keras_digits._model_file import (
+    params_from_json,
+    params_to_json,
+    state_from_json,
+    state_to_json,
+)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning", "ignore::UserWarning"
+)
+
+SMALL = dict(
+    hidden_layer_sizes=(6,),
+    solver="sgd",
+    learning_rate_init=0.2,
+    batch_size=40,
+    max_iter=3,
+    random_state=0,
+)
+
+
+def small_network(n_features_in, n_outputs, output_activation):
+    return keras.Sequential(
+        [
+            keras.Input((n_features_in,)),
+            keras.layers.Dense(5, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(n_outputs, activation=output_activation),
+        ]
+    )
+
+
+def _targets(y, kind):
+    if kind == "binary":
+        return np.where(y % 2 == 0, "even", "odd").astype(object)
+    if kind == "multilabel":
+        return np.c_[y % 2, y > 4, y == 0].astype(int)
+    return y
+
+
+CASES = {
+    "multiclass_sgd": (dict(), "multiclass"),
+    "binary_adam_early_stopping": (
+        dict(solver="adam", early_stopping=True, validation_fraction=0.3),
+        "binary",
+    ),
+    "multilabel_lbfgs": (dict(solver="lbfgs", max_iter=8), "multilabel"),
+    "custom_adam": (dict(solver="adam", network=small_network), "multiclass"),
+    "random_state_sgd": (
+        dict(random_state=np.random.RandomState(3), learning_rate="adaptive"),
+        "multiclass",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def data(small_digits):
+    X, y = small_digits
+    return X[:120], y[:120]
+
+
+@pytest.fixture(scope="module")
+def saved(data, tmp_path_factory):
+    """Each case: its fitted estimator, file, targets."""
+    X, y = data
+    folder = tmp_path_factory.mktemp("fuzz")
+    cases = {}
+    for name, (params, kind) in CASES.items():
+        targets = _targets(y, kind)
+        est = KerasDigitClassifier(**{**SMALL, **params}).fit(X, targets)
+        path = folder / f"{name}.skd"
+        save(est, path)
+        cases[name] = (est, path, targets)
+    return cases
+
+
+# -- the schema ----------------------------------------------------------------------
+def test_state_json_round_trip(saved):
+    for est, _, _ in saved.values():
+        tree, arrays = state_to_json(est._state)
+        json.dumps(tree, allow_nan=False)  # strict JSON
+        again = state_from_json(json.loads(json.dumps(tree)), arrays)
+        assert repr(again) == repr(est._state)
+
+
+def test_state_from_json_refuses_unused_arrays(saved):
+    est = saved["multiclass_sgd"][0]
+    tree, arrays = state_to_json(est._state)
+    with pytest.raises(Refused, match=r"arrays \['spare'\] that the state never"):
+        state_from_json(tree, {**arrays, "spare": np.zeros(3)})
+
+
+def test_params_json_round_trip():
+    params = dict(
+        a=(1, 2),
+        b=[3, np.int64(4)],
+        c=np.inf,
+        d=None,
+        e=np.random.RandomState(5),
+        f=np.array([7, 8]),
+        g="x",
+    )
+    again = params_from_json(json.loads(json.dumps(params_to_json(params))), params)
+    assert again["a"] == (1, 2) and again["b"] == [3, 4] and again["c"] == np.inf
+    assert type(again["b"][1]) is np.int64
+    assert np.array_equal(again["f"], [7, 8]) and again["f"].dtype == np.int64
+    assert again["e"].randint(1000) == np.random.RandomState(5).randint(1000)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("pos", 625),
+        ("pos", -1),
+        ("has_gauss", 2),
+        ("cached_gaussian", {"float": "nan"}),
+    ],
+)
+def test_random_state_is_bounds_checked(field, value):
+    node = params_to_json({"random_state": np.random.RandomState(0)})
+    node["random_state"]["random_state"][field] = value
+    with pytest.raises(Refused, match="not a valid RandomState state"):
+        params_from_json(node, ["random_state"])
+    node = params_to_json({"random_state": np.random.RandomState(0)})
+    node["random_state"]["random_state"]["key"][3] = 2**32
+    with pytest.raises(Refused, match="key should be 624 integers"):
+        params_from_json(node, ["random_state"])
+
+
+# -- the fuzz test ------------------------------------------------------------------
+def _leaves(node, path=()):
+    """Paths of every value in a JSON tree (the root excluded)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*path, key), value
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield (*path, i), value
+            yield from _leaves(value, (*path, i))
+
+
+_REPLACEMENTS = {
+    "zero": 0,
+    "minus_one": -1,
+    "huge_int": 10**30,
+    "huge_float": 1e308,
+    "nan": {"float": "nan"},
+    "inf": {"float": "inf"},
+    "string": "x",
+    "list": [],
+}
+
+
+def _mutations(manifest):
+    """Every single change to the manifest: (description, edit)."""
+    for path, value in _leaves(manifest):
+        if path[0] in ("format", "format_version", "estimator", "versions"):
+            continue  # covered by tests/test_persistence.py
+        kinds = list(_REPLACEMENTS) + ["drop"]
+        if isinstance(value, dict):
+            kinds.append("extra_key")
+        for kind in kinds:
+            yield f"{'/'.join(map(str, path))}:{kind}", (path, kind)
+
+
+def _apply(manifest, path, kind):
+    manifest = json.loads(json.dumps(manifest))
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    if kind == "drop":
+        del node[path[-1]]
+    elif kind == "extra_key":
+        node[path[-1]]["extra"] = 1
+    else:
+        node[path[-1]] = _REPLACEMENTS[kind]
+    return manifest
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write(path, members):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, value in members.items():
+            archive.writestr(name, value)
+
+
+def _arrays(members):
+    with np.load(io.BytesIO(members["state.npz"]), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _npz(arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _array_mutations(arrays):
+    for key, array in arrays.items():
+        variants = {
+            "int8": array.astype(np.int8) if array.dtype.kind != "U" else None,
+            "complex": array.astype(np.complex128) if array.dtype.kind != "U" else None,
+            "object": array.astype(object),
+            "longer": np.concatenate([array, array[:1]]),
+            "flat": array.ravel()[:-1] if array.size > 1 else None,
+            "nan": None,
+        }
+        if array.dtype.kind == "f":
+            nan = array.copy()
+            nan.flat[0] = np.nan
+            variants["nan"] = nan
+        for kind, value in variants.items():
+            if value is not None:
+                yield f"{key}:{kind}", key, value
+
+
+def check_consistent(est, X, targets):
+    """The loaded estimator agrees with itself; return it."""
+    proba = est.predict_proba(X)
+    pred = est.predict(X)
+    classes = est.classes_
+    assert proba.shape == (X.shape[0], len(classes))
+    model = np.asarray(est.model_(X.astype(est.coefs_[0].dtype)))
+    if est.n_outputs_ == 1:
+        np.testing.assert_allclose(model[:, 0], proba[:, 1], rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_allclose(model, proba, rtol=1e-4, atol=1e-5)
+    if est.out_activation_ == "softmax":
+        assert np.array_equal(pred, classes[np.argmax(proba, axis=1)])
+    elif np.ndim(targets) == 2:
+        assert np.array_equal(pred, (proba > 0.5).astype(pred.dtype))
+    else:
+        assert np.array_equal(pred, classes[(proba[:, 1] > 0.5).astype(int)])
+    assert est.out_activation_ == (
+        "softmax" if len(classes) > 2 and np.ndim(targets) == 1 else "logistic"
+    )
+
+
+def _check(est, X, targets, name, failures):
+    try:
+        check_consistent(est, X, targets)
+    except Exception as exc:
+        failures.append(f"{name}: inconsistent: {type(exc).__name__}: {exc}"[:300])
+
+
+def _try_load(path, name, failures):
+    """The loaded estimator, None if refused; other errors go to ``failures``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load(path)
+    except ModelFileError as exc:
+        assert str(path) in str(exc)
+    except Exception as exc:
+        failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+    return None
+
+
+# Mutations loaded and checked per case, drawn deterministically.
+N_MUTATIONS = {"custom_adam": 60}
+N_MUTATIONS_DEFAULT = 600
+N_REFITS = 4
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "random_state_sgd"])
+def test_fuzz_manifest_and_arrays(case, saved, data, tmp_path):
+    X, _ = data
+    est, source, targets = saved[case]
+    members = _members(source)
+    manifest = json.loads(members["manifest.json"])
+    rng = np.random.RandomState(sum(map(ord, case)))
+    mutations = list(_mutations(manifest))
+    count = N_MUTATIONS.get(case, N_MUTATIONS_DEFAULT)
+    chosen = [mutations[i] for i in sorted(rng.permutation(len(mutations))[:count])]
+    path = tmp_path / "mutated.skd"
+    accepted, refused, failures = [], 0, []
+    for name, (where, kind) in chosen:
+        mutated = _apply(manifest, where, kind)
+        _write(path, {**members, "manifest.json": json.dumps(mutated)})
+        loaded = _try_load(path, name, failures)
+        if loaded is None:
+            refused += 1
+            continue
+        _check(loaded, X, targets, name, failures)
+        accepted.append((name, loaded))
+    arrays = _arrays(members)
+    for name, key, value in _array_mutations(arrays):
+        for declare in (False, True):
+            if declare and value.dtype.hasobject:
+                continue
+            edited = json.loads(json.dumps(manifest))
+            if declare:
+                edited["arrays"][key] = {
+                    "dtype": value.dtype.str,
+                    "shape": list(value.shape),
+                }
+            _write(
+                path,
+                {
+                    **members,
+                    "manifest.json": json.dumps(edited),
+                    "state.npz": _npz({**arrays, key: value}),
+                },
+            )
+            loaded = _try_load(path, name, failures)
+            if loaded is None:
+                refused += 1
+                continue
+            _check(loaded, X, targets, name, failures)
+            accepted.append((f"{name}:declared={declare}", loaded))
+    assert not failures, "\n".join(failures)
+    # Most single changes are refused; those accepted were harmless.
+    assert refused > 2 * len(accepted), [name for name, _ in accepted]
+    # A few accepted estimators refit (guarded: an exception is fine, a crash not).
+    for i in rng.permutation(len(accepted))[:N_REFITS]:
+        name, loaded = accepted[i]
+        loaded.set_params(max_iter=2, max_fun=20)
+        try:
+            loaded.fit(X[:60], targets[:60])
+        except (ValueError, TypeError, OverflowError) as exc:
+            print(f"{name}: refit raised {type(exc).__name__}: {exc}")
+        else:
+            check_consistent(loaded, X, targets)
+    print(
+        f"{case}: {refused} refused, {len(accepted)} accepted:",
+        [n for n, _ in accepted],
+    )
+
+
+REFIT_SCRIPT = """
+    import sys, warnings
+    import numpy as np
+    from sk_keras_digits import ModelFileError, load
+    warnings.simplefilter("ignore")
+    X = np.load(sys.argv[1])
+    y = np.load(sys.argv[2])
+    for path in sys.argv[3:]:
+        try:
+            est = load(path)
+        except ModelFileError:
+            print("refused", flush=True)
+            continue
+        est.set_params(max_iter=2).fit(X, y)
+        est.predict(X)
+        print("refitted", flush=True)
+"""
+
+
+def test_fuzz_random_state_refits_in_a_subprocess(saved, data, tmp_path):
+    """Changed RandomState fields: refused, or a refit that does not crash."""
+    X, y = data
+    _, source, targets = saved["random_state_sgd"]
+    members = _members(source)
+    manifest = json.loads(members["manifest.json"])
+    node = manifest["params"]["random_state"]["random_state"]
+    edits = [
+        ("pos", 625),
+        ("pos", 624),
+        ("pos", 10**6),
+        ("pos", -1),
+        ("pos", 0),
+        ("has_gauss", 2),
+        ("has_gauss", 1),
+        ("cached_gaussian", {"float": "nan"}),
+        ("cached_gaussian", 1e308),
+        ("key", node["key"][:-1]),
+        ("key", [2**32] + node["key"][1:]),
+        ("key", [0] * 624),
+    ]
+    paths = []
+    for i, (field, value) in enumerate(edits):
+        edited = json.loads(json.dumps(manifest))
+        edited["params"]["random_state"]["random_state"][field] = value
+        path = tmp_path / f"state_{i}.skd"
+        _write(path, {**members, "manifest.json": json.dumps(edited)})
+        paths.append(path)
+    np.save(tmp_path / "X.npy", X[:60])
+    np.save(tmp_path / "y.npy", targets[:60])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(REFIT_SCRIPT),
+            tmp_path / "X.npy",
+            tmp_path / "y.npy",
+            *paths,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = result.stdout.split()
+    assert outcomes == [
+        "refused",
+        "refitted",
+        "refused",
+        "refused",
+        "refitted",
+        "refused",
+        "refitted",
+        "refused",
+        "refitted",
+        "refused",
+        "refused",
+        "refitted",
+    ]

@@ -1,0 +1,197 @@
+"""Tests for sk_keras_digits._pipeline_file: whole pipelines in a model file."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import skops.io
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
+
+from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
+from sk_keras_digits._pipeline_file import trusted_steps
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+SMALL = dict(
+    hidden_layer_sizes=(6,),
+    solver="sgd",
+    learning_rate_init=0.2,
+    batch_size=50,
+    max_iter=3,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def data(digits):
+    X, y = digits
+    return X[:200], y[:200]
+
+
+@pytest.fixture(scope="module")
+def pipeline(data):
+    return make_pipeline(MinMaxScaler(), KerasDigitClassifier(**SMALL)).fit(*data)
+
+
+@pytest.fixture(scope="module")
+def pipeline_file(pipeline, tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline") / "pipeline.skd"
+    save(pipeline, path)
+    return path
+
+
+def members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write(path, content):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in content.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_pipeline_round_trip(pipeline, pipeline_file, data):
+    X, _ = data
+    loaded = load(pipeline_file)
+    assert type(loaded) is Pipeline
+    assert [name for name, _ in loaded.steps] == [
+        "minmaxscaler",
+        "kerasdigitclassifier",
+    ]
+    assert np.array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
+    assert np.array_equal(loaded.predict(X), pipeline.predict(X))
+    assert np.array_equal(loaded[0].data_max_, pipeline[0].data_max_)
+    content = members(pipeline_file)
+    assert sorted(content) == ["manifest.json", "steps/0.skops", "steps/1.skd"]
+    manifest = json.loads(content["manifest.json"])
+    assert manifest["estimator"] == "sklearn.pipeline.Pipeline"
+    assert [step["kind"] for step in manifest["steps"]] == ["skops", "model"]
+    # The classifier's member is a model file of its own.
+    nested = io.BytesIO(content["steps/1.skd"])
+    with zipfile.ZipFile(nested) as archive:
+        assert archive.namelist() == ["manifest.json", "state.npz", "model.keras"]
+
+
+def test_grid_search_best_estimator_and_passthrough(data, tmp_path):
+    X, y = data
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("skip", "passthrough"),
+            ("clf", KerasDigitClassifier(**SMALL)),
+        ]
+    )
+    search = GridSearchCV(pipe, {"clf__hidden_layer_sizes": [(4,), (6,)]}, cv=2)
+    search.fit(X, y)
+    save(search.best_estimator_, tmp_path / "best.skd")
+    loaded = load(tmp_path / "best.skd")
+    assert loaded.named_steps["skip"] == "passthrough"
+    assert np.array_equal(loaded.predict_proba(X), search.predict_proba(X))
+
+
+def test_save_refuses_untrusted_steps(data, tmp_path):
+    X, y = data
+    pipe = make_pipeline(
+        FunctionTransformer(np.log1p), KerasDigitClassifier(**SMALL)
+    ).fit(X, y)
+    with pytest.raises(TypeError, match="FunctionTransformer is not among"):
+        save(pipe, tmp_path / "pipe.skd")
+    pipe = make_pipeline(MinMaxScaler(), KerasDigitClassifier(**SMALL))
+    pipe.set_params(memory=str(tmp_path)).fit(X, y)
+    with pytest.raises(TypeError, match="memory"):
+        save(pipe, tmp_path / "pipe.skd")
+    assert not (tmp_path / "pipe.skd").exists()
+    assert "sklearn.preprocessing._data.MinMaxScaler" in trusted_steps()
+
+
+@pytest.mark.parametrize(
+    "step, match",
+    [
+        (FunctionTransformer(np.log1p), "FunctionTransformer, not one of the"),
+        (LogisticRegression(), "not one of the trusted step types"),
+    ],
+    ids=["function", "classifier"],
+)
+def test_load_refuses_untrusted_steps(step, match, pipeline_file, data, tmp_path):
+    X, y = data
+    step.fit(X, y)
+    content = {**members(pipeline_file), "steps/0.skops": skops.io.dumps(step)}
+    path = write(tmp_path / "tampered.skd", content)
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
+
+
+def test_load_refuses_malformed_pipelines(pipeline_file, tmp_path):
+    content = members(pipeline_file)
+    manifest = json.loads(content["manifest.json"])
+    path = tmp_path / "bad.skd"
+    write(path, {**content, "extra": b"1"})
+    with pytest.raises(ModelFileError, match=r"unexpected \['extra'\]"):
+        load(path)
+    bad = json.loads(json.dumps(manifest))
+    bad["steps"][0]["member"] = "steps/1.skd"
+    write(path, {**content, "manifest.json": json.dumps(bad)})
+    with pytest.raises(ModelFileError, match=r"steps\[0\] is invalid"):
+        load(path)
+    # A pipeline as a step's model file: nesting is refused.
+    nested = {**content, "steps/1.skd": content["manifest.json"]}
+    write(path, nested)
+    with pytest.raises(ModelFileError, match="steps/1.skd|not a zip"):
+        load(path)
+    again = io.BytesIO()
+    with zipfile.ZipFile(again, "w") as archive:
+        for name, data in content.items():
+            archive.writestr(name, data)
+    write(path, {**content, "steps/1.skd": again.getvalue()})
+    with pytest.raises(ModelFileError, match="nesting is refused"):
+        load(path)
+    # A tampered classifier step: the classifier's checks apply.
+    inner = {}
+    with zipfile.ZipFile(io.BytesIO(content["steps/1.skd"])) as archive:
+        inner = {name: archive.read(name) for name in archive.namelist()}
+    inner_manifest = json.loads(inner["manifest.json"])
+    inner_manifest["n_features_in"] = 3
+    inner["manifest.json"] = json.dumps(inner_manifest).encode()
+    step = io.BytesIO()
+    with zipfile.ZipFile(step, "w") as archive:
+        for name, data in inner.items():
+            archive.writestr(name, data)
+    write(path, {**content, "steps/1.skd": step.getvalue()})
+    with pytest.raises(ModelFileError, match="step 'kerasdigitclassifier'.*shapes"):
+        load(path)
+
+
+def test_skops_member_counts_against_max_bytes(pipeline_file, tmp_path):
+    """A skops member inflating past the budget is refused before skops reads it."""
+    content = members(pipeline_file)
+    skops_member = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content["steps/0.skops"])) as archive:
+        with zipfile.ZipFile(skops_member, "w", zipfile.ZIP_DEFLATED) as copy:
+            for name in archive.namelist():
+                copy.writestr(name, archive.read(name))
+            copy.writestr("padding.npy", bytes(20 * 2**20))
+    path = write(
+        tmp_path / "padded.skd", {**content, "steps/0.skops": skops_member.getvalue()}
+    )
+    with pytest.raises(ModelFileError, match="padding.npy .*max_bytes=8388608"):
+        load(path, max_bytes=8 * 2**20)
+
+
+def test_load_refuses_untrusted_objects_inside_a_trusted_step(
+    pipeline, pipeline_file, tmp_path
+):
+    scaler = MinMaxScaler().fit(np.ones((3, 64)))
+    scaler.helper_ = json.dumps  # a function: code, which skops does not trust
+    content = {**members(pipeline_file), "steps/0.skops": skops.io.dumps(scaler)}
+    path = write(tmp_path / "tampered.skd", content)
+    with pytest.raises(ModelFileError, match=r"types \['json.dumps'\].*not trusted"):
+        load(path)
+    with pytest.raises(TypeError, match="json.dumps"):
+        save(make_pipeline(scaler, pipeline[-1]), tmp_path / "again.skd")

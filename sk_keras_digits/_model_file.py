@@ -23,6 +23,7 @@ Everything wrong raises :class:`~sk_keras_digits._archive.Refused` naming the
 offending value; :func:`sk_keras_digits.load` adds the file's name.
 """
 
+import json
 import math
 import types
 import typing
@@ -35,6 +36,7 @@ from ._labels import KINDS
 from ._state import (
     AdamState,
     FittedState,
+    OptimizerState,
     SGDState,
 )
 
@@ -358,6 +360,15 @@ def _param_to_json(value, name):
         return {"numpy": value.dtype.name, "value": _param_to_json(value.item(), name)}
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
         return {"ndarray": value.dtype.name, "value": value.tolist()}
+    if type(value) is dict:  # class_weight: labels may be any plain value
+        return {
+            "mapping": [
+                [_param_to_json(k, name), _param_to_json(v, name)]
+                for k, v in value.items()
+            ]
+        }
+    if name == "solver" and hasattr(value, "get_config"):
+        return {"keras_optimizer": _optimizer_to_json(value)}
     raise TypeError(
         f"Cannot save the parameter {name}={value!r}: {type(value).__name__} is not "
         "plain data. Use joblib.dump to save this estimator."
@@ -395,6 +406,23 @@ def _param_from_json(node, where):
             return tuple(_param_from_json(v, where) for v in value)
         if tag == "random_state":
             return _random_state_from_json(value, where)
+        if tag == "mapping" and type(value) is list and len(value) <= _MAX_MAPPING:
+            pairs = [
+                (_param_from_json(k, where), _param_from_json(v, where))
+                for k, v in (
+                    pair if type(pair) is list and len(pair) == 2 else (None, None)
+                    for pair in value
+                )
+            ]
+            try:
+                mapping = dict(pairs)
+            except TypeError as exc:  # an unhashable key
+                raise Refused(f"manifest.json: {where} is invalid ({exc}).") from exc
+            if len(mapping) != len(pairs):
+                raise Refused(f"manifest.json: {where} repeats a key.")
+            return mapping
+        if tag == "keras_optimizer":
+            return _optimizer_from_json(value, where)
     if type(node) is dict and set(node) == {"numpy", "value"}:
         if _member(node["numpy"], _NUMPY_SCALARS) and type(node["value"]) in (
             bool,
@@ -418,6 +446,127 @@ def _param_from_json(node, where):
             except (OverflowError, ValueError) as exc:
                 raise Refused(f"manifest.json: {where} is invalid ({exc}).") from exc
     raise Refused(f"manifest.json: {where} holds an unknown value {_describe(node)}.")
+
+
+#: Most entries of a stored dict parameter (``class_weight``).
+_MAX_MAPPING = 100_000
+
+
+def _optimizer_to_json(optimizer):
+    """A Keras optimizer object as its class name and plain config."""
+    config = dict(optimizer.get_config())
+    rate = config.get("learning_rate")
+    if type(rate) is dict:  # a LearningRateSchedule, serialized by Keras
+        config["learning_rate"] = {
+            "class_name": rate.get("class_name"),
+            "config": rate.get("config"),
+        }
+    node = {"class_name": type(optimizer).__name__, "config": config}
+    try:
+        json.dumps(node, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"Cannot save the parameter solver={optimizer!r}: its configuration "
+            f"is not plain data ({exc}). Use joblib.dump to save this estimator."
+        ) from exc
+    if not _builtin_keras_class("optimizers", node["class_name"]) or (
+        type(config["learning_rate"]) is dict
+        and not _builtin_keras_class(
+            "optimizers.schedules", config["learning_rate"]["class_name"]
+        )
+    ):
+        raise TypeError(
+            f"Cannot save the parameter solver={optimizer!r}: a model file holds "
+            "Keras' built-in optimizers and learning-rate schedules only (load "
+            "imports no code). Use joblib.dump to save this estimator."
+        )
+    return node
+
+
+def _builtin_keras_class(namespace, name):
+    """Keras' public class ``keras.<namespace>.<name>``, or None."""
+    import keras
+
+    module = keras
+    for part in namespace.split("."):
+        module = getattr(module, part)
+    cls = getattr(module, name, None) if type(name) is str else None
+    base = keras.optimizers.Optimizer
+    if namespace.endswith("schedules"):
+        base = keras.optimizers.schedules.LearningRateSchedule
+    if (
+        isinstance(cls, type)
+        and issubclass(cls, base)
+        and cls.__module__.startswith("keras.")
+    ):
+        return cls
+    return None
+
+
+def _optimizer_from_json(node, where):
+    """The optimizer object :func:`_optimizer_to_json` described.
+
+    Only Keras' built-in optimizer and schedule classes, by their public name,
+    are rebuilt: nothing is imported by a name the file gives.
+    """
+    if type(node) is not dict or set(node) != {"class_name", "config"}:
+        raise Refused(f"manifest.json: {where} holds an invalid optimizer.")
+    cls = _builtin_keras_class("optimizers", node["class_name"])
+    config = node["config"]
+    if cls is None or type(config) is not dict:
+        raise Refused(
+            f"manifest.json: {where} names {_describe(node['class_name'])}, which "
+            "is not one of Keras' built-in optimizers."
+        )
+    config = dict(config)
+    _check_optimizer_config(cls, config, where)
+    rate = config.get("learning_rate")
+    try:
+        if type(rate) is dict:
+            schedule = _builtin_keras_class(
+                "optimizers.schedules", rate.get("class_name")
+            )
+            if schedule is None or type(rate.get("config")) is not dict:
+                raise ValueError(
+                    f"the learning-rate schedule {_describe(rate)} is not one of "
+                    "Keras' built-in schedules"
+                )
+            config["learning_rate"] = schedule.from_config(rate["config"])
+        optimizer = cls.from_config(config)
+        # The checks fit makes of an optimizer object (use_ema, ...).
+        from ._solvers import KerasOptimizer
+
+        KerasOptimizer(optimizer)
+        return optimizer
+    except Exception as exc:
+        raise Refused(f"manifest.json: {where} is invalid ({exc}).") from exc
+
+
+def _check_optimizer_config(cls, config, where):
+    """Refuse settings a fit could not have trained with: unknown names, and
+    anything but a finite number where Keras' default is a number."""
+    try:
+        defaults = cls().get_config()
+    except Exception as exc:  # e.g. a wrapper that needs an inner optimizer
+        raise Refused(
+            f"manifest.json: {where} names {cls.__name__}, which a model file "
+            f"cannot rebuild ({exc})."
+        ) from exc
+    for name, value in config.items():
+        if name not in defaults:
+            raise Refused(
+                f"manifest.json: {where} sets {_describe(name)}, which "
+                f"{cls.__name__} does not take."
+            )
+        default = defaults[name]
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if name == "learning_rate" and type(value) is dict:
+            continue  # a schedule, checked when it is rebuilt
+        if numeric and (type(value) not in (int, float) or not math.isfinite(value)):
+            raise Refused(
+                f"manifest.json: {where}.{name} should be a finite number, got "
+                f"{_describe(value)}."
+            )
 
 
 _NUMPY_SCALARS = {
@@ -504,7 +653,7 @@ def check_fitted(params, n_features_in, feature_names_in, state, custom):
             )
     _check_labels(state.labels)
     _check_weights(params, n_features_in, state, custom)
-    _check_solver(state)
+    _check_solver(params, state)
     _check_progress(state.training.progress)
     _check_history(params, state.history)
 
@@ -535,8 +684,10 @@ def _check_labels(labels):
             f"{where} should be sorted and unique, got {_describe(classes.tolist())}."
         )
     n = len(classes)
-    if kind == "binary" and n != 2:
-        raise Refused(f"{where} should hold 2 classes for binary targets, got {n}.")
+    if kind == "binary" and n not in (1, 2):
+        raise Refused(
+            f"{where} should hold 1 or 2 classes for binary targets, got {n}."
+        )
     if kind == "multiclass" and n < 3:
         raise Refused(
             f"{where} should hold 3 classes or more for multiclass targets, got {n}."
@@ -594,9 +745,12 @@ def _check_weights(params, n_features_in, state, custom):
         )
 
 
-def _check_solver(state):
+def _check_solver(params, state):
     solver = state.training.solver
     if solver is None:
+        return
+    if isinstance(solver, OptimizerState):
+        _check_optimizer_state(params, state)
         return
     params = state.weights.params
     size, dtype = sum(p.size for p in params), params[0].dtype
@@ -629,6 +783,36 @@ def _check_solver(state):
             )
         if (solver.v < 0).any():
             raise Refused("state.training.solver.v holds negative second moments.")
+
+
+def _check_optimizer_state(params, state):
+    """A Keras optimizer's variables: finite numbers, laid out as its own."""
+    where = "state.training.solver.variables"
+    variables = state.training.solver.variables
+    for i, v in enumerate(variables):
+        if not isinstance(v, np.ndarray) or v.dtype.kind not in "iuf":
+            raise Refused(
+                f"{where}[{i}] should be a numeric array, got {_describe(v)}."
+            )
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise Refused(f"{where}[{i}] holds non-finite values.")
+        if v.dtype.kind in "iu" and (v < 0).any():
+            raise Refused(f"{where}[{i}] holds a negative count.")
+    optimizer = params["solver"]
+    if isinstance(optimizer, str):
+        # A solver changed by set_params after the fit: partial_fit refuses
+        # this state, fit starts afresh; nothing reads its layout.
+        return
+    from ._solvers import KerasOptimizer
+
+    expected = KerasOptimizer(optimizer).initial_state(state.weights).variables
+    layout = [(v.shape, v.dtype.str) for v in variables]
+    wanted = [(v.shape, v.dtype.str) for v in expected]
+    if layout != wanted:
+        raise Refused(
+            f"{where} should be laid out as {type(optimizer).__name__}'s variables "
+            f"{wanted} for these weights, got {layout}."
+        )
 
 
 def _check_progress(progress):

@@ -58,6 +58,8 @@ def _targets(y, kind):
         return np.where(y % 2 == 0, "even", "odd").astype(object)
     if kind == "multilabel":
         return np.c_[y % 2, y > 4, y == 0].astype(int)
+    if kind == "single":
+        return np.full(len(y), "seven")
     return y
 
 
@@ -73,6 +75,16 @@ CASES = {
         dict(random_state=np.random.RandomState(3), learning_rate="adaptive"),
         "multiclass",
     ),
+    "keras_optimizer_class_weight": (
+        dict(
+            solver=keras.optimizers.RMSprop(
+                keras.optimizers.schedules.ExponentialDecay(1e-2, 5, 0.9)
+            ),
+            class_weight={0: 3.0, 9: 0.5},
+        ),
+        "multiclass",
+    ),
+    "single_class": (dict(), "single"),
 }
 
 
@@ -111,6 +123,60 @@ def test_state_from_json_refuses_unused_arrays(saved):
     tree, arrays = state_to_json(est._state)
     with pytest.raises(Refused, match=r"arrays \['spare'\] that the state never"):
         state_from_json(tree, {**arrays, "spare": np.zeros(3)})
+
+
+def test_keras_optimizer_and_class_weight_params_round_trip():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    params = dict(
+        solver=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-3),
+        class_weight={3: 2.0, "cat": 0.5, np.int64(7): 1.5},
+    )
+    tree = json.loads(json.dumps(params_to_json(params), allow_nan=False))
+    again = params_from_json(tree, params)
+    assert type(again["solver"]) is keras.optimizers.AdamW
+    assert again["solver"].weight_decay == 1e-3
+    rate = again["solver"].get_config()["learning_rate"]
+    assert rate["class_name"] == "ExponentialDecay"
+    assert rate["config"] == schedule.get_config()
+    assert again["class_weight"] == {3: 2.0, "cat": 0.5, 7: 1.5}
+
+
+@pytest.mark.parametrize(
+    "node, match",
+    [
+        ({"class_name": "system", "config": {}}, "not one of Keras' built-in"),
+        ({"class_name": "Lambda", "config": {}}, "not one of Keras' built-in"),
+        ({"class_name": "Optimizer", "config": {}}, "cannot rebuild"),
+        (
+            {"class_name": "SGD", "config": {"learning_rate": {"class_name": "Dense"}}},
+            "not one of Keras' built-in schedules",
+        ),
+        ({"class_name": "Adam", "config": {"beta_1": "high"}}, "finite number"),
+        ({"class_name": "Adam", "config": {"use_ema": "yes"}}, "true or false"),
+        ({"class_name": "Adam", "config": {"use_ema": True}}, "use_ema=True"),
+        ({"class_name": "Adam", "config": {"virus": 1}}, "does not take"),
+    ],
+)
+def test_a_tampered_optimizer_is_refused_without_importing_code(node, match):
+    with pytest.raises(Refused, match=match):
+        params_from_json({"solver": {"keras_optimizer": node}}, ["solver"])
+
+
+def test_custom_optimizers_are_not_saved():
+    class MySGD(keras.optimizers.SGD):
+        pass
+
+    with pytest.raises(TypeError, match="built-in optimizers and learning-rate"):
+        params_to_json({"solver": MySGD()})
+
+
+@pytest.mark.parametrize(
+    "mapping, match",
+    [([[[1, 2], 1.0]], "invalid"), ([[1, 1.0], [1, 2.0]], "repeats a key")],
+)
+def test_a_tampered_class_weight_is_refused(mapping, match):
+    with pytest.raises(Refused, match=match):
+        params_from_json({"class_weight": {"mapping": mapping}}, ["class_weight"])
 
 
 def test_params_json_round_trip():
@@ -229,7 +295,7 @@ def _array_mutations(arrays):
             "int8": array.astype(np.int8) if array.dtype.kind != "U" else None,
             "complex": array.astype(np.complex128) if array.dtype.kind != "U" else None,
             "object": array.astype(object),
-            "longer": np.concatenate([array, array[:1]]),
+            "longer": np.concatenate([array.ravel(), array.ravel()[:1]]),
             "flat": array.ravel()[:-1] if array.size > 1 else None,
             "nan": None,
         }
@@ -247,7 +313,7 @@ def check_consistent(est, X, targets):
     proba = est.predict_proba(X)
     pred = est.predict(X)
     classes = est.classes_
-    assert proba.shape == (X.shape[0], len(classes))
+    assert proba.shape == (X.shape[0], max(len(classes), 2))
     model = np.asarray(est.model_(X.astype(est.coefs_[0].dtype)))
     if est.n_outputs_ == 1:
         np.testing.assert_allclose(model[:, 0], proba[:, 1], rtol=1e-4, atol=1e-5)
@@ -257,6 +323,8 @@ def check_consistent(est, X, targets):
         assert np.array_equal(pred, classes[np.argmax(proba, axis=1)])
     elif np.ndim(targets) == 2:
         assert np.array_equal(pred, (proba > 0.5).astype(pred.dtype))
+    elif len(classes) == 1:  # as MLPClassifier: always the one class
+        assert np.array_equal(pred, np.repeat(classes, len(X)))
     else:
         assert np.array_equal(pred, classes[(proba[:, 1] > 0.5).astype(int)])
     assert est.out_activation_ == (
@@ -285,7 +353,7 @@ def _try_load(path, name, failures):
 
 
 # Mutations loaded and checked per case, drawn deterministically.
-N_MUTATIONS = {"custom_adam": 60}
+N_MUTATIONS = {"custom_adam": 60, "keras_optimizer_class_weight": 150}
 N_MUTATIONS_DEFAULT = 600
 N_REFITS = 4
 

@@ -183,28 +183,30 @@ class CustomNetwork:
 
         Sets ``model`` (the freshly built network) and ``trace_key``.
         """
+        # Building and the first symbolic call stay in the scope: a model
+        # without an Input creates its variables there.
         with network_build_scope(seed, self.dtype):
             model = self.builder(
                 self.n_features,
                 self.n_outputs,
                 KERAS_ACTIVATIONS[self.out_activation],
             )
-        if not isinstance(model, keras.Model):
-            raise TypeError(
-                "network must return a keras.Model, got "
-                f"{type(model).__name__} from {self.builder!r}."
-            )
-        if not model.built:
-            model.build((None, self.n_features))
-        try:
-            spec = model.compute_output_spec(
-                keras.KerasTensor((None, self.n_features), dtype=self.dtype)
-            )
-        except Exception as exc:
-            raise ValueError(
-                f"The network returned by {self.builder!r} cannot take inputs of "
-                f"shape (n_samples, {self.n_features}): {exc}"
-            ) from exc
+            if not isinstance(model, keras.Model):
+                raise TypeError(
+                    "network must return a keras.Model, got "
+                    f"{type(model).__name__} from {self.builder!r}."
+                )
+            if not model.built:
+                model.build((None, self.n_features))
+            try:
+                spec = model.compute_output_spec(
+                    keras.KerasTensor((None, self.n_features), dtype=self.dtype)
+                )
+            except Exception as exc:
+                raise ValueError(
+                    f"The network returned by {self.builder!r} cannot take inputs "
+                    f"of shape (n_samples, {self.n_features}): {exc}"
+                ) from exc
         if not hasattr(spec, "shape") or tuple(spec.shape[1:]) != (self.n_outputs,):
             shape = getattr(spec, "shape", type(spec).__name__)
             raise ValueError(

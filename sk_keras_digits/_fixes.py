@@ -114,3 +114,27 @@ def network_build_scope(seed, dtype):
             )
             global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
             random.setstate(python_random_state)
+
+
+_UNINITIALIZED_VARIABLES_ATTRIBUTE = "uninitialized_variables"
+
+
+@contextlib.contextmanager
+def unallocated_variables():
+    """Create Keras variables without allocating them, and forget them after.
+
+    Used to read a network configuration's variable shapes before building it
+    for real (a model file's claims are checked before memory is spent).
+    Inside a :class:`keras.StatelessScope` Keras defers the initialisation of
+    the variables created, and registers them (in its global state) to be
+    initialised when a scope exits; they are unregistered here so that
+    nothing ever initialises them.
+    """
+    previous = list(
+        global_state.get_global_attribute(_UNINITIALIZED_VARIABLES_ATTRIBUTE, []) or []
+    )
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute(_UNINITIALIZED_VARIABLES_ATTRIBUTE, previous)

@@ -543,8 +543,11 @@ def _optimizer_from_json(node, where):
 
 
 def _check_optimizer_config(cls, config, where):
-    """Refuse settings a fit could not have trained with: unknown names, and
-    anything but a finite number where Keras' default is a number."""
+    """Refuse settings a fit could not have trained with.
+
+    Unknown names; anything but a finite number where Keras' default is a
+    number, and anything but a boolean where it is a boolean.
+    """
     try:
         defaults = cls().get_config()
     except Exception as exc:  # e.g. a wrapper that needs an inner optimizer
@@ -565,6 +568,11 @@ def _check_optimizer_config(cls, config, where):
         if numeric and (type(value) not in (int, float) or not math.isfinite(value)):
             raise Refused(
                 f"manifest.json: {where}.{name} should be a finite number, got "
+                f"{_describe(value)}."
+            )
+        if isinstance(default, bool) and type(value) is not bool:
+            raise Refused(
+                f"manifest.json: {where}.{name} should be true or false, got "
                 f"{_describe(value)}."
             )
 

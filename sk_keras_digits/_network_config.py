@@ -15,8 +15,6 @@ A model file's ``model.keras`` holds the network's architecture, as Keras'
 Importing this module does not import Keras; the functions do.
 """
 
-import contextlib
-
 from ._archive import Refused
 
 # MLPClassifier's activation names -> Keras' names (as in _network).
@@ -86,26 +84,6 @@ def check_dense_config(config, n_features_in, units, activation, out_activation,
         )
 
 
-@contextlib.contextmanager
-def _unallocated_variables():
-    """Create Keras variables without allocating them, and forget them after.
-
-    Inside a :class:`keras.StatelessScope` Keras defers the initialisation of
-    the variables created, and registers them to be initialised when a scope
-    exits; they are unregistered here so that nothing ever initialises them.
-    """
-    import keras
-    from keras.src.backend.common import global_state
-
-    name = "uninitialized_variables"
-    previous = list(global_state.get_global_attribute(name, []) or [])
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        global_state.set_global_attribute(name, previous)
-
-
 def deserialize(config, custom_objects, safe_mode):
     """Deserialize a network configuration; refusals get a clear message."""
     import re
@@ -152,7 +130,9 @@ def variable_specs(config, custom_objects, safe_mode):
     """
     import keras
 
-    with _unallocated_variables():
+    from ._fixes import unallocated_variables
+
+    with unallocated_variables():
         model = deserialize(config, custom_objects, safe_mode)
         if not isinstance(model, keras.Model):
             raise Refused(

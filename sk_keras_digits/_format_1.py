@@ -15,7 +15,7 @@ import numpy as np
 from . import _archive
 from ._archive import Refused
 from ._labels import LabelEncoding
-from ._model_file import _float_to_json, state_to_json
+from ._model_file import float_to_json, state_to_json
 from ._state import (
     AdamState,
     FittedState,
@@ -128,7 +128,7 @@ def _params_json(value, where):
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float:
-        return _float_to_json(value)
+        return float_to_json(value)
     if type(value) is list:
         return [_params_json(v, where) for v in value]
     if type(value) is tuple:
@@ -168,12 +168,24 @@ def _flat(parts, where):
     return np.concatenate([p.ravel() for p in parts])
 
 
+#: Parameters added after format 1, with the value that means what format-1
+#: estimators did.
+ADDED_PARAMETERS = {"class_weight": None}
+
+
 def _convert_params(manifest, decode):
     """The parameters of a format-1 manifest, as format-2 JSON."""
     params = decode(manifest["params"], "params")
     if type(params) is not dict:
         raise Refused("manifest.json: params should be an object.")
-    return {k: _params_json(v, f"params[{k!r}]") for k, v in params.items()}
+    converted = {k: _params_json(v, f"params[{k!r}]") for k, v in params.items()}
+    for name, value in ADDED_PARAMETERS.items():
+        if name in converted:
+            raise Refused(
+                f"manifest.json (format 1): params[{name!r}] did not exist in format 1."
+            )
+        converted[name] = value
+    return converted
 
 
 def convert(manifest, reader):

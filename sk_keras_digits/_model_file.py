@@ -76,7 +76,7 @@ def _is_record(cls):
     return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
 
 
-def _float_to_json(value):
+def float_to_json(value):
     value = float(value)
     if math.isfinite(value):
         return value
@@ -120,7 +120,7 @@ def _to_json(value, hint, key, arrays):
                     "than str, int, float or bool."
                 )
             return {
-                "objects": [_float_to_json(v) if type(v) is float else v for v in items]
+                "objects": [float_to_json(v) if type(v) is float else v for v in items]
             }
         arrays[key] = value
         return {"array": key}
@@ -131,7 +131,7 @@ def _to_json(value, hint, key, arrays):
     if isinstance(value, str):
         return value
     if isinstance(value, (Integral, float, np.floating)):
-        return int(value) if hint is int else _float_to_json(value)
+        return int(value) if hint is int else float_to_json(value)
     raise TypeError(f"Cannot save {key}: {type(value).__name__} is not plain data.")
 
 
@@ -341,7 +341,7 @@ def _param_to_json(value, name):
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float:
-        return _float_to_json(value)
+        return float_to_json(value)
     if type(value) is list:
         return [_param_to_json(v, name) for v in value]
     if type(value) is tuple:
@@ -353,7 +353,7 @@ def _param_to_json(value, name):
                 "key": [int(k) for k in key],
                 "pos": int(pos),
                 "has_gauss": int(has_gauss),
-                "cached_gaussian": _float_to_json(cached),
+                "cached_gaussian": float_to_json(cached),
             }
         }
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":

@@ -256,7 +256,7 @@ def _estimator_members(estimator):
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "estimator": ESTIMATOR,
-        "versions": _library_versions(),
+        "versions": library_versions(),
         "params": _model_file.params_to_json(params),
         "network": None if network is None else _describe_callable(network),
         "callbacks": (
@@ -281,7 +281,7 @@ def _with_hidden_sizes(estimator, params):
     return {**params, "hidden_layer_sizes": estimator._hidden_layer_sizes()}
 
 
-def _library_versions():
+def library_versions():
     import sklearn
 
     from ._version import __version__

@@ -116,7 +116,7 @@ def pipeline_members(pipeline, estimator_members):
     from sklearn.utils.validation import check_is_fitted
 
     from ._classifier import KerasDigitClassifier
-    from ._persistence import _library_versions
+    from ._persistence import library_versions
 
     check_is_fitted(pipeline)
     params = pipeline.get_params(deep=False)
@@ -167,7 +167,7 @@ def pipeline_members(pipeline, estimator_members):
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "estimator": PIPELINE,
-        "versions": _library_versions(),
+        "versions": library_versions(),
         "params": {
             "verbose": bool(params.get("verbose", False)),
             "transform_input": transform_input,

@@ -596,7 +596,7 @@ def _set(path, value):
         (_set(["n_features_in"], 3), r"kernels and biases of shapes \[\(3, 8\)"),
         (
             _set(["state", "labels", "kind"], "binary"),
-            "should hold 2 classes for binary",
+            "should hold 1 or 2 classes for binary",
         ),
         (
             _set(["state", "training", "weights", "params", 0], {"array": "zz"}),

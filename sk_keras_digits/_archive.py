@@ -13,6 +13,7 @@ the caller names the file.
 """
 
 import io
+import math
 import zipfile
 
 import numpy as np
@@ -137,10 +138,21 @@ def read_member(archive, name, limit, what, hint=""):
 
 def npy_size(dtype, shape):
     """Bytes an .npy member of this dtype and shape holds, header included."""
-    count = 1
-    for n in shape:
-        count *= n
-    return count * dtype.itemsize + NPY_HEADER_LIMIT
+    return _array_bytes(dtype, shape) + NPY_HEADER_LIMIT
+
+
+def _array_bytes(dtype, shape):
+    """Bytes of the data of an array of this dtype and shape."""
+    return math.prod(shape) * dtype.itemsize
+
+
+def _read_header(stream, what):
+    """``(shape, fortran_order, dtype)`` from the ``.npy`` header at ``stream``."""
+    version = np.lib.format.read_magic(stream)
+    read_header = _HEADER_READERS.get(version)
+    if read_header is None:
+        raise Refused(f"{what} is an .npy array of unknown version {version}.")
+    return read_header(stream, max_header_size=NPY_HEADER_LIMIT)
 
 
 def read_npy_header(archive, name, what):
@@ -153,13 +165,7 @@ def read_npy_header(archive, name, what):
     """
     try:
         with archive.open(name) as stream:
-            version = np.lib.format.read_magic(stream)
-            read_header = _HEADER_READERS.get(version)
-            if read_header is None:
-                raise Refused(f"{what} is an .npy array of unknown version {version}.")
-            shape, fortran_order, dtype = read_header(
-                stream, max_header_size=NPY_HEADER_LIMIT
-            )
+            shape, fortran_order, dtype = _read_header(stream, what)
     except Refused:
         raise
     except Exception as exc:
@@ -192,20 +198,14 @@ def read_npy(archive, name, dtype, shape, what):
     """
     try:
         with archive.open(name) as stream:
-            version = np.lib.format.read_magic(stream)
-            read_header = _HEADER_READERS.get(version)
-            if read_header is None:
-                raise Refused(f"{what} is an .npy array of unknown version {version}.")
-            header = read_header(stream, max_header_size=NPY_HEADER_LIMIT)
+            header = _read_header(stream, what)
             if header != (tuple(shape), False, dtype):
                 raise Refused(
                     f"{what} holds an array of shape {header[0]} and dtype "
                     f"{header[2]} (fortran_order={header[1]}); the manifest "
                     f"declares shape {tuple(shape)} and dtype {dtype}."
                 )
-            nbytes = dtype.itemsize
-            for n in shape:
-                nbytes *= n
+            nbytes = _array_bytes(dtype, shape)
             data = bytearray()
             while len(data) < nbytes:
                 chunk = stream.read(min(_CHUNK, nbytes - len(data)))

@@ -746,6 +746,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                     learning_rate=float(self.learning_rate_init)
                 ),
             )
+        else:
+            training.check_solver_state(config.solver, start)
         n_epochs = 1 if incremental else self.max_iter
         seed = int(rng.randint(np.iinfo(np.int32).max))
         reporter = EpochReporter(

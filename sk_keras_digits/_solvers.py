@@ -26,15 +26,14 @@ program's boundary as a record (:class:`~sk_keras_digits._state.OptimizerState`)
 so a fit's state lives in the estimator, never in the program.
 """
 
-import collections
 import json
-import threading
 from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ._cache import LRUCache
 from ._state import (
     CONVERGED,
     LEARNING_RATE_TOO_SMALL,
@@ -338,7 +337,10 @@ class KerasOptimizer(_Solver):
         """The state of a fresh optimizer built for ``weights``' parameters."""
         shapes = self.layout(tuple(p.shape for p in weights.params))
         dtype = weights.params[0].dtype.str
-        return OptimizerState(_INITIAL.get(self, shapes, dtype))
+        values = _INITIAL.get(
+            (self.key, shapes, dtype), lambda: _initial_values(self, shapes, dtype)
+        )
+        return OptimizerState(values)
 
     def bind(self, params):
         """A :class:`BoundKerasOptimizer` for parameters like ``params``."""
@@ -366,39 +368,20 @@ def _build(solver, shapes, dtype):
     return optimizer, variables
 
 
-class _InitialStates:
-    """A small thread-safe LRU cache of fresh optimizers' variable values.
-
-    Building an optimizer costs tens of milliseconds, so the initial state of
-    each (optimizer key, parameter shapes) is computed once per process. The
-    cached arrays are read-only: every fit shares them.
-    """
-
-    def __init__(self, maxsize):
-        self.maxsize = maxsize
-        self._values = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, solver, shapes, dtype):
-        key = (solver.key, shapes, dtype)
-        with self._lock:
-            values = self._values.get(key)
-            if values is None:
-                optimizer, _ = _build(solver, shapes, dtype)
-                values = []
-                for variable in optimizer.variables:
-                    value = np.array(variable.numpy())
-                    value.flags.writeable = False
-                    values.append(value)
-                values = self._values[key] = tuple(values)
-                while len(self._values) > self.maxsize:
-                    self._values.popitem(last=False)
-            else:
-                self._values.move_to_end(key)
-            return values
+def _initial_values(solver, shapes, dtype):
+    """A fresh optimizer's variable values, read-only (every fit shares them)."""
+    optimizer, _ = _build(solver, shapes, dtype)
+    values = []
+    for variable in optimizer.variables:
+        value = np.array(variable.numpy())
+        value.flags.writeable = False
+        values.append(value)
+    return tuple(values)
 
 
-_INITIAL = _InitialStates(16)
+#: Building an optimizer costs tens of milliseconds, so the initial state of
+#: each (optimizer key, parameter shapes, dtype) is computed once per process.
+_INITIAL = LRUCache(16)
 
 
 class BoundKerasOptimizer:

@@ -22,7 +22,6 @@ layer widths) are left dynamic, so new data sizes and new
 live in a bounded least-recently-used cache (:data:`CACHE_SIZE` entries).
 """
 
-import collections
 import contextlib
 import functools
 import math
@@ -33,6 +32,7 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
+from ._cache import LRUCache
 from ._state import DIVERGED, RUNNING, EpochLog, TrainingState, Weights
 
 #: Most compiled programs kept alive at once.
@@ -64,7 +64,7 @@ class TrainingConfig(NamedTuple):
 
     Attributes
     ----------
-    solver : SGD or Adam
+    solver : SGD, Adam or KerasOptimizer
         The solver object (its settings shape the compiled graph).
     hyper : Hyper
         The numbers: ``alpha``, ``tol``, ``n_iter_no_change`` and the solver's.
@@ -165,35 +165,7 @@ def to_numpy(tensors, like):
     return type(like)(tensors.numpy())
 
 
-class _ProgramCache:
-    """A thread-safe LRU cache of compiled programs."""
-
-    def __init__(self, maxsize):
-        self.maxsize = maxsize
-        self._programs = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key, factory):
-        with self._lock:
-            program = self._programs.get(key)
-            if program is None:
-                program = factory()
-                self._programs[key] = program
-                while len(self._programs) > self.maxsize:
-                    self._programs.popitem(last=False)
-            else:
-                self._programs.move_to_end(key)
-            return program
-
-    def __len__(self):
-        return len(self._programs)
-
-    def clear(self):
-        with self._lock:
-            self._programs.clear()
-
-
-PROGRAMS = _ProgramCache(CACHE_SIZE)
+PROGRAMS = LRUCache(CACHE_SIZE)
 
 
 def get_program(network, config=None, state=None):
@@ -534,7 +506,12 @@ def _layout(record):
     )
 
 
-def _check_solver_state(solver, state):
+def _data_tensors(data, dtype):
+    """``data`` (a TrainingData) as tensors of the compute dtype."""
+    return TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
+
+
+def check_solver_state(solver, state):
     """Refuse a carried solver state that another solver (or layout) made.
 
     ``partial_fit`` carries the solver state across calls; a solver changed
@@ -589,7 +566,6 @@ def train_stochastic(
         ``progress.best_weights`` holds the best weights.
     log : EpochLog
     """
-    _check_solver_state(config.solver, state)
     if config.early_stopping:
         best = state.progress._replace(best_weights=state.weights)
         state = state._replace(progress=best)
@@ -597,11 +573,8 @@ def train_stochastic(
     dtype = network.compute_dtype
     tensors = to_tensors(state, program.state_spec)
     hyper = to_tensors(config.hyper, program.hyper_spec)
-    data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
-    if validation is not None:
-        validation = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in validation))
-    else:
-        validation = ()
+    data = _data_tensors(data, dtype)
+    validation = () if validation is None else _data_tensors(validation, dtype)
     n_samples = data.X.shape[0]
     if on_epoch_end is None:
         chunk = max(1, min(n_epochs, math.ceil(CHUNK_SAMPLES / max(n_samples, 1))))
@@ -664,7 +637,7 @@ def train_lbfgs(network, weights, data, alpha, max_iter, max_fun, tol, verbose):
     shapes = [np.shape(p) for p in weights.params]
     sizes = [int(np.prod(s)) for s in shapes]
     splits = np.cumsum(sizes)[:-1]
-    data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
+    data = _data_tensors(data, dtype)
     alpha = tf.constant(alpha, dtype)
     buffers = tuple(tf.convert_to_tensor(b) for b in weights.buffers)
 

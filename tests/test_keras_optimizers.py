@@ -151,7 +151,7 @@ def test_clone_deepcopy_and_pickle(small_digits):
 def keras_programs():
     return {
         id(program): (key, program)
-        for key, program in _training.PROGRAMS._programs.items()
+        for key, program in _training.PROGRAMS.items()
         if len(key) > 1 and key[1][0] == "keras"
     }
 

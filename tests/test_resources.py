@@ -65,7 +65,7 @@ def rss_growth_per_call(call, n_calls, every=10):
 
 
 def compiled_programs():
-    return set(map(id, _training.PROGRAMS._programs.values()))
+    return set(map(id, _training.PROGRAMS.values()))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits._cache import LRUCache
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
 from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
 from sk_keras_digits._state import Progress, TrainingState
@@ -170,7 +171,7 @@ def test_one_trace_serves_every_fit_of_the_same_depth(small_digits):
 
 def test_program_cache_is_bounded(small_digits, monkeypatch):
     X, y = small_digits
-    cache = _training._ProgramCache(maxsize=3)
+    cache = LRUCache(maxsize=3)
     monkeypatch.setattr(_training, "PROGRAMS", cache)
     for depth in range(1, 6):
         fit(X, y, hidden_layer_sizes=(5,) * depth, solver="sgd", max_iter=1)

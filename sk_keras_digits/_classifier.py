@@ -484,7 +484,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if first_pass:
             state = FittedState.initial(
                 labels,
-                self._initial_weights(network, rng),
+                network.initial_weights(rng),
                 self.learning_rate_init,
                 self.early_stopping,
             )
@@ -625,11 +625,6 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if not first_pass:
             network.build_model(self._state.weights)
         return network
-
-    def _initial_weights(self, network, rng):
-        if self.network is None:
-            return network.initial_weights(rng)
-        return network.initial_weights()
 
     # -- solvers -------------------------------------------------------------------
     def _fit_lbfgs(self, training, network, state, data):

@@ -257,8 +257,12 @@ class CustomNetwork:
             i for i, v in enumerate(self.model.trainable_variables) if len(v.shape) >= 2
         ]
 
-    def initial_weights(self):
-        """Initial values of the freshly built model's variables."""
+    def initial_weights(self, random_state=None):
+        """Initial values of the freshly built model's variables.
+
+        ``random_state`` is unused: the model was initialised when it was
+        built, under a seed drawn from it (:meth:`build`).
+        """
         return variable_values(self.model)
 
     def forward(self, params, buffers, x, training):

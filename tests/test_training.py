@@ -38,6 +38,19 @@ def reference_loss(model, x, y, sw, alpha):
     )
 
 
+def keras_epoch(model, optimizer, X, Y, batch_size=100, alpha=1e-3):
+    """One epoch of Keras stepping ``model`` with ``optimizer``; its mean loss."""
+    total = 0.0
+    for start in range(0, len(X), batch_size):  # batches of 100, 100 and 50
+        xb, yb = X[start : start + batch_size], Y[start : start + batch_size]
+        with tf.GradientTape() as tape:
+            loss = reference_loss(model, xb, yb, np.ones(len(xb)), alpha)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        total += float(loss) * len(xb)
+    return total / len(X)
+
+
 def test_loss_and_gradients_equal_the_keras_models(small_digits):
     X, y = small_digits
     network = dense_network()
@@ -89,19 +102,12 @@ def test_an_sgd_epoch_equals_keras_sgd_on_the_keras_model(small_digits, nesterov
 
     model = network.build_model(weights)
     optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov)
-    losses = []
-    for start in range(0, len(X), 100):  # batches of 100, 100 and 50
-        xb, yb = X[start : start + 100], Y[start : start + 100]
-        with tf.GradientTape() as tape:
-            loss = reference_loss(model, xb, yb, np.ones(len(xb)), 1e-3)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        losses.append(float(loss) * len(xb))
+    epoch_loss = keras_epoch(model, optimizer, X, Y)
     # Keras' SGD keeps its learning rate and momentum in float32 variables,
     # hence agreement to float32's precision of 0.1 and 0.9, not float64's.
     for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
-    assert log.losses[0] == pytest.approx(sum(losses) / len(X), rel=1e-7)
+    assert log.losses[0] == pytest.approx(epoch_loss, rel=1e-7)
     assert new_state.progress.samples_seen == len(X)
     assert type(new_state.progress.samples_seen) is float
     assert type(new_state.progress.no_improvement) is int
@@ -353,17 +359,10 @@ def test_an_epoch_with_a_keras_optimizer_equals_it_on_the_keras_model(
 
     model = network.build_model(weights)
     optimizer = KERAS_OPTIMIZERS[name]()
-    losses = []
-    for start in range(0, len(X), 100):  # batches of 100, 100 and 50
-        xb, yb = X[start : start + 100], Y[start : start + 100]
-        with tf.GradientTape() as tape:
-            loss = reference_loss(model, xb, yb, np.ones(len(xb)), 1e-3)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        losses.append(float(loss) * len(xb))
+    epoch_loss = keras_epoch(model, optimizer, X, Y)
     for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
-    assert log.losses[0] == pytest.approx(sum(losses) / len(X), rel=1e-7)
+    assert log.losses[0] == pytest.approx(epoch_loss, rel=1e-7)
     assert log.learning_rates[0] == pytest.approx(0.01)
     # The state is the optimizer's variables: iterations, learning rate, slots.
     ours = new_state.solver.variables

@@ -171,7 +171,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         (classes not named weigh 1), or ``'balanced'`` for
         ``n_samples / (n_classes * np.bincount(y))`` computed from the labels
         of the current call to fit. They multiply ``sample_weight``. A key
-        that is not a class raises a ValueError; multilabel targets and
+        that is not a class, or a weight that is not a finite non-negative
+        number, raises a ValueError; multilabel targets and
         ``'balanced'`` with ``partial_fit`` are refused (pass ``sample_weight``
         or a dict of weights instead).
 
@@ -538,20 +539,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         class_weight = self.class_weight
         if class_weight is None:
             return sample_weight
-        if labels.multilabel:
-            raise ValueError(
-                f"class_weight={class_weight!r} is not supported for multilabel "
-                "targets (a sample belongs to several classes). Pass "
-                "sample_weight instead."
-            )
-        if isinstance(class_weight, dict):
-            unknown = [c for c in class_weight if c not in set(labels.classes)]
-            if unknown:
-                raise ValueError(
-                    f"class_weight has keys {unknown} that are not classes; the "
-                    f"classes are {labels.classes.tolist()}."
-                )
-        elif incremental:
+        labels.check_class_weight(class_weight)
+        if class_weight == "balanced" and incremental:
             raise ValueError(
                 "class_weight='balanced' is not supported for partial_fit: one "
                 "call's labels are not the class frequencies. Compute them with "

@@ -8,6 +8,7 @@ fitted encoding is the small record :class:`LabelEncoding`: the classes and
 the kind of target, from which everything else follows.
 """
 
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
@@ -91,6 +92,42 @@ class LabelEncoding(NamedTuple):
         if proba.shape[1] == 1:
             proba = proba.ravel()
         return self._binarizer().inverse_transform(proba)
+
+    def check_class_weight(self, class_weight):
+        """Raise a ValueError unless ``class_weight`` can weigh these classes.
+
+        None and ``'balanced'`` always can, but for multilabel targets; a dict
+        needs class labels as keys and finite non-negative numbers as values.
+        """
+        if class_weight is None:
+            return
+        if self.multilabel:
+            raise ValueError(
+                f"class_weight={class_weight!r} is not supported for multilabel "
+                "targets (a sample belongs to several classes). Pass "
+                "sample_weight instead."
+            )
+        if not isinstance(class_weight, dict):
+            return
+        classes = set(self.classes.tolist())
+        unknown = [c for c in class_weight if c not in classes]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys {unknown} that are not classes; the "
+                f"classes are {self.classes.tolist()}."
+            )
+        invalid = {
+            c: w
+            for c, w in class_weight.items()
+            if not isinstance(w, Real)
+            or isinstance(w, (bool, np.bool_))
+            or not (np.isfinite(w) and w >= 0)
+        }
+        if invalid:
+            raise ValueError(
+                f"class_weight should map classes to finite non-negative numbers; "
+                f"got {invalid}."
+            )
 
     def check_known(self, y, context):
         """Raise a ValueError if ``y`` holds labels this encoding does not know."""

@@ -660,6 +660,12 @@ def check_fitted(params, n_features_in, feature_names_in, state, custom):
                 f"got {_describe(feature_names_in.tolist())}."
             )
     _check_labels(state.labels)
+    try:  # the check fit makes
+        state.labels.check_class_weight(params.get("class_weight"))
+    except ValueError as exc:
+        raise Refused(
+            f"params['class_weight'] does not fit the classes: {exc}"
+        ) from exc
     _check_weights(params, n_features_in, state, custom)
     _check_solver(params, state)
     _check_progress(state.training.progress)

@@ -358,6 +358,16 @@ def test_class_weight_dict_multiplies_sample_weight(small_digits):
         ("balanced", "multilabel", "fit", "not supported for multilabel"),
         ("balanced", "multiclass", "partial_fit", "not supported for partial_fit"),
         ("heavy", "multiclass", "fit", "'class_weight' parameter"),
+        (
+            {3: -1.0},
+            "multiclass",
+            "fit",
+            r"finite non-negative numbers; got \{3: -1.0\}",
+        ),
+        ({3: np.nan}, "multiclass", "fit", "finite non-negative numbers"),
+        ({3: np.inf}, "multiclass", "partial_fit", "finite non-negative numbers"),
+        ({3: "x"}, "multiclass", "fit", "finite non-negative numbers"),
+        ({3: True}, "multiclass", "fit", "finite non-negative numbers"),
     ],
 )
 def test_class_weight_errors(small_digits, class_weight, target, method, match):

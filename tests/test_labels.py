@@ -60,3 +60,21 @@ def test_encoding_derives_the_network_output(kind, n_outputs, activation):
     assert encoding.n_outputs == n_outputs
     assert encoding.out_activation == activation
     assert encoding.multilabel == kind.startswith("multilabel")
+
+
+def test_class_weight_is_checked_against_the_classes():
+    encoding = LabelEncoding(np.array([3, 5, 7]), "multiclass")
+    for ok in (None, "balanced", {3: 2.0, 7: 0}, {np.int64(5): np.float32(0.5)}):
+        encoding.check_class_weight(ok)
+    for bad, match in [
+        ({4: 1.0}, r"keys \[4\] that are not classes"),
+        ({3: -0.5}, "finite non-negative"),
+        ({3: float("nan")}, "finite non-negative"),
+        ({3: None}, "finite non-negative"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            encoding.check_class_weight(bad)
+    multilabel = LabelEncoding(np.arange(3), "multilabel-indicator")
+    multilabel.check_class_weight(None)
+    with pytest.raises(ValueError, match="not supported for multilabel"):
+        multilabel.check_class_weight("balanced")

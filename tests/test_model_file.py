@@ -179,6 +179,22 @@ def test_a_tampered_class_weight_is_refused(mapping, match):
         params_from_json({"class_weight": {"mapping": mapping}}, ["class_weight"])
 
 
+@pytest.mark.parametrize(
+    "mapping, match",
+    [([[42, 1.0]], "not classes"), ([[0, -3.0]], "finite non-negative")],
+)
+def test_a_class_weight_no_fit_accepts_is_refused_on_load(
+    saved, tmp_path, mapping, match
+):
+    members = _members(saved["keras_optimizer_class_weight"][1])
+    manifest = json.loads(members["manifest.json"])
+    manifest["params"]["class_weight"] = {"mapping": mapping}
+    path = tmp_path / "edited.skd"
+    _write(path, {**members, "manifest.json": json.dumps(manifest).encode()})
+    with pytest.raises(ModelFileError, match=match):
+        load(path)
+
+
 def test_params_json_round_trip():
     params = dict(
         a=(1, 2),

@@ -8,7 +8,7 @@ included, as one ordinary Dask task instead: the scheduler keeps a task's
 inputs until it is done, so a fit lost with its worker, or a result lost
 before it was collected, is simply computed again on another worker.
 
-Dask is imported only when a client has to be found.
+Dask is imported only when :func:`dask_backend` is called.
 """
 
 import uuid
@@ -81,10 +81,15 @@ def dask_backend(client=None):
     >>> search.best_params_
     {'hidden_layer_sizes': (16,)}
     """
-    if client is None:
-        from distributed import get_client
+    from distributed import Client, get_client
 
+    if client is None:
         client = get_client()
+    elif not isinstance(client, Client):
+        raise TypeError(
+            "dask_backend expects client=None (the default client) or a "
+            f"distributed.Client, got {client!r}."
+        )
     return joblib.parallel_config(backend=_DaskTaskBackend(client))
 
 

@@ -192,3 +192,9 @@ def test_dask_backend_needs_a_worker(data):
 def test_grid_search_with_n_jobs(sequential, data):
     search = make_search(n_jobs=2).fit(*data)
     assert_same_search(sequential, search)
+
+
+@pytest.mark.parametrize("client", ["tcp://scheduler:8786", 3])
+def test_dask_backend_refuses_what_is_not_a_client(client):
+    with pytest.raises(TypeError, match="dask_backend expects client=None"):
+        dask_backend(client)

@@ -550,7 +550,15 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
         weights = compute_class_weight(class_weight, classes=labels.classes, y=y)
         index = np.searchsorted(labels.classes, y)
-        return (sample_weight * weights[index]).astype(sample_weight.dtype, copy=False)
+        weighted = (sample_weight * weights[index]).astype(sample_weight.dtype)
+        if not weighted.sum() > 0:
+            present = labels.classes[np.unique(index)].tolist()
+            raise ValueError(
+                f"class_weight={class_weight!r} gives every sample a weight of 0 "
+                f"(the classes of y are {present}): nothing would be learnt. "
+                "Give at least one class of y a positive weight."
+            )
+        return weighted
 
     def _random_state(self):
         if self.random_state is None:
@@ -611,7 +619,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             self.network, X.shape[1], labels.n_outputs, labels.out_activation, dtype
         )
         network.build(int(rng.randint(np.iinfo(np.int32).max)) if first_pass else 0)
-        if not first_pass:
+        if first_pass:
+            network.check_outputs(X)
+        else:
             network.build_model(self._state.weights)
         return network
 
@@ -654,17 +664,17 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 schedule=_solvers.SCHEDULES[self.learning_rate](),
             )
             numbers = solver.Hyper(
-                learning_rate_init=self.learning_rate_init,
-                momentum=self.momentum,
-                power_t=self.power_t,
+                learning_rate_init=float(self.learning_rate_init),
+                momentum=float(self.momentum),
+                power_t=float(self.power_t),
             )
         elif self.solver == "adam":
             solver = _solvers.Adam()
             numbers = solver.Hyper(
-                learning_rate_init=self.learning_rate_init,
-                beta_1=self.beta_1,
-                beta_2=self.beta_2,
-                epsilon=self.epsilon,
+                learning_rate_init=float(self.learning_rate_init),
+                beta_1=float(self.beta_1),
+                beta_2=float(self.beta_2),
+                epsilon=float(self.epsilon),
             )
         else:
             self._check_optimizer_settings(_solvers)
@@ -702,7 +712,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _batch_size(self, n_samples):
-        if self.batch_size == "auto":
+        if isinstance(self.batch_size, str):  # "auto"
             return min(200, n_samples)
         if self.batch_size > n_samples:
             warnings.warn(

@@ -14,6 +14,7 @@ Both present the same small interface to the training loop
 ``buffer_specs``, ``penalized`` and ``forward``.
 """
 
+import functools
 import itertools
 import json
 
@@ -23,6 +24,9 @@ import tensorflow as tf
 
 from ._fixes import network_build_scope
 from ._state import Weights
+
+#: Rows of the training data that probe a custom network's outputs at fit.
+_PROBE_ROWS = 32
 
 # Keys for models whose computation no config describes: never shared.
 _UNIQUE = itertools.count()
@@ -198,6 +202,12 @@ class CustomNetwork:
                 )
             if not model.built:
                 model.build((None, self.n_features))
+            if not model.trainable_variables:
+                raise ValueError(
+                    f"The network returned by {self.builder!r} has no trainable "
+                    "weights: there is nothing to fit. Return a model with at "
+                    "least one trainable layer (e.g. a keras.layers.Dense)."
+                )
             try:
                 spec = model.compute_output_spec(
                     keras.KerasTensor((None, self.n_features), dtype=self.dtype)
@@ -216,6 +226,57 @@ class CustomNetwork:
         self.model = model
         self.trace_key = ("custom", self.dtype, _structure_fingerprint(model))
         return model
+
+    def check_outputs(self, X):
+        """Refuse a network whose outputs are not probabilities of the right kind.
+
+        The loss reads the outputs as probabilities: softmax rows (multiclass)
+        or independent sigmoid values (binary, multilabel). A network that
+        forgets the output activation, or applies it to a hidden layer, would
+        train on garbage and predict values outside [0, 1]. Its freshly built
+        outputs are probed on the first rows of ``X`` and on the same rows
+        scaled up (where an unbounded output shows itself).
+        """
+        rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
+        probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
+        outputs = np.asarray(keras.ops.convert_to_numpy(self.model(probe)))
+        outputs_dtype = outputs.dtype if outputs.dtype.kind == "f" else np.float64
+        outputs = outputs.astype(np.float64).reshape(len(probe), -1)
+        tol = max(1e-6, 100 * float(np.finfo(outputs_dtype).eps))
+        finite = np.isfinite(outputs).all(axis=1)
+        if not finite[: len(rows)].all():
+            raise ValueError(
+                f"The network returned by {self.builder!r} outputs non-finite "
+                "values for the first rows of X before any training. Check its "
+                "layers (and scale X)."
+            )
+        values = outputs[finite]
+        expected = KERAS_ACTIVATIONS[self.out_activation]
+        problem = None
+        if ((values < -tol) | (values > 1 + tol)).any():
+            problem = (
+                f"values from {values.min():.4g} to {values.max():.4g}, outside [0, 1]"
+            )
+        elif self.out_activation == "softmax":
+            sums = values.sum(axis=1)
+            if (abs(sums - 1) > tol * values.shape[1]).any():
+                worst = sums[np.argmax(abs(sums - 1))]
+                problem = f"rows summing to {worst:.4g}, not 1"
+        elif values.shape[1] == 1 and (values == 1).all():
+            problem = "the constant 1 (softmax over a single output)"
+        if problem is not None:
+            kind = (
+                "class probabilities whose rows sum to 1"
+                if expected == "softmax"
+                else "probabilities in [0, 1], one per output"
+            )
+            raise ValueError(
+                f"The network returned by {self.builder!r} must output {kind}, "
+                f"but it outputs {problem}. Its last layer must apply "
+                f"activation={expected!r} (the builder receives it as "
+                "output_activation), and no layer after it may change the "
+                "values."
+            )
 
     @property
     def compute_dtype(self):
@@ -296,22 +357,32 @@ def assign_variables(model, weights):
 
 
 def _structure_fingerprint(model):
-    """A key that is equal for two models that compute the same function.
+    """A key that is equal only for two models that compute the same function.
 
-    Functional and Sequential models are described completely by their config,
-    once the automatically numbered layer names are replaced by their position.
-    Any other model (a subclass with its own ``call``) gets a key of its own,
-    so it is never confused with another.
+    A Functional or Sequential model made of Keras' own layers, activations,
+    initializers, regularizers and constraints is described completely by its
+    config, once the automatically numbered layer names are replaced by their
+    position. Anything else cannot be proven equivalent from its config: a
+    subclassed model (its own ``call``), a custom layer or a ``Lambda``, a
+    Python function, lambda or closure used as an activation (the config names
+    only the function, not what it closes over), or any object of the user's.
+    Such a model gets a key of its own, so that it is never confused with
+    another.
     """
-    variables = [
+    variables = tuple(
         (tuple(v.shape), str(v.dtype), bool(v.trainable)) for v in model.variables
-    ]
-    if type(model).__name__ not in ("Functional", "Sequential"):
-        return ("object", next(_UNIQUE), tuple(variables))
+    )
+    unique = ("object", next(_UNIQUE), variables)
+    if type(model).__name__ not in ("Functional", "Sequential") or not _keras_made(
+        model
+    ):
+        return unique
     try:
         config = model.get_config()
     except Exception:
-        return ("object", next(_UNIQUE), tuple(variables))
+        return unique
+    if not _keras_config(config):
+        return unique
     names = {model.name: "model"}
     # Sequential.layers leaves out the InputLayer, whose name is numbered too.
     for i, name in enumerate(_input_layer_names(config)):
@@ -331,7 +402,79 @@ def _structure_fingerprint(model):
         return node
 
     text = json.dumps(rename(config), sort_keys=True, default=repr)
-    return ("config", type(model).__name__, text, tuple(variables))
+    return ("config", type(model).__name__, text, variables)
+
+
+#: Keras classes whose config does not describe what they compute.
+_OPAQUE_CLASSES = frozenset({"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer"})
+#: Modules whose objects a layer may hold without being opaque.
+_PLAIN_MODULES = ("builtins", "inspect", "numpy", "keras.", "tensorflow", "jax")
+
+
+def _is_keras(module):
+    return isinstance(module, str) and module.startswith("keras.")
+
+
+def _keras_made(model):
+    """Whether every layer of ``model`` and everything it holds is Keras' own.
+
+    Layers must be Keras' classes (not ``Lambda``), and every function or
+    object a layer holds (an activation, an initializer, ...) must come from
+    Keras: a user's function may close over values its name does not show.
+    """
+    pending = list(model.layers)
+    seen = set()
+    while pending:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        cls = type(layer)
+        if not _is_keras(cls.__module__) or cls.__name__ in _OPAQUE_CLASSES:
+            return False
+        for value in vars(layer).values():
+            items = value
+            if isinstance(value, dict):
+                items = list(value.values())
+            if not isinstance(items, (list, tuple, set, frozenset)):
+                items = [value]
+            for item in items:
+                if isinstance(item, keras.layers.Layer):
+                    pending.append(item)
+                elif not _plain(item):
+                    return False
+    return True
+
+
+def _plain(value):
+    """Whether ``value`` (held by a Keras layer) is Keras' own or plain data."""
+    if callable(value) and not isinstance(value, type):
+        module = getattr(value, "__module__", None)
+        if module is not None and hasattr(value, "__code__"):
+            return _is_keras(module)  # a function: Keras' own only
+        if isinstance(value, functools.partial):
+            return _plain(value.func)
+    return type(value).__module__.startswith(_PLAIN_MODULES)
+
+
+def _keras_config(node):
+    """Whether every object serialised in a config is one of Keras' classes."""
+    if isinstance(node, dict):
+        if "class_name" in node and node["class_name"] != "__keras_tensor__":
+            # (A ``__keras_tensor__`` is a Functional model's link between
+            # layers, not an object.)
+            module = node.get("module")
+            if (
+                not (module == "keras" or _is_keras(module))
+                or node.get("registered_name") is not None
+                or node["class_name"] in _OPAQUE_CLASSES
+                or node["class_name"] in ("function", "__lambda__")
+            ):
+                return False
+        return all(_keras_config(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return all(_keras_config(v) for v in node)
+    return True
 
 
 def _input_layer_names(node):

@@ -51,7 +51,11 @@ class TrainingData(NamedTuple):
 
 
 class Hyper(NamedTuple):
-    """The numbers of a training configuration; they enter the loop as tensors."""
+    """The numbers of a training configuration; they enter the loop as tensors.
+
+    Every field (those of ``solver`` too) enters as a float of the compute
+    dtype, however the user spelled it.
+    """
 
     alpha: float
     tol: float
@@ -297,7 +301,13 @@ class TrainingProgram:
         if config.early_stopping:
             progress = self.state_spec.progress._replace(best_weights=weights)
             self.state_spec = self.state_spec._replace(progress=progress)
-        self.hyper_spec = signature(config.hyper, dtype, dynamic)
+        # Every number of a configuration is a float of the compute dtype,
+        # whatever Python or NumPy type spelled it (``momentum=0``,
+        # ``np.int64(1)``): the program is shared by configurations that
+        # spell the same setting differently.
+        self.hyper_spec = tf.nest.map_structure(
+            lambda _: tf.TensorSpec([], dtype), config.hyper
+        )
         self._run = _compile(
             self._run_impl,
             input_signature=[

@@ -59,7 +59,8 @@ class LRUCache:
         raises caches nothing: a thread that was waiting for it builds the
         value itself. A build that asks for its own key (re-entrantly, in the
         same thread) gets a value of its own, built without caching. With
-        ``factory=None`` the cache is only looked up: None when absent.
+        ``factory=None`` the cache is only looked up: None when absent or
+        still being built.
         """
         while True:
             with self._lock:
@@ -74,9 +75,11 @@ class LRUCache:
                 self._values.move_to_end(key)
             if not isinstance(entry, _Pending):
                 return entry
+            if factory is None:
+                return None  # a look-up does not wait for a build
             if entry.builder == threading.get_ident():
                 # Our own build asks for its key: waiting would deadlock.
-                return None if factory is None else factory()
+                return factory()
             entry.wait()
             if not entry.failed:
                 return entry.value

@@ -1,6 +1,5 @@
 """The estimator: :class:`KerasDigitClassifier`."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,6 +21,8 @@ from sklearn.utils.validation import (
 from ._inference import predict_proba
 from ._labels import LabelEncoding
 from ._state import DIVERGED, RUNNING, FittedState
+from ._training_config import Hyper, TrainingConfig, TrainingData
+from ._warnings import warn
 
 #: Attributes caching Keras objects: rebuilt on demand, never pickled.
 KERAS_CACHE = ("_network", "_model")
@@ -478,8 +479,6 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(X, "toarray"):
             X = X.toarray()
 
-        from . import _training  # TensorFlow loads here
-
         rng = self._random_state()
         network = self._network_for(X, labels, hidden, first_pass, rng)
         if first_pass:
@@ -489,13 +488,11 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 self.learning_rate_init,
                 self.early_stopping,
             )
-        data = _training.TrainingData(X, Y, sample_weight)
+        data = TrainingData(X, Y, sample_weight)
         if self.solver == "lbfgs":
-            state = self._fit_lbfgs(_training, network, state, data)
+            state = self._fit_lbfgs(network, state, data)
         else:
-            state = self._fit_stochastic(
-                _training, network, state, data, y, rng, incremental
-            )
+            state = self._fit_stochastic(network, state, data, y, rng, incremental)
         if not state.weights.all_finite():
             raise ValueError(
                 "Training produced non-finite weights: the input data may contain "
@@ -602,32 +599,52 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     # -- network -----------------------------------------------------------------
     def _network_for(self, X, labels, hidden, first_pass, rng):
         """The network this fit trains: a new one, or the fitted one's."""
-        from . import _network
-
         dtype = X.dtype.name
-        if self.network is None:
-            units = [X.shape[1], *hidden, labels.n_outputs]
-            if not first_pass:
-                coefs = self._state.weights.coefs
-                units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
-            return _network.DenseNetwork(
-                units, self.activation, labels.out_activation, dtype
-            )
-        if not first_pass and getattr(self, "_network", None) is not None:
-            return self._network
-        network = _network.CustomNetwork(
-            self.network, X.shape[1], labels.n_outputs, labels.out_activation, dtype
-        )
-        network.build(int(rng.randint(np.iinfo(np.int32).max)) if first_pass else 0)
         if first_pass:
+            units = [X.shape[1], *hidden, labels.n_outputs]
+            if self.network is None:
+                return self._new_network(units, labels.out_activation, dtype)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            network = self._new_network(units, labels.out_activation, dtype, seed)
             network.check_outputs(X)
-        else:
+            return network
+        if self.network is None:
+            units = self._fitted_units()
+            return self._new_network(units, labels.out_activation, dtype)
+        network = getattr(self, "_network", None)
+        if network is None:
+            network = self._get_network()
             network.build_model(self._state.weights)
         return network
 
+    def _new_network(self, units, out_activation, dtype, seed=0):
+        """A network of these layer widths (input and output included).
+
+        The default network is MLPClassifier's; a custom one is built by the
+        user's ``network`` under ``seed``.
+        """
+        from ._network import CustomNetwork, DenseNetwork
+
+        if self.network is None:
+            return DenseNetwork(units, self.activation, out_activation, dtype)
+        network = CustomNetwork(
+            self.network, units[0], units[-1], out_activation, dtype
+        )
+        network.build(seed)
+        return network
+
+    def _fitted_units(self):
+        """Layer widths of the fitted network, input and output included."""
+        if self.network is not None:
+            return [self.n_features_in_, self._state.labels.n_outputs]
+        coefs = self._state.weights.coefs
+        return [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
+
     # -- solvers -------------------------------------------------------------------
-    def _fit_lbfgs(self, training, network, state, data):
-        run = training.train_lbfgs(
+    def _fit_lbfgs(self, network, state, data):
+        from ._training import train_lbfgs  # the backend loads here
+
+        run = train_lbfgs(
             network,
             state.weights,
             data,
@@ -644,17 +661,16 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             message = result.message
             if isinstance(message, bytes):
                 message = message.decode("latin1")
-            warnings.warn(
+            warn(
                 f"lbfgs failed to converge after {result.nit} iteration(s) "
                 f"(status={result.status}): {message}. Increase max_iter or "
                 "max_fun, or scale the data.",
                 ConvergenceWarning,
-                stacklevel=6,
             )
         n_iter = min(int(result.nit), self.max_iter)
         return state.after_lbfgs(run.weights, run.losses, float(result.fun), n_iter)
 
-    def _stochastic_config(self, training, batch_size):
+    def _stochastic_config(self, batch_size):
         """The solver object and the numbers of this fit's training loop."""
         from . import _solvers
 
@@ -677,16 +693,16 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 epsilon=float(self.epsilon),
             )
         else:
-            self._check_optimizer_settings(_solvers)
+            self._check_optimizer_settings()
             solver = _solvers.KerasOptimizer(self.solver)
             numbers = solver.Hyper()
-        hyper = training.Hyper(
+        hyper = Hyper(
             alpha=float(self.alpha),
             tol=float(self.tol),
             n_iter_no_change=float(self.n_iter_no_change),
             solver=numbers,
         )
-        return training.TrainingConfig(
+        return TrainingConfig(
             solver=solver,
             hyper=hyper,
             batch_size=batch_size,
@@ -694,18 +710,20 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             early_stopping=bool(self.early_stopping),
         )
 
-    def _check_optimizer_settings(self, solvers):
+    def _check_optimizer_settings(self):
         """Refuse a built-in learning-rate schedule with a Keras optimizer object.
 
         The built-in solvers' other settings are unused with an optimizer
         object, as MLPClassifier leaves ``momentum`` unused with ``'adam'``, so
         that one grid can search string solvers and optimizer objects.
         """
+        from ._solvers import describe
+
         if self.learning_rate != "constant":
             raise ValueError(
                 f"learning_rate={self.learning_rate!r} is a schedule of the "
                 "built-in 'sgd' solver; it has no meaning with "
-                f"solver={solvers.describe(self.solver)}, whose own learning "
+                f"solver={describe(self.solver)}, whose own learning "
                 "rate applies. Give the optimizer a "
                 "keras.optimizers.schedules.LearningRateSchedule instead, or "
                 "leave learning_rate='constant'."
@@ -715,21 +733,21 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.batch_size, str):  # "auto"
             return min(200, n_samples)
         if self.batch_size > n_samples:
-            warnings.warn(
+            warn(
                 f"Got batch_size={self.batch_size} larger than the sample size "
-                f"({n_samples}). It is going to be clipped.",
-                stacklevel=7,
+                f"({n_samples}). It is going to be clipped."
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, training, network, state, data, y, rng, incremental):
+    def _fit_stochastic(self, network, state, data, y, rng, incremental):
         from ._callbacks import EpochReporter
+        from ._training import check_solver_state, train_stochastic
 
         validation = None
         if self.early_stopping:
-            data, validation = self._validation_split(training, data, y, state, rng)
+            data, validation = self._validation_split(data, y, state, rng)
         n_samples = data.X.shape[0]
-        config = self._stochastic_config(training, self._batch_size(n_samples))
+        config = self._stochastic_config(self._batch_size(n_samples))
         start = state.training
         if not incremental or start.solver is None:
             # A new solver each fit, as MLPClassifier: fresh moments and the
@@ -741,14 +759,14 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 ),
             )
         else:
-            training.check_solver_state(config.solver, start)
+            check_solver_state(config.solver, start)
         n_epochs = 1 if incremental else self.max_iter
         seed = int(rng.randint(np.iinfo(np.int32).max))
         reporter = EpochReporter(
             self, network, start.weights, n_epochs, n_samples, config.batch_size
         )
         try:
-            end, log = training.train_stochastic(
+            end, log = train_stochastic(
                 network,
                 config,
                 start,
@@ -772,19 +790,18 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             progress=end.progress._replace(best_weights=None),
         )
         if log.interrupted:
-            warnings.warn("Training interrupted by user.", stacklevel=6)
+            warn("Training interrupted by user.")
         elif (
             not incremental and log.status == RUNNING and log.n_epochs == self.max_iter
         ):
-            warnings.warn(
+            warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=6,
             )
         return state.after_epochs(end, log)
 
-    def _validation_split(self, training, data, y, state, rng):
+    def _validation_split(self, data, y, state, rng):
         """Set aside ``validation_fraction`` of the data for early stopping.
 
         The split is stratified on the labels (not for multilabel targets),
@@ -813,7 +830,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
-        return training.TrainingData(*parts[0::2]), training.TrainingData(*parts[1::2])
+        return TrainingData(*parts[0::2]), TrainingData(*parts[1::2])
 
     def _diverged_error(self, epoch):
         hint = (
@@ -860,29 +877,15 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def _get_network(self):
-        """The network object (rebuilt after unpickling)."""
+        """The fitted network object (rebuilt after unpickling or loading)."""
         network = getattr(self, "_network", None)
         if network is None:
-            from . import _network
-
             state = self._state
-            if self.network is None:
-                coefs = state.weights.coefs
-                network = _network.DenseNetwork(
-                    [c.shape[0] for c in coefs] + [coefs[-1].shape[1]],
-                    self.activation,
-                    state.labels.out_activation,
-                    coefs[0].dtype.name,
-                )
-            else:
-                network = _network.CustomNetwork(
-                    self.network,
-                    self.n_features_in_,
-                    state.labels.n_outputs,
-                    state.labels.out_activation,
-                    state.weights.params[0].dtype.name,
-                )
-                network.build(0)
+            network = self._new_network(
+                self._fitted_units(),
+                state.labels.out_activation,
+                state.weights.params[0].dtype.name,
+            )
             self._network = network
         return network
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ._activations import KERAS_ACTIVATIONS
 from ._fixes import network_build_scope
 from ._state import Weights
 
@@ -30,15 +31,6 @@ _PROBE_ROWS = 32
 
 # Keys for models whose computation no config describes: never shared.
 _UNIQUE = itertools.count()
-
-# MLPClassifier's activation names -> Keras' names.
-KERAS_ACTIVATIONS = {
-    "identity": "linear",
-    "logistic": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "softmax": "softmax",
-}
 
 
 class DenseNetwork:

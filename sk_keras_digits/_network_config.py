@@ -15,16 +15,8 @@ A model file's ``model.keras`` holds the network's architecture, as Keras'
 Importing this module does not import Keras; the functions do.
 """
 
+from ._activations import KERAS_ACTIVATIONS
 from ._archive import Refused
-
-# MLPClassifier's activation names -> Keras' names (as in _network).
-_KERAS_ACTIVATIONS = {
-    "identity": "linear",
-    "logistic": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "softmax": "softmax",
-}
 
 
 def _policy_name(dtype):
@@ -51,7 +43,7 @@ def check_dense_config(config, n_features_in, units, activation, out_activation,
     expected = [("InputLayer", [None, n_features_in], dtype)]
     for i, n in enumerate(units):
         name = out_activation if i == len(units) - 1 else activation
-        expected.append(("Dense", n, _KERAS_ACTIVATIONS[name], True, dtype))
+        expected.append(("Dense", n, KERAS_ACTIVATIONS[name], True, dtype))
     try:
         if config["class_name"] != "Functional":
             raise ValueError(f"a {config['class_name']!r} model")

@@ -37,6 +37,7 @@ import zipfile
 import numpy as np
 
 from . import _archive, _format_1, _model_file, _network_config, _pipeline_file
+from ._activations import KERAS_ACTIVATIONS
 from ._archive import Refused
 from ._model_file import ESTIMATOR, FORMAT_NAME, FORMAT_VERSION
 
@@ -58,7 +59,6 @@ _CONFIG_LIMIT = 4 * 2**20
 _METADATA_LIMIT = 2**16
 _PICKLE_PROTOCOL_PREFIX = b"\x80"
 _ZIP_MAGIC = b"PK\x03\x04"
-_KERAS_ACTIVATIONS = {"softmax": "softmax", "logistic": "sigmoid"}
 
 
 class ModelFileError(ValueError):
@@ -801,7 +801,7 @@ class _Reader:
                 f"{str(saved_buffers)[:200]})."
             )
         activation = _network_config.output_activation(config)
-        expected = _KERAS_ACTIVATIONS[state.labels.out_activation]
+        expected = KERAS_ACTIVATIONS[state.labels.out_activation]
         if activation is not None and activation != expected:
             raise Refused(
                 f"model.keras: the network's output layer applies {activation!r}, "

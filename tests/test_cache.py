@@ -47,3 +47,74 @@ def test_threads_asking_for_one_key_share_one_build():
     for thread in threads:
         thread.join()
     assert len(builds) == 1 and len({id(r) for r in results}) == 1
+
+
+def test_a_build_runs_outside_the_lock_and_may_use_the_cache():
+    cache = LRUCache(maxsize=4)
+
+    def outer():
+        # A build asking for other keys (a builder using another estimator)
+        # and for its own key (re-entrantly) does not wait on itself.
+        return (cache.get("inner", lambda: "inner"), cache.get("outer", lambda: 1))
+
+    assert cache.get("outer", outer) == ("inner", 1)
+    assert cache.get("outer", None) == ("inner", 1)
+    assert cache.get("inner", None) == "inner"
+
+
+def test_a_slow_build_blocks_only_the_threads_waiting_for_its_key():
+    cache = LRUCache(maxsize=4)
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        assert release.wait(10)
+        return "slow"
+
+    thread = threading.Thread(target=lambda: cache.get("slow", slow))
+    thread.start()
+    assert started.wait(10)
+    # Another key is built and looked up while the slow build is running.
+    assert cache.get("fast", lambda: "fast") == "fast"
+    assert cache.get("slow", None) is None  # a look-up does not wait
+    release.set()
+    thread.join(10)
+    assert cache.get("slow", None) == "slow"
+
+
+def test_a_failed_build_caches_nothing_and_a_waiting_thread_builds_again():
+    cache = LRUCache(maxsize=4)
+    started, release = threading.Event(), threading.Event()
+    results = []
+
+    def failing():
+        started.set()
+        assert release.wait(10)
+        raise RuntimeError("build failed")
+
+    def first():
+        try:
+            cache.get("key", failing)
+        except RuntimeError as exc:
+            results.append(str(exc))
+
+    def second():
+        results.append(cache.get("key", lambda: "rebuilt"))
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    assert started.wait(10)
+    threads.append(threading.Thread(target=second))
+    threads[1].start()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == ["build failed", "rebuilt"]
+    assert cache.get("key", None) == "rebuilt"
+
+
+def test_pending_builds_are_not_listed_and_eviction_keeps_the_bound():
+    cache = LRUCache(maxsize=2)
+    for key in "abcd":
+        cache.get(key, lambda key=key: key.upper())
+    assert cache.items() == [("c", "C"), ("d", "D")]

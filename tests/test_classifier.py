@@ -368,6 +368,8 @@ def test_class_weight_dict_multiplies_sample_weight(small_digits):
         ({3: np.inf}, "multiclass", "partial_fit", "finite non-negative numbers"),
         ({3: "x"}, "multiclass", "fit", "finite non-negative numbers"),
         ({3: True}, "multiclass", "fit", "finite non-negative numbers"),
+        (dict.fromkeys(range(10), 0), "multiclass", "fit", "every sample a weight"),
+        (dict.fromkeys(range(10), 0.0), "multiclass", "partial_fit", "weight of 0"),
     ],
 )
 def test_class_weight_errors(small_digits, class_weight, target, method, match):
@@ -685,3 +687,20 @@ def test_pickle_round_trip_into_a_fresh_process(tmp_path, small_digits):
     np.testing.assert_array_equal(dense_proba, dense.predict_proba(X))
     assert not tensorflow_loaded  # the dense network predicts with NumPy alone
     np.testing.assert_allclose(custom_proba, custom.predict_proba(X), rtol=1e-6)
+
+
+def test_class_weight_zeroing_only_the_classes_of_y_is_refused(small_digits):
+    """Zero weights for just the classes present in a call, not for every class."""
+    X, y = small_digits
+    ones_and_twos = np.isin(y, [1, 2])
+    class_weight = {1: 0, 2: 0.0, 3: 1.0}
+    with pytest.raises(ValueError, match=r"class_weight=.* every sample a weight"):
+        KerasDigitClassifier(class_weight={1: 0, 2: 0.0}).fit(
+            X[ones_and_twos], y[ones_and_twos]
+        )
+    est = KerasDigitClassifier(class_weight=class_weight, max_iter=2, random_state=0)
+    est.partial_fit(X, y, classes=np.unique(y))
+    before = est.coefs_[0].copy()
+    with pytest.raises(ValueError, match="every sample a weight of 0"):
+        est.partial_fit(X[ones_and_twos], y[ones_and_twos])
+    np.testing.assert_array_equal(est.coefs_[0], before)  # nothing lost

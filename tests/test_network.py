@@ -73,3 +73,212 @@ def test_custom_build_is_seeded_and_uses_the_data_dtype():
         a.initial_weights().params[0], c.initial_weights().params[0]
     )
     assert a.compute_dtype == "float64"
+
+
+# -- program keys: a network shares a program only if provably equivalent ---
+def _key(builder):
+    network = CustomNetwork(builder, 64, 10, "softmax", "float64")
+    network.build(0)
+    return network.trace_key
+
+
+def _scaled_closure(scale):
+    def activation(x):
+        return keras.ops.tanh(x) * scale
+
+    def build(n_features, n_outputs, output_activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_features,)),
+                keras.layers.Dense(6, activation=activation),
+                keras.layers.Dense(n_outputs, activation=output_activation),
+            ]
+        )
+
+    return build
+
+
+def _scaled_lambda(scale):
+    def build(n_features, n_outputs, output_activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_features,)),
+                keras.layers.Dense(6, activation=lambda x: x * scale),
+                keras.layers.Dense(n_outputs, activation=output_activation),
+            ]
+        )
+
+    return build
+
+
+class _Scale(keras.layers.Layer):
+    """A custom layer whose behaviour depends on a value its config leaves out."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x):
+        return x * self.scale
+
+
+@keras.saving.register_keras_serializable(package="test_network")
+class _RegisteredScale(_Scale):
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _custom_layer(layer_class):
+    def for_scale(scale):
+        def build(n_features, n_outputs, output_activation):
+            return keras.Sequential(
+                [
+                    keras.Input((n_features,)),
+                    layer_class(scale),
+                    keras.layers.Dense(n_outputs, activation=output_activation),
+                ]
+            )
+
+        return build
+
+    return for_scale
+
+
+def _lambda_layer(scale):
+    def build(n_features, n_outputs, output_activation):
+        inputs = keras.Input((n_features,))
+        h = keras.layers.Lambda(lambda x: x * scale)(inputs)
+        outputs = keras.layers.Dense(n_outputs, activation=output_activation)(h)
+        return keras.Model(inputs, outputs)
+
+    return build
+
+
+def _custom_initializer(scale):
+    class Init(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return keras.ops.ones(shape, dtype) * scale
+
+    def build(n_features, n_outputs, output_activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_features,)),
+                keras.layers.Dense(
+                    n_outputs,
+                    activation=output_activation,
+                    kernel_initializer=Init(),
+                ),
+            ]
+        )
+
+    return build
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        _scaled_closure,
+        _scaled_lambda,
+        _custom_layer(_Scale),
+        _custom_layer(_RegisteredScale),
+        _lambda_layer,
+        _custom_initializer,
+    ],
+    ids=[
+        "closure",
+        "lambda",
+        "custom-layer",
+        "registered-custom-layer",
+        "Lambda-layer",
+        "custom-initializer",
+    ],
+)
+def test_unprovable_networks_never_share_a_program_key(family):
+    keys = [_key(family(scale)) for scale in (1.0, 0.0, 1.0)]
+    # Not even the same parameter twice: nothing proves them equivalent.
+    assert len(set(keys)) == 3
+
+
+def test_keras_own_layers_and_activations_keep_sharing():
+    def build(n_features, n_outputs, output_activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_features,)),
+                keras.layers.Reshape((8, 8, 1)),
+                keras.layers.Conv2D(2, 3, activation=keras.activations.relu),
+                keras.layers.Flatten(),
+                keras.layers.Dropout(0.1),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(
+                    n_outputs,
+                    activation=output_activation,
+                    kernel_regularizer=keras.regularizers.L2(0.01),
+                ),
+            ]
+        )
+
+    assert _key(build) == _key(build)
+    assert _key(build)[2][0] == "config"
+    assert _key(mlp_builder) == _key(mlp_builder)
+
+
+# -- the output contract -------------------------------------------------------
+def _network(layers_after_input, n_outputs=10):
+    def build(n_features, n_outputs_, output_activation):
+        return keras.Sequential([keras.Input((n_features,)), *layers_after_input()])
+
+    return CustomNetwork(
+        build, 64, n_outputs, "softmax" if n_outputs > 1 else "logistic", "float64"
+    )
+
+
+@pytest.mark.parametrize(
+    "layers, n_outputs, problem",
+    [
+        (lambda: [keras.layers.Dense(10)], 10, "outside [0, 1]"),
+        (
+            lambda: [
+                keras.layers.Dense(5, activation="softmax"),
+                keras.layers.Dense(10),
+            ],
+            10,
+            "outside [0, 1]",
+        ),
+        (lambda: [keras.layers.Dense(10, activation="sigmoid")], 10, "summing to"),
+        (lambda: [keras.layers.Dense(1)], 1, "outside [0, 1]"),
+        (lambda: [keras.layers.Dense(1, activation="softmax")], 1, "constant 1"),
+        (lambda: [keras.layers.Dense(3, activation="relu")], 3, "outside [0, 1]"),
+    ],
+)
+def test_outputs_that_are_not_probabilities_are_refused(
+    small_digits, layers, n_outputs, problem
+):
+    X, _ = small_digits
+    network = _network(layers, n_outputs)
+    network.build(0)
+    with pytest.raises(ValueError, match="must output") as info:
+        network.check_outputs(X)
+    message = str(info.value)
+    assert problem in message and "activation=" in message and "build" in message
+
+
+@pytest.mark.parametrize("n_outputs, activation", [(10, "softmax"), (3, "sigmoid")])
+def test_probabilities_of_the_right_kind_pass(small_digits, n_outputs, activation):
+    X, _ = small_digits
+    network = _network(
+        lambda: [
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(n_outputs, activation=activation),
+        ],
+        n_outputs,
+    )
+    network.out_activation = "softmax" if activation == "softmax" else "logistic"
+    network.build(0)
+    network.check_outputs(X)
+
+
+def test_a_network_without_trainable_weights_is_refused():
+    network = _network(lambda: [keras.layers.Softmax()], 64)
+    with pytest.raises(ValueError, match="no trainable weights") as info:
+        network.build(0)
+    assert "build" in str(info.value)

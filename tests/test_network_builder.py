@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils import estimator_html_repr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -361,3 +361,141 @@ def test_builders_do_not_import_tensorflow_until_built():
         cwd=ROOT,
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- networks that differ only in what their config cannot show ---------------
+class ScaledActivation(NetworkBuilder):
+    """A closure carries ``scale`` into the hidden activation."""
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def build(self, n_features_in, n_outputs, output_activation):
+        scale = self.scale
+
+        def activation(x):
+            return keras.ops.tanh(x) * scale
+
+        return keras.Sequential(
+            [
+                keras.Input((n_features_in,)),
+                keras.layers.Dense(8, activation=activation),
+                keras.layers.Dense(n_outputs, activation=output_activation),
+            ]
+        )
+
+
+def test_closure_parameters_train_their_own_networks(small_digits):
+    """Each scale trains and predicts with its own program, in any order."""
+    X, y = small_digits
+    results = {}
+    for scale in (1.0, 0.0, 1.0):
+        est = fit_quietly(
+            KerasDigitClassifier(network=ScaledActivation(scale), **QUICK), X, y
+        )
+        proba = est.predict_proba(X)
+        np.testing.assert_allclose(proba, np.asarray(est.model_(X)), atol=1e-12)
+        results.setdefault(scale, []).append(proba)
+    # scale=0 zeroes the hidden layer: every row gets the same probabilities.
+    assert np.ptp(results[0.0][0], axis=0).max() < 1e-12
+    assert np.ptp(results[1.0][0], axis=0).max() > 1e-3
+    np.testing.assert_array_equal(results[1.0][0], results[1.0][1])
+
+
+def test_grid_search_over_a_closure_parameter_matches_separate_fits(small_digits):
+    X, y = small_digits
+    search = GridSearchCV(
+        KerasDigitClassifier(network=ScaledActivation(), **QUICK),
+        {"network__scale": [0.0, 1.0]},
+        cv=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+        # Each scale alone, in the opposite order, in the same process.
+        alone = [
+            cross_val_score(
+                KerasDigitClassifier(network=ScaledActivation(scale), **QUICK),
+                X,
+                y,
+                cv=2,
+            ).mean()
+            for scale in (1.0, 0.0)
+        ][::-1]
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], alone)
+    assert alone[0] < alone[1]
+
+
+class TransferBuilder(NetworkBuilder):
+    """Uses another fitted estimator while building (transfer learning)."""
+
+    def __init__(self, pretrained=None, probe=None):
+        self.pretrained = pretrained
+        self.probe = probe
+
+    def build(self, n_features_in, n_outputs, output_activation):
+        self.pretrained.predict_proba(self.probe)
+        return DenseBuilder(units=4).build(n_features_in, n_outputs, output_activation)
+
+
+@pytest.mark.timeout(120)
+def test_a_builder_may_use_another_fitted_estimator(small_digits):
+    X, y = small_digits
+    pretrained = fit_quietly(
+        KerasDigitClassifier(network=DenseBuilder(), **QUICK), X, y
+    )
+    builder = TransferBuilder(pretrained, X[:5])
+    est = fit_quietly(KerasDigitClassifier(network=builder, **QUICK), X, y)
+    assert est.predict(X).shape == y.shape
+
+
+class SlowBuilder(DenseBuilder):
+    """Signals that it is building, then waits to be released."""
+
+    def __init__(self, units=8, activation="relu", started=None, release=None):
+        super().__init__(units, activation)
+        self.started = started
+        self.release = release
+
+    def build(self, n_features_in, n_outputs, output_activation):
+        self.started.set()
+        assert self.release.wait(60)
+        return super().build(n_features_in, n_outputs, output_activation)
+
+
+@pytest.mark.timeout(120)
+def test_a_slow_build_does_not_block_other_threads_fits(small_digits):
+    import threading
+
+    X, y = small_digits
+    started, release = threading.Event(), threading.Event()
+    slow = KerasDigitClassifier(
+        network=SlowBuilder(started=started, release=release), **QUICK
+    )
+    thread = threading.Thread(target=fit_quietly, args=(slow, X, y))
+    thread.start()
+    try:
+        assert started.wait(60)
+        other = fit_quietly(
+            KerasDigitClassifier(hidden_layer_sizes=(5,), **QUICK), X, y
+        )
+        assert other.n_iter_ == QUICK["max_iter"]
+        assert not slow.__sklearn_is_fitted__()  # still building
+    finally:
+        release.set()
+        thread.join(60)
+    assert slow.predict(X).shape == y.shape
+
+
+def test_a_network_without_output_activation_is_refused_at_fit(small_digits):
+    X, y = small_digits
+
+    def no_activation(n_features_in, n_outputs, output_activation):
+        return keras.Sequential(
+            [keras.Input((n_features_in,)), keras.layers.Dense(n_outputs)]
+        )
+
+    with pytest.raises(ValueError, match="no_activation.*activation='softmax'"):
+        KerasDigitClassifier(network=no_activation, max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="activation='sigmoid'"):
+        KerasDigitClassifier(network=no_activation, max_iter=2).fit(X, y % 2)

@@ -1,0 +1,30 @@
+"""Warnings name the caller's line, wherever in the package they are raised."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sk_keras_digits import KerasDigitClassifier
+
+
+@pytest.mark.parametrize(
+    "params, method, category",
+    [
+        (dict(batch_size=1000, max_iter=2), "fit", UserWarning),
+        (dict(max_iter=2), "fit", ConvergenceWarning),
+        (dict(solver="lbfgs", max_iter=2), "fit", ConvergenceWarning),
+        (dict(batch_size=1000), "partial_fit", UserWarning),
+    ],
+)
+def test_warnings_point_at_the_callers_line(small_digits, params, method, category):
+    X, y = small_digits
+    est = KerasDigitClassifier(random_state=0, **params)
+    kwargs = {"classes": np.unique(y)} if method == "partial_fit" else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        getattr(est, method)(X, y, **kwargs)
+    ours = [w for w in caught if issubclass(w.category, category)]
+    assert ours, [str(w.message) for w in caught]
+    assert {w.filename for w in ours} == {__file__}

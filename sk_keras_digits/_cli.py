@@ -45,21 +45,49 @@ FIGURES = {
 }
 
 
-def _positive_int(minimum):
+#: The largest ``--hidden-sizes`` value: a 64-H-10 network then has 75H + 10
+#: weights (7.5 million, some 60 MB in float64 per copy); past it a size is a
+#: typo, and one of 10**12 cannot be allocated at all.
+MAX_HIDDEN_SIZE = 100_000
+
+
+def _shown(text, limit=40):
+    """``text`` for a one-line message: quoted, escaped, cut past ``limit``."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def _shown_int(value, limit=30):
+    """``value`` for a one-line message, its digits cut past ``limit``."""
+    digits = str(value)
+    return (
+        digits
+        if len(digits) <= limit
+        else f"{digits[:limit]}... ({len(digits)} digits)"
+    )
+
+
+def _positive_int(minimum, maximum=None):
+    expected = (
+        f"an integer >= {minimum}"
+        if maximum is None
+        else f"an integer from {minimum} to {maximum}"
+    )
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}"
+                f"expected {expected}, got {_shown(text)}"
             ) from None
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {value}"
+                f"expected {expected}, got {_shown_int(value)}"
             )
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = expected
     return parse
 
 
@@ -93,8 +121,9 @@ def build_parser():
         "--out",
         metavar="DIR",
         default=DEFAULT_OUT,
-        help="output folder for the figures and report.html; created if missing "
-        "(default: ./%(default)s)",
+        help="output folder for the figures and report.html (default: "
+        "./%(default)s); created if missing, and checked by writing a file into "
+        "it before the job starts",
     )
     parser.add_argument(
         "--quick",
@@ -112,11 +141,11 @@ def build_parser():
     )
     parser.add_argument(
         "--hidden-sizes",
-        type=_positive_int(1),
+        type=_positive_int(1, MAX_HIDDEN_SIZE),
         nargs="+",
         metavar="H",
-        help="hidden layer sizes to grid-search (default: "
-        f"{' '.join(map(str, full['hidden_sizes']))})",
+        help=f"hidden layer sizes to grid-search, each from 1 to {MAX_HIDDEN_SIZE} "
+        f"(default: {' '.join(map(str, full['hidden_sizes']))})",
     )
     parser.add_argument(
         "--cv",
@@ -178,17 +207,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        parser.error(
-            f"--out {args.out!r} is an existing file; expected a folder (it is "
-            "created if missing)"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        parser.error(f"--out {args.out!r}: cannot create the folder ({exc})")
-    if not os.access(out, os.W_OK | os.X_OK):
-        parser.error(f"--out {args.out!r}: the folder is not writable")
+    problem = _unwritable(out, f"--out {_shown(args.out, 200)}")
+    if problem:
+        parser.error(problem)
     hidden = args.hidden_sizes or defaults["hidden_sizes"]
     return Settings(
         out=out,
@@ -199,6 +220,74 @@ def parse_args(argv=None):
         progress=not args.no_progress,
         quick=args.quick,
     )
+
+
+def _output_names():
+    from ._report import REPORT_NAME
+
+    return (*FIGURES, REPORT_NAME)
+
+
+def _unwritable(out, option):
+    """Why the job could not write its files into ``out``, or None.
+
+    The folder is created if missing, then checked by writing: a probe file
+    is created and removed in it, and each output file is opened for
+    appending (created and removed where it does not exist yet). Writing is
+    the only test that holds everywhere: ``os.access`` answers yes to root
+    whatever the mode, also where writing then fails (``/proc``, a network
+    mount mapping root to nobody), and says nothing of an output name taken
+    by a folder.
+    Folders created here are removed again if the check fails. The message
+    starts with ``option`` (the option and its value).
+    """
+    if out.exists() and not out.is_dir():
+        return (
+            f"{option} is an existing file; expected a folder (it is created "
+            "if missing)"
+        )
+    created = [p for p in (out, *out.parents) if not os.path.lexists(p)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{option}: cannot create the folder ({_reason(exc)})"
+    problem = None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sk-keras-digits-probe-", dir=out)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        problem = f"{option}: cannot write into the folder ({_reason(exc)})"
+    for name in () if problem else _output_names():
+        path = out / name
+        if path.exists() and not path.is_file():  # opening a FIFO would block
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            problem = (
+                f"{option}: {name!r} in it is {kind}; expected a file there or none"
+            )
+            break
+        existed = os.path.lexists(path)
+        try:
+            with open(path, "ab"):
+                pass
+            if not existed:
+                path.unlink()
+        except OSError as exc:
+            problem = f"{option}: cannot write {name!r} in it ({_reason(exc)})"
+            break
+    if problem:
+        for folder in created:  # leaf first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return problem
+
+
+def _reason(exc):
+    """An OSError's reason without its file name (the message names it)."""
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def main(argv=None):

@@ -311,7 +311,10 @@ def _load_skops(reader, data, name, what):
                 f"{names[:5]}{'...' if len(names) > 5 else ''}."
             )
         limit = min(SCHEMA_LIMIT, budget.left)
-        text = read_member(archive, "schema.json", limit, f"{what}: schema.json", hint)
+        schema_hint = hint if limit < SCHEMA_LIMIT else " (the most a step's may hold)"
+        text = read_member(
+            archive, "schema.json", limit, f"{what}: schema.json", schema_hint
+        )
         budget.left -= len(text)
         try:
             schema = json.loads(text, parse_constant=_refuse_constant)

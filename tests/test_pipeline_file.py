@@ -193,7 +193,7 @@ def test_load_refuses_untrusted_objects_inside_a_trusted_step(
     scaler.helper_ = json.dumps  # a function: code, which skops does not trust
     content = {**members(pipeline_file), "steps/0.skops": skops.io.dumps(scaler)}
     path = write(tmp_path / "tampered.skd", content)
-    with pytest.raises(ModelFileError, match=r"helper_: json.dumps .*not allowed inside"):
+    with pytest.raises(ModelFileError, match=r"helper_: json.dumps .*not allowed"):
         load(path)
     with pytest.raises(TypeError, match="json.dumps"):
         save(make_pipeline(scaler, pipeline[-1]), tmp_path / "again.skd")

@@ -268,9 +268,11 @@ def load_pipeline(reader, manifest, load_model):
             try:
                 estimator = load_model(data, name)
             except Refused as exc:
-                raise Refused(f"step {name!r}: {exc}") from exc
+                raise Refused(f"step {_label(name)}: {exc}") from exc
             if not isinstance(estimator, KerasDigitClassifier):
-                raise Refused(f"step {name!r} holds a pipeline: nesting is refused.")
+                raise Refused(
+                    f"step {_label(name)} holds a pipeline: nesting is refused."
+                )
         else:
             estimator = _load_skops(reader, data, name, what)
         steps.append((name, estimator))
@@ -296,7 +298,7 @@ def _load_skops(reader, data, name, what):
     from skops.io._utils import LoadContext
 
     budget = reader.budget
-    what = f"step {name!r} ({what})"
+    what = f"step {_label(name)} ({what})"
     hint = (
         f"; that is what is left of max_bytes={budget.max_bytes}. If you trust "
         "the file, load it with a larger max_bytes"
@@ -360,6 +362,11 @@ class _Members:
         return self._content.pop(name)
 
 
+def _label(name):
+    """A step's name for a message: quoted, at most 60 characters of it."""
+    return repr(name if len(name) <= 60 else name[:60] + "...")
+
+
 def _refuse_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
@@ -384,7 +391,7 @@ def check_consistent(pipeline, budget):
     width = getattr(steps[0][1], "n_features_in_", None)
     if type(width) is not int or not 1 <= width <= max(budget.left // 8, 1):
         raise Refused(
-            f"step {steps[0][0]!r}: n_features_in_ should be a positive integer "
+            f"step {_label(steps[0][0])}: n_features_in_ should be a positive integer "
             f"within max_bytes, got {str(width)[:40]}."
         )
     X = np.zeros((1, width))
@@ -392,7 +399,7 @@ def check_consistent(pipeline, budget):
         expected = getattr(step, "n_features_in_", None)
         if type(expected) is not int or expected != X.shape[1]:
             raise Refused(
-                f"step {name!r} expects {str(expected)[:40]} features, but the "
+                f"step {_label(name)} expects {str(expected)[:40]} features, but the "
                 f"steps before it give {X.shape[1]}."
             )
         if i == len(steps) - 1 and not hasattr(step, "transform"):
@@ -404,9 +411,9 @@ def check_consistent(pipeline, budget):
                 X = step.transform(X)
         except Exception as exc:  # a fitted state no fit could have produced
             problem = str(exc)[:150] or type(exc).__name__
-            raise Refused(f"step {name!r} cannot transform ({problem}).") from exc
+            raise Refused(f"step {_label(name)} cannot transform ({problem}).") from exc
         if type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] != 1:
             raise Refused(
-                f"step {name!r} gives a {type(X).__name__} of shape "
+                f"step {_label(name)} gives a {type(X).__name__} of shape "
                 f"{getattr(X, 'shape', None)}, not one dense row."
             )

@@ -305,7 +305,13 @@ def mutation_inputs(pipeline_file):
     # Values found in the schema itself: ids, member names, loaders, classes.
     leaves = [get(schema, p) for p in paths]
     found = sorted({json.dumps(v) for v in leaves if not isinstance(v, (dict, list))})
-    return schema, paths, [json.loads(v) for v in found]
+    # The JSON text of each attribute stored as a JSON primitive.
+    texts = [
+        (*p, "content")
+        for p in paths
+        if isinstance(node := get(schema, p), dict) and node.get("is_json") is True
+    ]
+    return schema, paths, texts, [json.loads(v) for v in found]
 
 
 def get(state, path):
@@ -315,7 +321,7 @@ def get(state, path):
 
 
 @settings(
-    max_examples=120,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -324,14 +330,13 @@ def test_mutated_schema_loads_consistently_or_is_refused(
     choices, mutation_inputs, pipeline_file, data, tmp_path
 ):
     """Any value of schema.json replaced: a working pipeline or ModelFileError."""
-    schema, paths, found = mutation_inputs
-    path = choices.draw(st.sampled_from(paths), label="path")
-    value = choices.draw(
-        st.sampled_from(found)
-        | JSON_VALUES
-        | st.builds(json.dumps, st.integers(-(2**40), 2**40) | st.text(max_size=8)),
-        label="value",
-    )
+    schema, paths, texts, found = mutation_inputs
+    if choices.draw(st.booleans(), label="an attribute's JSON text"):
+        path = choices.draw(st.sampled_from(texts), label="path")
+        value = choices.draw(st.builds(json.dumps, JSON_VALUES), label="value")
+    else:
+        path = choices.draw(st.sampled_from(paths), label="path")
+        value = choices.draw(st.sampled_from(found) | JSON_VALUES, label="value")
     file = tmp_path / "mutated.skd"
     file.write_bytes(with_imputer(pipeline_file, replaced(schema, path, value)))
     X = np.nan_to_num(data[0][:5])

@@ -8,10 +8,10 @@ recursion, and accepts only what a pipeline step may hold:
 - at the root, one of the step types of
   :func:`sk_keras_digits._pipeline_file.trusted_steps`;
 - below it, dicts with string keys, lists, tuples, JSON primitives, NumPy
-  arrays (``.npy`` members or object arrays of primitives), NumPy scalars and
-  dtypes, and the types of :data:`NESTED_STEPS` exactly where scikit-learn puts
-  them; nothing else, at any depth (no function, no ufunc, no other
-  estimator);
+  arrays (``.npy`` members or object arrays of primitives), NumPy scalars,
+  dtypes and ``RandomState`` objects, and the types of :data:`NESTED_STEPS`
+  exactly where scikit-learn puts them; nothing else, at any depth (no
+  function, no ufunc, no other estimator);
 - every node carries a positive integer ``__id__``; an ``__id__`` seen twice
   comes with the same state (``skops`` builds the first and reuses it), so no
   object can be aliased into another place, and each ``.npy`` member is
@@ -72,6 +72,11 @@ _KINDS = {
     "dtype": ("DTypeNode", {"numpy.dtype"}, {"content"}),
     "array": ("NdArrayNode", _ARRAYS, {"type", "file"}),
     "object_array": ("NdArrayNode", {"numpy.ndarray"}, {"type", "content", "shape"}),
+    "random_state": (
+        "RandomStateNode",
+        {"numpy.random.mtrand.RandomState"},
+        {"content"},
+    ),
     "step": ("ObjectNode", set(), {"content"}),
 }
 _LOADERS = {loader for loader, _, _ in _KINDS.values()}
@@ -201,6 +206,7 @@ def _value_kind(state, path):
         "TupleNode": "tuple",
         "JsonNode": "json",
         "DTypeNode": "dtype",
+        "RandomStateNode": "random_state",
     }.get(loader if type(loader) is str else None)
     if kind is None:
         module, cls = state.get("__module__"), state.get("__class__")
@@ -229,7 +235,8 @@ def _children(state, path, kind, owner, files, members):
         children = [(key_types, [*path, "key_types"], "key_types", None, None)]
         for key, value in content.items():
             nested = NESTED_STEPS.get((owner, key))
-            if nested:
+            is_json = type(value) is dict and value.get("__loader__") == "JsonNode"
+            if nested and not is_json:  # (None when the step has none)
                 children.append((value, [*path, key], "step", {nested}, None))
             else:
                 children.append((value, [*path, key], "value", None, None))
@@ -243,6 +250,8 @@ def _children(state, path, kind, owner, files, members):
         if type(content) is not str or state["is_json"] is not True:
             _refuse(path, "content should be a JSON string, with is_json true.")
         return []
+    if kind == "random_state":
+        return [(content, [*path, "content"], "dict", None, None)]
     if kind == "dtype":
         return [(content, [*path, "content"], "array", {"numpy.ndarray"}, None)]
     if kind == "array":

@@ -249,8 +249,8 @@ def test_hostile_pipeline_files_are_refused_quickly_with_bounded_memory(
 
 
 def test_legitimate_nested_transformers_load(data, tmp_path):
-    """MissingIndicator (SimpleImputer) and StandardScaler (PowerTransformer)."""
-    from sklearn.preprocessing import PowerTransformer
+    """MissingIndicator (SimpleImputer), StandardScaler (PowerTransformer)..."""
+    from sklearn.preprocessing import PowerTransformer, QuantileTransformer
 
     X, y = data
     pipe = make_pipeline(
@@ -262,6 +262,16 @@ def test_legitimate_nested_transformers_load(data, tmp_path):
     loaded = load(tmp_path / "nested.skd")
     assert np.array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
     assert type(loaded[0].indicator_).__name__ == "MissingIndicator"
+    # No indicator_ (None), and a RandomState as a parameter.
+    pipe = make_pipeline(
+        SimpleImputer(strategy="median"),
+        QuantileTransformer(n_quantiles=20, random_state=np.random.RandomState(0)),
+        KerasDigitClassifier(**SMALL),
+    ).fit(X, y)
+    save(pipe, tmp_path / "plain.skd")
+    loaded = load(tmp_path / "plain.skd")
+    assert np.array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    assert loaded[0].indicator_ is None
 
 
 # -- property-based: mutated schema.json values ----------------------------------

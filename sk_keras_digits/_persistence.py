@@ -536,15 +536,24 @@ class _Budget:
         self.left = max_bytes
 
 
-def _load_file(file, path, options, budget):
-    """The estimator or pipeline in the model file ``file``."""
+def _load_file(file, path, options, budget, step=None):
+    """The estimator or pipeline in the model file ``file``.
+
+    ``step`` names the pipeline step whose member ``file`` is: such a file
+    must hold a classifier, which its manifest says before anything else of
+    it is read.
+    """
     archive, reader, manifest = _open(file, budget)
     with archive:
         if manifest.get("estimator") == _pipeline_file.PIPELINE:
+            if step is not None:
+                raise Refused("it holds a pipeline: nesting is refused.")
             return _pipeline_file.load_pipeline(
                 reader,
                 manifest,
-                lambda data: _load_file(io.BytesIO(data), path, options, budget),
+                lambda data, name: _load_file(
+                    io.BytesIO(data), path, options, budget, step=name
+                ),
             )
         return _load_estimator(reader, manifest, path, options)
 

@@ -9,28 +9,37 @@ each step being a member of its own:
   with every check of :func:`~sk_keras_digits.load`;
 - ``steps/<i>.skops``: a scikit-learn transformer, in ``skops``' format,
   which is read without pickle. Only the types of :func:`trusted_steps` are
-  accepted (an explicit list, never "anything"), and within them only the
-  types ``skops`` itself trusts plus :data:`TRUSTED_NESTED`;
+  accepted (an explicit list, never "anything"), and within them, at any
+  depth, only arrays, numbers, strings, containers and the nested
+  transformers of :data:`~sk_keras_digits._skops_schema.NESTED_STEPS`
+  (see :mod:`sk_keras_digits._skops_schema`);
 - ``"passthrough"`` or ``None`` steps are stored in the manifest.
 
-Every member is decompressed within the same ``max_bytes`` budget as a single
-estimator's file; a ``skops`` member's content is counted before ``skops``
-reads it.
+A classifier step's file must hold a classifier: a pipeline there is refused
+from its manifest, before anything else of it is read. Every member is
+decompressed within the same ``max_bytes`` budget as a single estimator's
+file; a ``skops`` member's ``schema.json`` is bounded (:data:`SCHEMA_LIMIT`)
+and parsed once, and each of its arrays is read once, counted, before
+``skops`` builds the step. The loaded pipeline must then pass one row of zeros
+through its transformers (:func:`check_consistent`).
 """
 
 import io
 import json
 import zipfile
 
+import numpy as np
+
 from ._archive import Refused, check_names, open_zip, read_member
 from ._model_file import FORMAT_NAME, FORMAT_VERSION
+from ._skops_schema import check_schema, is_member_name
 
 #: The ``estimator`` of a pipeline's manifest.
 PIPELINE = "sklearn.pipeline.Pipeline"
 
-#: Types that ``skops`` may find inside a trusted step besides those it trusts
-#: by default (scikit-learn estimators, NumPy arrays and scalars, builtins).
-TRUSTED_NESTED = ("numpy.dtype",)
+#: Most bytes a step's ``schema.json`` may hold (a fitted step's takes 2-10
+#: KB; a step fitted on named features adds about 200 bytes per name).
+SCHEMA_LIMIT = 1 << 20
 
 _MANIFEST_KEYS = {
     "format",
@@ -154,13 +163,16 @@ def pipeline_members(pipeline, estimator_members):
                 )
             member, kind = f"steps/{i}.skops", "skops"
             data = skops.io.dumps(step)
-            untrusted = set(skops.io.get_untrusted_types(data=data))
-            if untrusted - set(TRUSTED_NESTED):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                schema = json.loads(archive.read("schema.json"))
+                arrays = [n for n in archive.namelist() if n != "schema.json"]
+            try:
+                check_schema(schema, trusted, arrays)
+            except Refused as exc:
                 raise TypeError(
-                    f"save cannot save the step {name!r}: it holds objects of the "
-                    f"types {sorted(untrusted - set(TRUSTED_NESTED))}, which load "
-                    "does not trust. Use joblib.dump for this pipeline."
-                )
+                    f"save cannot save the step {name!r}: {exc} load would refuse "
+                    "it. Use joblib.dump for this pipeline."
+                ) from None
         described.append({"name": name, "kind": kind, "member": member})
         members.append((member, data))
     manifest = {
@@ -188,7 +200,8 @@ def load_pipeline(reader, manifest, load_model):
     manifest : dict
         Its manifest (format already checked).
     load_model : callable
-        Loads a classifier's model file from its bytes.
+        ``load_model(data, name)`` loads the classifier's model file of step
+        ``name`` from its bytes (refusing a pipeline from its manifest).
 
     Returns
     -------
@@ -253,11 +266,13 @@ def load_pipeline(reader, manifest, load_model):
         data = reader.read(reader.archive, step["member"], reader.budget.left, what)
         if kind == "model":
             try:
-                estimator = load_model(data)
+                estimator = load_model(data, name)
             except Refused as exc:
-                raise Refused(f"step {name!r}: {exc}") from exc
+                raise Refused(f"step {_label(name)}: {exc}") from exc
             if not isinstance(estimator, KerasDigitClassifier):
-                raise Refused(f"step {name!r} holds a pipeline: nesting is refused.")
+                raise Refused(
+                    f"step {_label(name)} holds a pipeline: nesting is refused."
+                )
         else:
             estimator = _load_skops(reader, data, name, what)
         steps.append((name, estimator))
@@ -266,57 +281,139 @@ def load_pipeline(reader, manifest, load_model):
         pipeline._validate_params()
         pipeline._validate_steps()
     except (TypeError, ValueError) as exc:
-        raise Refused(f"the pipeline's steps are invalid: {exc}") from exc
+        raise Refused(f"the pipeline's steps are invalid: {str(exc)[:200]}") from exc
+    check_consistent(pipeline, reader.budget)
     return pipeline
 
 
 def _load_skops(reader, data, name, what):
-    """A scikit-learn step from its ``skops`` bytes: bounded, trusted types only."""
-    import skops.io
+    """A scikit-learn step from its ``skops`` bytes: bounded, trusted types only.
+
+    ``schema.json`` (at most :data:`SCHEMA_LIMIT` bytes) is parsed once and
+    walked by :func:`~sk_keras_digits._skops_schema.check_schema` before any
+    array is decompressed; ``skops`` then builds the step from that parsed
+    schema and from the members already read and counted, each read once.
+    """
+    from skops.io._audit import audit_tree, get_tree
+    from skops.io._utils import LoadContext
 
     budget = reader.budget
+    what = f"step {_label(name)} ({what})"
     hint = (
         f"; that is what is left of max_bytes={budget.max_bytes}. If you trust "
         "the file, load it with a larger max_bytes"
     )
-    schema = None
-    archive = open_zip(data, what)
-    with archive:
-        for member in archive.namelist():
-            # Count what skops will decompress, within the budget.
-            content = read_member(
+    with open_zip(data, what) as archive:
+        names = archive.namelist()
+        arrays = [member for member in names if member != "schema.json"]
+        odd = [member for member in arrays if not is_member_name(member)]
+        if "schema.json" not in names or odd:
+            raise Refused(
+                f"{what} should hold schema.json and .npy arrays; found "
+                f"{names[:5]}{'...' if len(names) > 5 else ''}."
+            )
+        limit = min(SCHEMA_LIMIT, budget.left)
+        schema_hint = hint if limit < SCHEMA_LIMIT else " (the most a step's may hold)"
+        text = read_member(
+            archive, "schema.json", limit, f"{what}: schema.json", schema_hint
+        )
+        budget.left -= len(text)
+        try:
+            schema = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            problem = str(exc)[:100] or type(exc).__name__
+            raise Refused(
+                f"{what}: schema.json is not valid JSON ({problem})."
+            ) from exc
+        del text
+        try:
+            declared, types = check_schema(schema, trusted_steps(), arrays)
+        except Refused as exc:
+            raise Refused(f"{what}: {exc}") from exc
+        content = {}
+        for member in arrays:
+            content[member] = read_member(
                 archive, member, budget.left, f"{what}: {member}", hint
             )
-            budget.left -= len(content)
-            if member == "schema.json":
-                schema = content
-    trusted = trusted_steps()
+            budget.left -= len(content[member])
     try:
-        schema = json.loads(schema)
-        declared = f"{schema['__module__']}.{schema['__class__']}"
-    except Exception as exc:
-        raise Refused(f"{what} is not a skops file ({str(exc)[:200]}).") from exc
-    if declared not in trusted:
-        raise Refused(
-            f"step {name!r} is a {str(declared)[:200]}, not one of the trusted step "
-            f"types {sorted(trusted)}."
-        )
-    try:
-        untrusted = set(skops.io.get_untrusted_types(data=data))
-    except Exception as exc:
-        raise Refused(f"{what} is not a skops file ({str(exc)[:200]}).") from exc
-    if untrusted - set(TRUSTED_NESTED):
-        raise Refused(
-            f"step {name!r} holds objects of the types "
-            f"{sorted(untrusted - set(TRUSTED_NESTED))[:10]}, which are not trusted."
-        )
-    try:
-        step = skops.io.loads(data, trusted=sorted(untrusted))
-    except Exception as exc:
-        raise Refused(f"{what} cannot be read ({str(exc)[:200]}).") from exc
+        context = LoadContext(src=_Members(content), protocol=schema["protocol"])
+        tree = get_tree(schema, context, trusted=sorted(types))
+        audit_tree(tree, trusted=sorted(types))
+        step = tree.construct()
+    except Exception as exc:  # skops' and NumPy's errors on a malformed step
+        problem = str(exc)[:150] or type(exc).__name__
+        raise Refused(f"{what} cannot be read ({problem}).") from exc
     if _qualified_name(type(step)) != declared:
         raise Refused(
-            f"step {name!r} is a {_qualified_name(type(step))}, not the "
-            f"{declared} its schema declares."
+            f"{what} is a {_qualified_name(type(step))}, not the {declared} its "
+            "schema declares."
         )
     return step
+
+
+class _Members:
+    """The members of a ``skops`` archive, already read: ``skops``' ``src``."""
+
+    def __init__(self, content):
+        self._content = content
+
+    def read(self, name):
+        return self._content.pop(name)
+
+
+def _label(name):
+    """A step's name for a message: quoted, at most 60 characters of it."""
+    return repr(name if len(name) <= 60 else name[:60] + "...")
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_consistent(pipeline, budget):
+    """Refuse a loaded pipeline whose steps do not fit together.
+
+    Each step's parameters must be valid, and one row of zeros must pass
+    through every transformer, each giving the width the next step expects.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    budget : sk_keras_digits._persistence._Budget
+        Bounds the probe row's size.
+    """
+    import warnings
+
+    steps = [(n, s) for n, s in pipeline.steps if s not in (None, "passthrough")]
+    if not steps:
+        return
+    width = getattr(steps[0][1], "n_features_in_", None)
+    if type(width) is not int or not 1 <= width <= max(budget.left // 8, 1):
+        raise Refused(
+            f"step {_label(steps[0][0])}: n_features_in_ should be a positive integer "
+            f"within max_bytes, got {str(width)[:40]}."
+        )
+    X = np.zeros((1, width))
+    for i, (name, step) in enumerate(steps):
+        expected = getattr(step, "n_features_in_", None)
+        if type(expected) is not int or expected != X.shape[1]:
+            raise Refused(
+                f"step {_label(name)} expects {str(expected)[:40]} features, but the "
+                f"steps before it give {X.shape[1]}."
+            )
+        if i == len(steps) - 1 and not hasattr(step, "transform"):
+            break
+        try:
+            step._validate_params()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                X = step.transform(X)
+        except Exception as exc:  # a fitted state no fit could have produced
+            problem = str(exc)[:150] or type(exc).__name__
+            raise Refused(f"step {_label(name)} cannot transform ({problem}).") from exc
+        if type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] != 1:
+            raise Refused(
+                f"step {_label(name)} gives a {type(X).__name__} of shape "
+                f"{getattr(X, 'shape', None)}, not one dense row."
+            )

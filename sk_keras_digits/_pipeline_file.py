@@ -404,6 +404,7 @@ def check_consistent(pipeline, budget):
             )
         if i == len(steps) - 1 and not hasattr(step, "transform"):
             break
+        _check_output_width(name, step, budget)
         try:
             step._validate_params()
             with warnings.catch_warnings():
@@ -417,3 +418,59 @@ def check_consistent(pipeline, budget):
                 f"step {_label(name)} gives a {type(X).__name__} of shape "
                 f"{getattr(X, 'shape', None)}, not one dense row."
             )
+
+
+def _check_output_width(name, step, budget):
+    """Refuse a step whose declared output would not fit in ``max_bytes``.
+
+    ``PolynomialFeatures`` computes its output width from its parameters and
+    enumerates every output column in ``transform``: the width a file states
+    must be the one its parameters give, and one row of it must fit in what
+    is left of the budget (checked without enumerating anything).
+    """
+    from sklearn.preprocessing import PolynomialFeatures
+
+    if type(step) is not PolynomialFeatures:
+        return
+    limit = max(budget.left // 8, 1)
+    width = _polynomial_width(step, limit)
+    stated = getattr(step, "n_output_features_", None)
+    degree = step.degree
+    degrees = (0, degree) if isinstance(degree, int) else tuple(degree)
+    used = (getattr(step, "_min_degree", None), getattr(step, "_max_degree", None))
+    if used != degrees:
+        # transform enumerates the columns by these, not by ``degree``.
+        raise Refused(
+            f"step {_label(name)}: its fitted degrees {str(used)[:60]} are not "
+            f"its degree={str(degree)[:40]}."
+        )
+    if width is None or type(stated) is not int or stated != width:
+        raise Refused(
+            f"step {_label(name)}: n_output_features_={str(stated)[:40]} is not "
+            f"what its parameters give within max_bytes ({limit} columns at most)."
+        )
+
+
+def _polynomial_width(step, limit):
+    """Output width of a fitted PolynomialFeatures, or None past ``limit``."""
+    import math
+
+    n = step.n_features_in_
+    degree = step.degree
+    low, high = (0, degree) if isinstance(degree, int) else tuple(degree)
+    if not all(isinstance(d, int) and 0 <= d for d in (low, high)) or low > high:
+        return None
+    start = max(low, 1)
+    if step.interaction_only:
+        high = min(high, n)  # no interaction of more features than there are
+    width = 1 if step.include_bias else 0
+    if high - start + 1 > limit:
+        return None
+    if n == 1:
+        return width + max(high - start + 1, 0)
+    # With two or more features the terms grow with d: few iterations.
+    for d in range(start, high + 1):
+        width += math.comb(n, d) if step.interaction_only else math.comb(n + d - 1, d)
+        if width > limit:
+            return None
+    return width

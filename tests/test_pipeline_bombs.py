@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
 
 from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
 
@@ -157,6 +157,26 @@ def make_bombs(pipeline, pipeline_file, data):
             {"manifest.json": json.dumps(manifest).encode(), "steps/0.skd": level}
         )
     bombs["nested_1000"] = level
+    # 5. PolynomialFeatures whose stated degrees would enumerate (and
+    # allocate) a row of billions of columns.
+    polynomial = make_pipeline(PolynomialFeatures(2), KerasDigitClassifier(**SMALL))
+    polynomial_file = pipeline_file.parent / "polynomial.skd"
+    save(polynomial.fit(X[:, :3], data[1]), polynomial_file)
+    for name, changes in (
+        ("polynomial_width", {"degree": 10**6, "_max_degree": 10**6}),
+        ("polynomial_degrees", {"_max_degree": 10**6}),
+        ("polynomial_output", {"n_output_features_": 10**10}),
+    ):
+        content = unzip(polynomial_file.read_bytes())
+        step = unzip(content["steps/0.skops"])
+        schema = json.loads(step["schema.json"])
+        for i, (key, value) in enumerate(changes.items()):
+            node = schema["content"]["content"][key]
+            node["content"] = json.dumps(value)
+            node["__id__"] = 10**9 + i  # skops shares one id among equal ints
+        step["schema.json"] = json.dumps(schema).encode()
+        content["steps/0.skops"] = zip_bytes(step)
+        bombs[name] = zip_bytes(content)
     return bombs
 
 
@@ -209,6 +229,9 @@ BOMB_PROBLEMS = {
     ".*not allowed here",
     "nested_ufunc": "indicator_: numpy.add .*not allowed here",
     "nested_1000": "step 'clf': it holds a pipeline: nesting is refused",
+    "polynomial_width": "n_output_features_=10 is not what its parameters give",
+    "polynomial_degrees": r"fitted degrees \(0, 1000000\) are not its degree=2",
+    "polynomial_output": "n_output_features_=10000000000 is not what",
 }
 
 

@@ -1,34 +1,17 @@
-"""The estimator: :class:`KerasDigitClassifier`."""
-
-from numbers import Integral, Real
+"""The classifier: :class:`KerasDigitClassifier`."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
 
-from ._inference import predict_proba
+from ._base import BaseKerasMLP
 from ._labels import LabelEncoding
-from ._state import DIVERGED, RUNNING, FittedState
-from ._training_config import Hyper, TrainingConfig, TrainingData
-from ._warnings import warn
-
-#: Attributes caching Keras objects: rebuilt on demand, never pickled.
-KERAS_CACHE = ("_network", "_model")
 
 
-class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
+class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
     """A Keras network as a scikit-learn classifier, MLPClassifier's twin.
 
     The network is a Keras 3 model trained with TensorFlow. By default it is
@@ -284,43 +267,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [
-            "array-like",
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [
-            StrOptions({"lbfgs", "sgd", "adam"}),
-            HasMethods(["apply", "get_config"]),  # a keras.optimizers.Optimizer
-        ],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [
-            Interval(Integral, 1, None, closed="left"),
-            Options(Real, {np.inf}),
-        ],
-        "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "network": [callable, None],
-        "callbacks": [list, None],
+        **BaseKerasMLP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
@@ -443,128 +390,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         return self._transaction(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _transaction(self, X, y, sample_weight, incremental, classes=None):
-        """Fit, and on any error leave the estimator exactly as it was."""
-        before = dict(self.__dict__)
-        try:
-            return self._fit(X, y, sample_weight, incremental, classes)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-
-    def _fit(self, X, y, sample_weight, incremental, classes):
-        hidden = self._hidden_layer_sizes()
-        state = getattr(self, "_state", None)
-        first_pass = state is None or (not self.warm_start and not incremental)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=first_pass,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        sample_weight = self._check_sample_weight(sample_weight, X)
-        if X.shape[0] < 2 and not incremental:
-            raise ValueError(
-                f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
-            )
-        labels = self._encode_labels(y, state, first_pass, incremental, classes)
-        sample_weight = self._weigh_classes(sample_weight, y, labels, incremental)
-        Y = labels.encode(y, X.dtype)
-        if hasattr(X, "toarray"):
-            X = X.toarray()
-
-        rng = self._random_state()
-        network = self._network_for(X, labels, hidden, first_pass, rng)
-        if first_pass:
-            state = FittedState.initial(
-                labels,
-                network.initial_weights(rng),
-                self.learning_rate_init,
-                self.early_stopping,
-            )
-        data = TrainingData(X, Y, sample_weight)
-        if self.solver == "lbfgs":
-            state = self._fit_lbfgs(network, state, data)
-        else:
-            state = self._fit_stochastic(network, state, data, y, rng, incremental)
-        if not state.weights.all_finite():
-            raise ValueError(
-                "Training produced non-finite weights: the input data may contain "
-                "very large values (scale them) or the learning rate may be too "
-                f"high ({self._learning_rate_setting()})."
-            )
-        self._state = state
-        self._network = network
-        self._model = None
-        return self
-
-    # -- validation ------------------------------------------------------------
-    def _hidden_layer_sizes(self):
-        sizes = self.hidden_layer_sizes
-        if not hasattr(sizes, "__iter__"):
-            sizes = [sizes]
-        sizes = list(sizes)
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return [int(s) for s in sizes]
-
-    @staticmethod
-    def _check_sample_weight(sample_weight, X):
-        if sample_weight is None:
-            return np.ones(X.shape[0], X.dtype)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        if not sample_weight.sum() > 0:
-            raise ValueError(
-                "sample_weight must have a positive sum; got weights summing "
-                f"to {sample_weight.sum()}."
-            )
-        return sample_weight
-
-    def _weigh_classes(self, sample_weight, y, labels, incremental):
-        """``sample_weight`` multiplied by the weight of each sample's class."""
-        class_weight = self.class_weight
-        if class_weight is None:
-            return sample_weight
-        labels.check_class_weight(class_weight)
-        if class_weight == "balanced" and incremental:
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit: one "
-                "call's labels are not the class frequencies. Compute them with "
-                "sklearn.utils.class_weight.compute_class_weight('balanced', "
-                "classes=classes, y=y) on enough of the training targets, and pass "
-                "the resulting dict as class_weight."
-            )
-        weights = compute_class_weight(class_weight, classes=labels.classes, y=y)
-        index = np.searchsorted(labels.classes, y)
-        weighted = (sample_weight * weights[index]).astype(sample_weight.dtype)
-        if not weighted.sum() > 0:
-            present = labels.classes[np.unique(index)].tolist()
-            raise ValueError(
-                f"class_weight={class_weight!r} gives every sample a weight of 0 "
-                f"(the classes of y are {present}): nothing would be learnt. "
-                "Give at least one class of y a positive weight."
-            )
-        return weighted
-
-    def _random_state(self):
-        if self.random_state is None:
-            # Fresh entropy from the OS: NumPy's global RandomState is the
-            # user's, and is neither read nor advanced.
-            return np.random.RandomState(np.random.SeedSequence().generate_state(1))
-        return check_random_state(self.random_state)
-
-    def _encode_labels(self, y, state, first_pass, incremental, classes):
+    # -- targets ---------------------------------------------------------------
+    def _encode_targets(self, y, state, first_pass, incremental, classes):
         """The label encoding of this fit, checking ``y`` against a previous one."""
         if first_pass and incremental and state is None:
             if classes is None:
@@ -596,309 +423,37 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 )
         return labels
 
-    # -- network -----------------------------------------------------------------
-    def _network_for(self, X, labels, hidden, first_pass, rng):
-        """The network this fit trains: a new one, or the fitted one's."""
-        dtype = X.dtype.name
-        if first_pass:
-            units = [X.shape[1], *hidden, labels.n_outputs]
-            if self.network is None:
-                return self._new_network(units, labels.out_activation, dtype)
-            seed = int(rng.randint(np.iinfo(np.int32).max))
-            network = self._new_network(units, labels.out_activation, dtype, seed)
-            network.check_outputs(X)
-            return network
-        if self.network is None:
-            units = self._fitted_units()
-            return self._new_network(units, labels.out_activation, dtype)
-        network = getattr(self, "_network", None)
-        if network is None:
-            network = self._get_network()
-            network.build_model(self._state.weights)
-        return network
-
-    def _new_network(self, units, out_activation, dtype, seed=0):
-        """A network of these layer widths (input and output included).
-
-        The default network is MLPClassifier's; a custom one is built by the
-        user's ``network`` under ``seed``.
-        """
-        from ._network import CustomNetwork, DenseNetwork
-
-        if self.network is None:
-            return DenseNetwork(units, self.activation, out_activation, dtype)
-        network = CustomNetwork(
-            self.network, units[0], units[-1], out_activation, dtype
-        )
-        network.build(seed)
-        return network
-
-    def _fitted_units(self):
-        """Layer widths of the fitted network, input and output included."""
-        if self.network is not None:
-            return [self.n_features_in_, self._state.labels.n_outputs]
-        coefs = self._state.weights.coefs
-        return [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
-
-    # -- solvers -------------------------------------------------------------------
-    def _fit_lbfgs(self, network, state, data):
-        from ._training import train_lbfgs  # the backend loads here
-
-        run = train_lbfgs(
-            network,
-            state.weights,
-            data,
-            self.alpha,
-            self.max_iter,
-            self.max_fun,
-            self.tol,
-            self.verbose,
-        )
-        result = run.result
-        if not np.isfinite(result.fun):
-            raise self._diverged_error(len(run.losses))
-        if result.status != 0:
-            message = result.message
-            if isinstance(message, bytes):
-                message = message.decode("latin1")
-            warn(
-                f"lbfgs failed to converge after {result.nit} iteration(s) "
-                f"(status={result.status}): {message}. Increase max_iter or "
-                "max_fun, or scale the data.",
-                ConvergenceWarning,
-            )
-        n_iter = min(int(result.nit), self.max_iter)
-        return state.after_lbfgs(run.weights, run.losses, float(result.fun), n_iter)
-
-    def _stochastic_config(self, batch_size):
-        """The solver object and the numbers of this fit's training loop."""
-        from . import _solvers
-
-        if self.solver == "sgd":
-            solver = _solvers.SGD(
-                nesterov=self.nesterovs_momentum and self.momentum > 0,
-                schedule=_solvers.SCHEDULES[self.learning_rate](),
-            )
-            numbers = solver.Hyper(
-                learning_rate_init=float(self.learning_rate_init),
-                momentum=float(self.momentum),
-                power_t=float(self.power_t),
-            )
-        elif self.solver == "adam":
-            solver = _solvers.Adam()
-            numbers = solver.Hyper(
-                learning_rate_init=float(self.learning_rate_init),
-                beta_1=float(self.beta_1),
-                beta_2=float(self.beta_2),
-                epsilon=float(self.epsilon),
-            )
-        else:
-            self._check_optimizer_settings()
-            solver = _solvers.KerasOptimizer(self.solver)
-            numbers = solver.Hyper()
-        hyper = Hyper(
-            alpha=float(self.alpha),
-            tol=float(self.tol),
-            n_iter_no_change=float(self.n_iter_no_change),
-            solver=numbers,
-        )
-        return TrainingConfig(
-            solver=solver,
-            hyper=hyper,
-            batch_size=batch_size,
-            shuffle=bool(self.shuffle),
-            early_stopping=bool(self.early_stopping),
-        )
-
-    def _check_optimizer_settings(self):
-        """Refuse a built-in learning-rate schedule with a Keras optimizer object.
-
-        The built-in solvers' other settings are unused with an optimizer
-        object, as MLPClassifier leaves ``momentum`` unused with ``'adam'``, so
-        that one grid can search string solvers and optimizer objects.
-        """
-        from ._solvers import describe
-
-        if self.learning_rate != "constant":
+    def _weigh_samples(self, sample_weight, y, labels, incremental):
+        """``sample_weight`` multiplied by the weight of each sample's class."""
+        class_weight = self.class_weight
+        if class_weight is None:
+            return sample_weight
+        labels.check_class_weight(class_weight)
+        if class_weight == "balanced" and incremental:
             raise ValueError(
-                f"learning_rate={self.learning_rate!r} is a schedule of the "
-                "built-in 'sgd' solver; it has no meaning with "
-                f"solver={describe(self.solver)}, whose own learning "
-                "rate applies. Give the optimizer a "
-                "keras.optimizers.schedules.LearningRateSchedule instead, or "
-                "leave learning_rate='constant'."
+                "class_weight='balanced' is not supported for partial_fit: one "
+                "call's labels are not the class frequencies. Compute them with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y) on enough of the training targets, and pass "
+                "the resulting dict as class_weight."
             )
-
-    def _batch_size(self, n_samples):
-        if isinstance(self.batch_size, str):  # "auto"
-            return min(200, n_samples)
-        if self.batch_size > n_samples:
-            warn(
-                f"Got batch_size={self.batch_size} larger than the sample size "
-                f"({n_samples}). It is going to be clipped."
-            )
-        return int(np.clip(self.batch_size, 1, n_samples))
-
-    def _fit_stochastic(self, network, state, data, y, rng, incremental):
-        from ._callbacks import EpochReporter
-        from ._training import check_solver_state, train_stochastic
-
-        validation = None
-        if self.early_stopping:
-            data, validation = self._validation_split(data, y, state, rng)
-        n_samples = data.X.shape[0]
-        config = self._stochastic_config(self._batch_size(n_samples))
-        start = state.training
-        if not incremental or start.solver is None:
-            # A new solver each fit, as MLPClassifier: fresh moments and the
-            # initial learning rate; partial_fit carries both across calls.
-            start = start._replace(
-                solver=config.solver.initial_state(start.weights),
-                progress=start.progress._replace(
-                    learning_rate=float(self.learning_rate_init)
-                ),
-            )
-        else:
-            check_solver_state(config.solver, start)
-        n_epochs = 1 if incremental else self.max_iter
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        reporter = EpochReporter(
-            self, network, start.weights, n_epochs, n_samples, config.batch_size
-        )
-        try:
-            end, log = train_stochastic(
-                network,
-                config,
-                start,
-                data,
-                validation,
-                n_epochs,
-                seed,
-                on_epoch_end=reporter if reporter.active else None,
-            )
-        except BaseException:
-            reporter.detach()
-            raise
-        if log.status == DIVERGED:
-            reporter.detach()
-            raise self._diverged_error(log.n_epochs)
-        weights = end.weights
-        if self.early_stopping:
-            weights = end.progress.best_weights
-        end = end._replace(
-            weights=reporter.finish(weights),
-            progress=end.progress._replace(best_weights=None),
-        )
-        if log.interrupted:
-            warn("Training interrupted by user.")
-        elif (
-            not incremental and log.status == RUNNING and log.n_epochs == self.max_iter
-        ):
-            warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                "and the optimization hasn't converged yet.",
-                ConvergenceWarning,
-            )
-        return state.after_epochs(end, log)
-
-    def _validation_split(self, data, y, state, rng):
-        """Set aside ``validation_fraction`` of the data for early stopping.
-
-        The split is stratified on the labels (not for multilabel targets),
-        unless the data are too small to stratify (a class with a single
-        sample, or fewer validation samples than classes): then it is a plain
-        random split.
-        """
-        multilabel = state.labels.multilabel
-        split = dict(random_state=rng, test_size=self.validation_fraction)
-        before = rng.get_state()
-        try:
-            parts = train_test_split(*data, stratify=None if multilabel else y, **split)
-        except ValueError:
-            rng.set_state(before)
-            try:
-                parts = train_test_split(*data, **split)
-            except ValueError as exc:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} sets aside no "
-                    f"validation samples of {data.X.shape[0]} for early_stopping "
-                    f"({exc}). Increase validation_fraction or set "
-                    "early_stopping=False."
-                ) from exc
-        if parts[1].shape[0] < 2:
+        weights = compute_class_weight(class_weight, classes=labels.classes, y=y)
+        index = np.searchsorted(labels.classes, y)
+        weighted = (sample_weight * weights[index]).astype(sample_weight.dtype)
+        if not weighted.sum() > 0:
+            present = labels.classes[np.unique(index)].tolist()
             raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
+                f"class_weight={class_weight!r} gives every sample a weight of 0 "
+                f"(the classes of y are {present}): nothing would be learnt. "
+                "Give at least one class of y a positive weight."
             )
-        return TrainingData(*parts[0::2]), TrainingData(*parts[1::2])
+        return weighted
 
-    def _diverged_error(self, epoch):
-        hint = (
-            " Does the network's last layer apply the output activation?"
-            if self.network is not None
-            else ""
-        )
-        return ValueError(
-            f"Training diverged: the loss became NaN or infinite after {epoch} "
-            f"iteration(s). Lower the learning rate ({self._learning_rate_setting()}) "
-            f"or scale X.{hint} The estimator keeps its previous state."
-        )
-
-    def _learning_rate_setting(self):
-        """Where this fit's learning rate comes from, for messages."""
-        if isinstance(self.solver, str):
-            return f"learning_rate_init={self.learning_rate_init}"
-        config = self.solver.get_config()
-        return (
-            f"the learning_rate of solver=<{type(self.solver).__name__}>, "
-            f"{config.get('learning_rate')!r}"
-        )
+    def _stratification(self, y, labels):
+        """Stratify the early-stopping split on the labels (not multilabel ones)."""
+        return None if labels.multilabel else y
 
     # -------------------------------------------------------------- predict
-    def _forward(self, X):
-        state = self._state
-        proba = predict_proba(
-            X,
-            state.weights,
-            activation=self.activation,
-            out_activation=state.labels.out_activation,
-            network=None if self.network is None else self._get_network(),
-        )
-        finite = np.isfinite(proba).all(axis=1)
-        if not finite.all():
-            rows = np.flatnonzero(~finite)
-            largest = abs(X).max() if X.shape[0] else 0
-            raise ValueError(
-                f"The network's output is not finite for {rows.size} sample(s) of "
-                f"X (first: row {rows[0]}): X holds values too large for "
-                f"{proba.dtype} arithmetic (largest |X| = {largest:.3g}). Scale X "
-                "as the training data were."
-            )
-        return proba
-
-    def _get_network(self):
-        """The fitted network object (rebuilt after unpickling or loading)."""
-        network = getattr(self, "_network", None)
-        if network is None:
-            state = self._state
-            network = self._new_network(
-                self._fitted_units(),
-                state.labels.out_activation,
-                state.weights.params[0].dtype.name,
-            )
-            self._network = network
-        return network
-
-    def _validate_for_predict(self, X):
-        check_is_fitted(self)
-        return validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=(np.float64, np.float32),
-            reset=False,
-        )
-
     def predict(self, X):
         """Predict class labels for X.
 
@@ -953,43 +508,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
             return np.log(proba, out=proba)
 
     # ---------------------------------------------------- fitted attributes
-    # Views of the one fitted state (``_state``, a FittedState): nothing is
-    # stored twice. Documented in the class docstring's Attributes section.
-    def _fitted(self):
-        check_is_fitted(self)
-        return self._state
-
     classes_ = property(lambda self: self._fitted().labels.classes)
-    n_outputs_ = property(lambda self: self._fitted().labels.n_outputs)
-    out_activation_ = property(lambda self: self._fitted().labels.out_activation)
-    coefs_ = property(lambda self: self._fitted().weights.coefs)
-    intercepts_ = property(lambda self: self._fitted().weights.intercepts)
-    n_layers_ = property(lambda self: len(self._fitted().weights.coefs) + 1)
-    t_ = property(lambda self: int(self._fitted().training.progress.samples_seen))
-    n_iter_ = property(lambda self: self._fitted().history.n_iter)
-    loss_ = property(lambda self: self._fitted().history.loss)
-    loss_curve_ = property(lambda self: list(self._fitted().history.losses))
-    best_loss_ = property(lambda self: self._fitted().best_loss)
-    validation_scores_ = property(lambda self: self._fitted().validation_scores)
-    best_validation_score_ = property(lambda self: self._fitted().best_validation_score)
-    history_ = property(lambda self: self._fitted().keras_history)
-
-    @property
-    def model_(self):
-        """The trained ``keras.Model`` (built on first access)."""
-        check_is_fitted(self)
-        if getattr(self, "_model", None) is None:
-            self._model = self._get_network().build_model(self._state.weights)
-        return self._model
-
-    def __sklearn_is_fitted__(self):
-        return getattr(self, "_state", None) is not None
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        for name in KERAS_CACHE:
-            state.pop(name, None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

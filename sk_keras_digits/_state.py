@@ -324,3 +324,28 @@ class FittedState(NamedTuple):
         if self.history.scores is not None:
             history["val_accuracy"] = list(self.history.scores)
         return history
+
+
+class FittedEstimator(NamedTuple):
+    """A fitted estimator as a record: what a model file holds of it.
+
+    The estimator hands it out (``_fitted_record``) and is restored from it
+    (``_from_fitted_record``); persistence uses nothing else of the estimator.
+
+    Attributes
+    ----------
+    params : dict
+        ``get_params(deep=False)``.
+    hidden_layer_sizes : tuple of int
+        The hidden widths ``hidden_layer_sizes`` gives (unused by a custom
+        network).
+    n_features_in : int
+    feature_names_in : ndarray of str objects or None
+    state : FittedState
+    """
+
+    params: dict
+    hidden_layer_sizes: tuple
+    n_features_in: int
+    feature_names_in: object
+    state: FittedState

@@ -1,0 +1,45 @@
+"""Settings and helpers shared by the tests (fixtures live in ``conftest.py``)."""
+
+import io
+import zipfile
+
+import pytest
+
+#: Apply to a module (``pytestmark = IGNORE_CONVERGENCE``) or a test whose
+#: short fits stop at ``max_iter`` on purpose.
+IGNORE_CONVERGENCE = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+
+#: A small SGD fit of a few epochs: for tests of files, state and validation.
+SMALL = dict(
+    hidden_layer_sizes=(8,),
+    solver="sgd",
+    learning_rate_init=0.2,
+    batch_size=50,
+    max_iter=4,
+    random_state=0,
+)
+
+#: A default-solver fit that learns the small digits well.
+QUICK = dict(hidden_layer_sizes=(20,), max_iter=20, random_state=0)
+
+#: A few Adam epochs: for custom networks.
+QUICK_ADAM = dict(solver="adam", learning_rate_init=0.01, max_iter=5, random_state=0)
+
+
+def read_members(source):
+    """The members of a zip archive (a path or bytes) as ``{name: bytes}``."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    with zipfile.ZipFile(source) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def zip_bytes(members, compression=zipfile.ZIP_DEFLATED):
+    """A zip archive holding ``members`` (``{name: bytes}``), as bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

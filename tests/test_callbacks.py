@@ -11,8 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from sk_keras_digits import KerasDigitClassifier
-
-QUICK = dict(hidden_layer_sizes=(20,), max_iter=20, random_state=0)
+from tests._helpers import QUICK
 
 
 def printed(estimator, X, y):

@@ -22,8 +22,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_keras_digits import KerasDigitClassifier
-
-QUICK = dict(hidden_layer_sizes=(20,), max_iter=20, random_state=0)
+from tests._helpers import QUICK
 
 
 def fit_quietly(estimator, *args, **kwargs):
@@ -671,7 +670,7 @@ def test_pickle_round_trip_into_a_fresh_process(tmp_path, small_digits):
         import os, pickle, sys
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import numpy as np
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         dense, custom = pickle.loads(open({str(path)!r}, "rb").read())
         X = np.load({str(tmp_path / "X.npy")!r})
         out = [dense.predict_proba(X), "tensorflow" in sys.modules]

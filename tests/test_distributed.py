@@ -19,10 +19,11 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 from sk_keras_digits import KerasDigitClassifier, dask_backend
+from tests._helpers import IGNORE_CONVERGENCE
 
 distributed = pytest.importorskip("dask.distributed")
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = IGNORE_CONVERGENCE
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)]}
 

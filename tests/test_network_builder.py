@@ -17,9 +17,9 @@ from sklearn.utils import estimator_html_repr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_keras_digits import KerasDigitClassifier, NetworkBuilder
+from tests._helpers import QUICK_ADAM
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = dict(solver="adam", learning_rate_init=0.01, max_iter=5, random_state=0)
 
 
 # Builders live at module level, as users must define them, so that pickle
@@ -164,7 +164,7 @@ def test_clone_gives_an_independent_equal_builder():
 
 def test_clone_of_a_fitted_estimator_is_unfitted(small_digits):
     X, y = small_digits
-    clf = fit_quietly(KerasDigitClassifier(network=DenseBuilder(), **QUICK), X, y)
+    clf = fit_quietly(KerasDigitClassifier(network=DenseBuilder(), **QUICK_ADAM), X, y)
     twin = clone(clf)
     assert twin.network == clf.network and twin.network is not clf.network
     assert not hasattr(twin, "coefs_")
@@ -250,16 +250,16 @@ def test_call_builds_the_model_and_checks_it():
 def test_fit_reports_a_builder_that_returns_no_model(small_digits):
     X, y = small_digits
     with pytest.raises(TypeError, match=r"ReturnsLayer\.build .* got Dense"):
-        KerasDigitClassifier(network=ReturnsLayer(), **QUICK).fit(X, y)
+        KerasDigitClassifier(network=ReturnsLayer(), **QUICK_ADAM).fit(X, y)
 
 
 def test_a_builder_trains_exactly_as_the_equivalent_function(small_digits):
     X, y = small_digits
     by_builder = fit_quietly(
-        KerasDigitClassifier(network=DenseBuilder(), **QUICK), X, y
+        KerasDigitClassifier(network=DenseBuilder(), **QUICK_ADAM), X, y
     )
     by_function = fit_quietly(
-        KerasDigitClassifier(network=dense_function, **QUICK), X, y
+        KerasDigitClassifier(network=dense_function, **QUICK_ADAM), X, y
     )
     for ours, theirs in zip(
         by_builder.coefs_ + by_builder.intercepts_,
@@ -273,7 +273,7 @@ def test_a_builder_trains_exactly_as_the_equivalent_function(small_digits):
 def test_pickle_round_trip_of_a_fitted_estimator(small_digits):
     X, y = small_digits
     clf = fit_quietly(
-        KerasDigitClassifier(network=SmallConv(filters=3, dense_units=8), **QUICK),
+        KerasDigitClassifier(network=SmallConv(filters=3, dense_units=8), **QUICK_ADAM),
         X,
         y,
     )
@@ -294,7 +294,7 @@ def test_grid_search_over_a_builder_parameter(small_digits):
         return estimator.coefs_[0].shape[1]
 
     search = GridSearchCV(
-        KerasDigitClassifier(network=DenseBuilder(), **QUICK),
+        KerasDigitClassifier(network=DenseBuilder(), **QUICK_ADAM),
         {"network__units": widths},
         scoring={"width": width, "accuracy": "accuracy"},
         refit="accuracy",
@@ -391,7 +391,7 @@ def test_closure_parameters_train_their_own_networks(small_digits):
     results = {}
     for scale in (1.0, 0.0, 1.0):
         est = fit_quietly(
-            KerasDigitClassifier(network=ScaledActivation(scale), **QUICK), X, y
+            KerasDigitClassifier(network=ScaledActivation(scale), **QUICK_ADAM), X, y
         )
         proba = est.predict_proba(X)
         np.testing.assert_allclose(proba, np.asarray(est.model_(X)), atol=1e-12)
@@ -405,7 +405,7 @@ def test_closure_parameters_train_their_own_networks(small_digits):
 def test_grid_search_over_a_closure_parameter_matches_separate_fits(small_digits):
     X, y = small_digits
     search = GridSearchCV(
-        KerasDigitClassifier(network=ScaledActivation(), **QUICK),
+        KerasDigitClassifier(network=ScaledActivation(), **QUICK_ADAM),
         {"network__scale": [0.0, 1.0]},
         cv=2,
     )
@@ -415,7 +415,7 @@ def test_grid_search_over_a_closure_parameter_matches_separate_fits(small_digits
         # Each scale alone, in the opposite order, in the same process.
         alone = [
             cross_val_score(
-                KerasDigitClassifier(network=ScaledActivation(scale), **QUICK),
+                KerasDigitClassifier(network=ScaledActivation(scale), **QUICK_ADAM),
                 X,
                 y,
                 cv=2,
@@ -442,10 +442,10 @@ class TransferBuilder(NetworkBuilder):
 def test_a_builder_may_use_another_fitted_estimator(small_digits):
     X, y = small_digits
     pretrained = fit_quietly(
-        KerasDigitClassifier(network=DenseBuilder(), **QUICK), X, y
+        KerasDigitClassifier(network=DenseBuilder(), **QUICK_ADAM), X, y
     )
     builder = TransferBuilder(pretrained, X[:5])
-    est = fit_quietly(KerasDigitClassifier(network=builder, **QUICK), X, y)
+    est = fit_quietly(KerasDigitClassifier(network=builder, **QUICK_ADAM), X, y)
     assert est.predict(X).shape == y.shape
 
 
@@ -470,16 +470,16 @@ def test_a_slow_build_does_not_block_other_threads_fits(small_digits):
     X, y = small_digits
     started, release = threading.Event(), threading.Event()
     slow = KerasDigitClassifier(
-        network=SlowBuilder(started=started, release=release), **QUICK
+        network=SlowBuilder(started=started, release=release), **QUICK_ADAM
     )
     thread = threading.Thread(target=fit_quietly, args=(slow, X, y))
     thread.start()
     try:
         assert started.wait(60)
         other = fit_quietly(
-            KerasDigitClassifier(hidden_layer_sizes=(5,), **QUICK), X, y
+            KerasDigitClassifier(hidden_layer_sizes=(5,), **QUICK_ADAM), X, y
         )
-        assert other.n_iter_ == QUICK["max_iter"]
+        assert other.n_iter_ == QUICK_ADAM["max_iter"]
         assert not slow.__sklearn_is_fitted__()  # still building
     finally:
         release.set()

@@ -18,8 +18,9 @@ from sk_keras_digits._state import (
     TrainingState,
     Weights,
 )
+from tests._helpers import IGNORE_CONVERGENCE
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = IGNORE_CONVERGENCE
 
 
 def weights(dtype=np.float64):

@@ -11,17 +11,10 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from sk_keras_digits import KerasDigitClassifier
+from tests._helpers import IGNORE_CONVERGENCE, SMALL
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = IGNORE_CONVERGENCE
 
-SMALL = dict(
-    hidden_layer_sizes=(8,),
-    solver="sgd",
-    learning_rate_init=0.2,
-    batch_size=50,
-    max_iter=4,
-    random_state=0,
-)
 
 # Training that diverges: SGD whose L2 step overshoots (learning_rate_init *
 # alpha / batch_size = 10), in float32 on unscaled digits.

@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sk_keras_digits  # noqa: E402
-from sk_keras_digits._cli import build_parser, import_tensorflow_quietly  # noqa: E402
+from sk_keras_digits._cli._job import import_tensorflow_quietly  # noqa: E402
+from sk_keras_digits._cli._parser import build_parser  # noqa: E402
 
 import_tensorflow_quietly()
 

@@ -20,3 +20,6 @@ TUTORIAL_PARAMS = dict(
 
 #: The tutorial's split: the first N_TRAIN digits train, the rest test.
 N_TRAIN = 1000
+
+#: The models the command line and the benchmarks compare, by class name.
+MODELS = ("KerasDigitClassifier", "MLPClassifier")

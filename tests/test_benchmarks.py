@@ -1,26 +1,38 @@
-"""Tests of benchmarks/run.py: its summary, writers and benchmark pieces."""
+"""Tests of benchmarks/: its summary, writers and benchmark pieces."""
 
 import copy
-import importlib.util
+import importlib
 import json
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-RUN_PY = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+from sk_keras_digits.tutorial import load_split
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RUN_PY = BENCHMARKS / "run.py"
+MODULES = ("settings", "peers", "measurements", "summary")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """benchmarks/run.py, imported as a module (it is not in the package)."""
-    spec = importlib.util.spec_from_file_location("benchmarks_run", RUN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The modules of benchmarks/ (not a package), imported as run.py does.
+
+    ``python benchmarks/run.py`` imports its sibling modules from its folder,
+    first on ``sys.path``; the same here, for the imports only.
+    """
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return types.SimpleNamespace(
+            **{name: importlib.import_module(name) for name in MODULES}
+        )
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def _times(**medians):
@@ -100,12 +112,12 @@ def fake_report(bench):
             "quick": False,
             "skip_peers": False,
             "note": "Other agents were running | on this machine.",
-            "machine": bench.machine_info(),
+            "machine": bench.summary.machine_info(),
             "load_average": {"start": 1.0, "end": 2.0},
         },
         "config": {"quick": False},
         "results": results,
-        "summary": bench.summarize(results),
+        "summary": bench.summary.summarize(results),
     }
 
 
@@ -120,7 +132,7 @@ def _rst_doctree(text):
 def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     rows = {row["key"]: row for row in fake_report["summary"]}
     assert [row["key"] for row in fake_report["summary"]] == [
-        key for key, *_ in bench.TARGETS
+        key for key, *_ in bench.settings.TARGETS
     ]
     assert rows["fit"]["value"] == pytest.approx(0.75)
     assert rows["fit"]["ok"] is True
@@ -143,7 +155,7 @@ def test_summarize_marks_missing_figures(bench, fake_report):
     results = copy.deepcopy(fake_report["results"])
     del results["memory"]
     del results["accuracy"]["mean"]["core"]
-    rows = {row["key"]: row for row in bench.summarize(results)}
+    rows = {row["key"]: row for row in bench.summary.summarize(results)}
     assert rows["memory"]["ok"] is None and rows["memory"]["value"] is None
     assert rows["accuracy"]["ok"] is None
     assert rows["accuracy"]["ours"] == 0.90
@@ -151,26 +163,28 @@ def test_summarize_marks_missing_figures(bench, fake_report):
 
 
 def test_tables_and_text(bench, fake_report):
-    table = bench.target_table(fake_report["summary"])
+    table = bench.summary.target_table(fake_report["summary"])
     assert table[0] == ["figure", "ours", "reference", "ratio", "target", "ok"]
-    assert len(table) == len(bench.TARGETS) + 1
+    assert len(table) == len(bench.settings.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
     assert verdicts.count("NO") == 2 and verdicts.count("yes") == 7
-    text = bench.format_text(table).splitlines()
-    # Every row has its column separators at the same offsets.
-    offsets = {tuple(i for i, c in enumerate(line) if c == "|") for line in text}
-    assert len(offsets) == 2  # the header and rows, and the rule (no "|")
-    peers = bench.peers_table(fake_report["results"])
-    assert peers[0][1:] == [header for _, header in bench.PEERS]
+    text = bench.summary.format_text("Targets", table).splitlines()
+    # The command line's text table: title, rule, header, rule, rows, rule.
+    assert text[0] == "Targets" and text[2].startswith("figure ")
+    rule = text[1]
+    assert text[3] == text[-1] == rule and len(text) == len(table) + 4
+    assert all(len(line) <= len(rule) for line in text[2:])
+    peers = bench.summary.peers_table(fake_report["results"])
+    assert peers[0][1:] == [header for _, header in bench.settings.PEERS]
     row = {r[0]: r for r in peers}["check_estimator passed / failed / skipped"]
     assert row[1] == "65 / 0 / 2" and row[-1] == "58 / 7 / 2" and row[3] == "-"
-    assert bench.fmt_seconds(0.0801) == "0.080 s"
-    assert bench.fmt_seconds(1.2e-4) == "0.12 ms"
-    assert bench.fmt_seconds(58.0) == "58.00 s"
+    assert bench.summary.fmt_seconds(0.0801) == "0.080 s"
+    assert bench.summary.fmt_seconds(1.2e-4) == "0.12 ms"
+    assert bench.summary.fmt_seconds(58.0) == "58.00 s"
 
 
 def test_format_rst_is_valid_restructuredtext(bench, fake_report):
-    text = bench.format_rst(fake_report)
+    text = bench.summary.format_rst(fake_report)
     doctree = _rst_doctree(text)
     tables = [node for node in doctree.findall() if node.tagname == "table"]
     assert len(tables) == 2
@@ -182,18 +196,18 @@ def test_format_rst_is_valid_restructuredtext(bench, fake_report):
 
 def test_write_json_and_rst(bench, fake_report, tmp_path):
     out = tmp_path / "results" / "latest.json"
-    bench.write_json(fake_report, out)
+    bench.summary.write_json(fake_report, out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(fake_report))
     assert list(out.parent.iterdir()) == [out]  # no .tmp left behind
     rst = tmp_path / "docs" / "table.rst"
-    bench.write_rst(fake_report, rst)
+    bench.summary.write_rst(fake_report, rst)
     _rst_doctree(rst.read_text())
 
 
 def test_benchmark_pieces_on_real_data(bench, tmp_path):
     """Each in-process benchmark on real fits, with tiny repeats."""
     cfg = dict(
-        bench.SETTINGS["quick"],
+        bench.settings.SETTINGS["quick"],
         fit_repeats=1,
         predict_calls_1=5,
         predict_calls_797=2,
@@ -204,16 +218,16 @@ def test_benchmark_pieces_on_real_data(bench, tmp_path):
         memory_max_iter=2,
         accuracy_seeds=1,
     )
-    data = bench.load_data()
+    data = load_split()
     assert [a.shape[0] for a in data] == [1000, 1000, 797, 797]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
         results = {
-            "fit": bench.bench_fit(cfg, data, peers=False),
-            **bench.bench_predict(cfg, data, peers=False),
-            "grid_search": bench.bench_grid(cfg, data, peers=False),
-            "memory": bench.bench_memory(cfg, data),
-            "accuracy": bench.bench_accuracy(cfg, data, peers=False),
+            "fit": bench.measurements.bench_fit(cfg, data, peers=False),
+            **bench.measurements.bench_predict(cfg, data, peers=False),
+            "grid_search": bench.measurements.bench_grid(cfg, data, peers=False),
+            "memory": bench.measurements.bench_memory(cfg, data),
+            "accuracy": bench.measurements.bench_accuracy(cfg, data, peers=False),
         }
     for key in ("fit", "predict_proba_1", "predict_proba_797", "grid_search"):
         assert set(results[key]["times"]) == {"ours", "mlp"}
@@ -230,23 +244,24 @@ def test_benchmark_pieces_on_real_data(bench, tmp_path):
         abs(results["accuracy"]["mean"]["ours"] - results["accuracy"]["mean"]["mlp"])
         < 0.1
     )
-    rows = {row["key"]: row for row in bench.summarize(results)}
+    rows = {row["key"]: row for row in bench.summary.summarize(results)}
     assert rows["fit"]["ok"] in (True, False)
     assert rows["check_estimator"]["ok"] is None  # not run here
     json.dumps(results)  # every figure is plain JSON
 
 
 def test_keras_optimizer_benchmark_on_real_data(bench):
-    cfg = dict(bench.SETTINGS["quick"], fit_repeats=1)
+    cfg = dict(bench.settings.SETTINGS["quick"], fit_repeats=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
-        result = bench.bench_keras_optimizer(cfg, bench.load_data())
+        result = bench.measurements.bench_keras_optimizer(cfg, load_split())
     assert set(result["times"]) == {"ours", "adam"}
     assert all(stat["median"] > 0 for stat in result["times"].values())
     assert all(
         1 <= n <= 50 for n in result["epochs"]["ours"] + result["epochs"]["adam"]
     )
-    rows = {row["key"]: row for row in bench.summarize({"keras_optimizer": result})}
+    summary = bench.summary.summarize({"keras_optimizer": result})
+    rows = {row["key"]: row for row in summary}
     assert rows["keras_optimizer"]["ok"] in (True, False)
     json.dumps(result)
 
@@ -271,16 +286,16 @@ def test_peers_fit_the_tutorial_network(bench, digits):
     X, y = digits[0][:200], digits[1][:200]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # peers' own deprecation warnings
-        model = bench.keras_fit(X, keras.utils.to_categorical(y, 10), seed=0)
-        wrapper = bench.sklearn_wrapper().fit(X, y)
-        sk = bench.scikeras().fit(X, y)
+        model = bench.peers.keras_fit(X, keras.utils.to_categorical(y, 10), seed=0)
+        wrapper = bench.peers.sklearn_wrapper().fit(X, y)
+        sk = bench.peers.scikeras().fit(X, y)
         proba = {
             "keras": model.predict(X, verbose=0),
             "sklearn_wrapper": wrapper.decision_function(X),
             "scikeras": sk.predict_proba(X),
         }
         # The grid's parameter reaches scikeras' model function.
-        narrow = bench.scikeras().set_params(hidden_layer_sizes=(5,)).fit(X, y)
+        narrow = bench.peers.scikeras().set_params(hidden_layer_sizes=(5,)).fit(X, y)
     assert [layer.units for layer in model.layers[1:]] == [15, 10]
     assert [layer.units for layer in narrow.model_.layers[1:]] == [5, 10]
     for name, p in proba.items():

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from matplotlib.figure import Figure
 
-from sk_keras_digits._report import REPORT_NAME, Table, write_report
+from sk_keras_digits._cli._report import REPORT_NAME, Table, write_report
 
 
 def _table():

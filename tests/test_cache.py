@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from sk_keras_digits._cache import LRUCache
 
 
@@ -49,6 +51,7 @@ def test_threads_asking_for_one_key_share_one_build():
     assert len(builds) == 1 and len({id(r) for r in results}) == 1
 
 
+@pytest.mark.timeout(30)  # the lock held while building deadlocked here
 def test_a_build_runs_outside_the_lock_and_may_use_the_cache():
     cache = LRUCache(maxsize=4)
 
@@ -62,6 +65,7 @@ def test_a_build_runs_outside_the_lock_and_may_use_the_cache():
     assert cache.get("inner", None) == "inner"
 
 
+@pytest.mark.timeout(30)
 def test_a_slow_build_blocks_only_the_threads_waiting_for_its_key():
     cache = LRUCache(maxsize=4)
     started, release = threading.Event(), threading.Event()
@@ -82,6 +86,7 @@ def test_a_slow_build_blocks_only_the_threads_waiting_for_its_key():
     assert cache.get("slow", None) == "slow"
 
 
+@pytest.mark.timeout(30)
 def test_a_failed_build_caches_nothing_and_a_waiting_thread_builds_again():
     cache = LRUCache(maxsize=4)
     started, release = threading.Event(), threading.Event()

@@ -1,6 +1,7 @@
 """Settings and helpers shared by the tests (fixtures live in ``conftest.py``)."""
 
 import io
+import threading
 import zipfile
 
 import pytest
@@ -43,3 +44,20 @@ def zip_bytes(members, compression=zipfile.ZIP_DEFLATED):
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def run_in_threads(function, arguments):
+    """``[function(a) for a in arguments]``, each in its own thread, started at once."""
+    results = [None] * len(arguments)
+    barrier = threading.Barrier(len(arguments))
+
+    def work(i):
+        barrier.wait()
+        results[i] = function(arguments[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(arguments))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -2,7 +2,6 @@
 
 import copy
 import pickle
-import threading
 import warnings
 
 import keras
@@ -15,6 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_keras_digits import KerasDigitClassifier, _training
 from sk_keras_digits._state import OptimizerState
+from tests._helpers import run_in_threads
 
 
 def estimator(solver, **params):
@@ -217,18 +217,7 @@ def test_threads_give_what_sequential_fits_give(small_digits):
         dict(random_state=3, hidden_layer_sizes=(7,)),
     ]
     alone = [fit(estimator(optimizer, **s), X, y) for s in settings]
-    results = [None] * len(settings)
-    barrier = threading.Barrier(len(settings))
-
-    def work(i):
-        barrier.wait()
-        results[i] = fit(estimator(optimizer, **settings[i]), X, y)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(settings))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_in_threads(lambda s: fit(estimator(optimizer, **s), X, y), settings)
     for solo, threaded in zip(alone, results, strict=True):
         assert_same_weights(solo, threaded)
     assert not optimizer.built

@@ -1,6 +1,5 @@
 """The compiled training loop: same numbers as Keras, shared safely, traced once."""
 
-import threading
 import warnings
 
 import keras
@@ -15,6 +14,7 @@ from sk_keras_digits._network import CustomNetwork, DenseNetwork
 from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
+from tests._helpers import run_in_threads
 
 
 def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="tanh"):
@@ -187,14 +187,8 @@ def test_program_cache_is_bounded(small_digits, monkeypatch):
 def test_interleaved_estimators_give_what_each_gives_alone(small_digits):
     X, y = small_digits
     a = dict(hidden_layer_sizes=(16,), solver="sgd", max_iter=5, random_state=0)
-    b = dict(
-        hidden_layer_sizes=(9,),
-        solver="sgd",
-        max_iter=5,
-        random_state=1,
-        learning_rate_init=0.3,
-        momentum=0.5,
-    )
+    b = dict(a, hidden_layer_sizes=(9,), random_state=1)
+    b.update(learning_rate_init=0.3, momentum=0.5)
     alone_a = fit(X, y, **a)
     alone_b = fit(X[:200], y[:200], **b)
     fit(X[:200], y[:200], **b)
@@ -225,18 +219,7 @@ def test_two_threads_fitting_at_once_give_what_each_gives_alone(small_digits):
         dict(hidden_layer_sizes=(16,), solver="sgd", max_iter=30, random_state=2),
     ]
     alone = [fit(X, y, **s) for s in settings]
-    results = [None] * len(settings)
-    barrier = threading.Barrier(len(settings))
-
-    def work(i):
-        barrier.wait()
-        results[i] = fit(X, y, **settings[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(settings))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_in_threads(lambda s: fit(X, y, **s), settings)
     for solo, threaded in zip(alone, results, strict=True):
         for p, q in zip(weights(solo), weights(threaded), strict=True):
             np.testing.assert_array_equal(p, q)

@@ -32,7 +32,7 @@ from .._state import FittedEstimator
 from .archive import MEMBER_OVERHEAD, check_names, npy_size, open_zip, read_npy
 from .errors import Refused
 from .invariants import check_fitted, check_inputs
-from .manifest import MANIFEST, PIPELINE, header, open_model_file
+from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header, open_model_file
 from .network_file import (
     NETWORK,
     build_checked,
@@ -55,10 +55,7 @@ ESTIMATOR = "sk_keras_digits.KerasDigitClassifier"
 
 #: Keys of a format-2 manifest.
 MANIFEST_KEYS = (
-    "format",
-    "format_version",
-    "estimator",
-    "versions",
+    *HEADER_KEYS,
     "params",
     "network",
     "callbacks",
@@ -290,7 +287,7 @@ def _restore(manifest, archive, budget):
     from .._classifier import KerasDigitClassifier
 
     cls = KerasDigitClassifier
-    names = [n for n in cls._get_param_names() if n not in _CODE]
+    names = [n for n in cls().get_params(deep=False) if n not in _CODE]
     legacy = manifest["format_version"] == 1
     if legacy:
         # Format 1's parameters may refer to arrays: read (bounded) first.

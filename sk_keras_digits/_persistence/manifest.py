@@ -24,6 +24,9 @@ FORMAT_VERSION = 2
 #: The ``estimator`` of a pipeline's manifest.
 PIPELINE = "sklearn.pipeline.Pipeline"
 
+#: The keys every manifest starts with (:func:`header`).
+HEADER_KEYS = ("format", "format_version", "estimator", "versions")
+
 MANIFEST = "manifest.json"
 #: Most bytes of ``manifest.json``.
 MANIFEST_LIMIT = 16 * 2**20

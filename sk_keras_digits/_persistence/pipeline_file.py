@@ -35,21 +35,14 @@ from .archive import check_names, open_zip, zip_bytes
 from .errors import Refused
 from .estimator_file import estimator_members, load_step
 from .json_values import loads
-from .manifest import MANIFEST, PIPELINE, header
+from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header
 from .skops_schema import check_schema, is_member_name
 
 #: Most bytes a step's ``schema.json`` may hold (a fitted step's takes 2-10
 #: KB; a step fitted on named features adds about 200 bytes per name).
 SCHEMA_LIMIT = 1 << 20
 
-_MANIFEST_KEYS = {
-    "format",
-    "format_version",
-    "estimator",
-    "versions",
-    "params",
-    "steps",
-}
+_MANIFEST_KEYS = {*HEADER_KEYS, "params", "steps"}
 _PARAMS = {"verbose", "transform_input"}
 
 

@@ -25,13 +25,11 @@ from ..._state import (
 from ..archive import npy_size, open_zip, read_npy, read_npy_header
 from ..errors import Refused
 from ..json_values import NON_FINITE, float_to_json
+from ..manifest import HEADER_KEYS
 from ..state_codec import state_to_json
 
 MANIFEST_KEYS = {
-    "format",
-    "format_version",
-    "estimator",
-    "versions",
+    *HEADER_KEYS,
     "params",
     "network",
     "callbacks",

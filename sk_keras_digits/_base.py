@@ -275,30 +275,9 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
 
     def _stochastic_config(self, batch_size):
         """The solver object and the numbers of this fit's training loop."""
-        from . import _solvers
+        from ._solvers import solver_for
 
-        if self.solver == "sgd":
-            solver = _solvers.SGD(
-                nesterov=self.nesterovs_momentum and self.momentum > 0,
-                schedule=_solvers.SCHEDULES[self.learning_rate](),
-            )
-            numbers = solver.Hyper(
-                learning_rate_init=float(self.learning_rate_init),
-                momentum=float(self.momentum),
-                power_t=float(self.power_t),
-            )
-        elif self.solver == "adam":
-            solver = _solvers.Adam()
-            numbers = solver.Hyper(
-                learning_rate_init=float(self.learning_rate_init),
-                beta_1=float(self.beta_1),
-                beta_2=float(self.beta_2),
-                epsilon=float(self.epsilon),
-            )
-        else:
-            self._check_optimizer_settings()
-            solver = _solvers.KerasOptimizer(self.solver)
-            numbers = solver.Hyper()
+        solver, numbers = solver_for(self.get_params(deep=False))
         hyper = Hyper(
             alpha=float(self.alpha),
             tol=float(self.tol),
@@ -313,25 +292,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             early_stopping=bool(self.early_stopping),
         )
 
-    def _check_optimizer_settings(self):
-        """Refuse a built-in learning-rate schedule with a Keras optimizer object.
-
-        The built-in solvers' other settings are unused with an optimizer
-        object, as MLPClassifier leaves ``momentum`` unused with ``'adam'``, so
-        that one grid can search string solvers and optimizer objects.
-        """
-        from ._solvers import describe
-
-        if self.learning_rate != "constant":
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} is a schedule of the "
-                "built-in 'sgd' solver; it has no meaning with "
-                f"solver={describe(self.solver)}, whose own learning "
-                "rate applies. Give the optimizer a "
-                "keras.optimizers.schedules.LearningRateSchedule instead, or "
-                "leave learning_rate='constant'."
-            )
-
     def _batch_size(self, n_samples):
         if isinstance(self.batch_size, str):  # "auto"
             return min(200, n_samples)
@@ -344,7 +304,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
 
     def _fit_stochastic(self, network, state, data, y, rng, incremental):
         from ._callbacks import EpochReporter
-        from ._training import check_solver_state, train_stochastic
+        from ._training import train_stochastic
 
         validation = None
         if self.early_stopping:
@@ -362,7 +322,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 ),
             )
         else:
-            check_solver_state(config.solver, start)
+            self._check_carried_state(config.solver, start)
         n_epochs = 1 if incremental else self.max_iter
         seed = int(rng.randint(np.iinfo(np.int32).max))
         reporter = EpochReporter(
@@ -403,6 +363,24 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning,
             )
         return state.after_epochs(end, log)
+
+    @staticmethod
+    def _check_carried_state(solver, start):
+        """Refuse a state carried by ``partial_fit`` that ``solver`` did not make.
+
+        A solver changed between calls (``set_params``) would otherwise fail
+        deep in TensorFlow or, worse, load one optimizer's moments into
+        another's slots.
+        """
+        try:
+            solver.check_state(start.solver, start.weights)
+        except ValueError as exc:
+            raise ValueError(
+                f"The solver state carried from the previous call "
+                f"({type(start.solver).__name__}) does not fit solver="
+                f"{solver.label}: partial_fit cannot change the solver between "
+                f"calls. Call fit to start afresh. ({exc})"
+            ) from exc
 
     def _validation_split(self, data, y, state, rng):
         """Set aside ``validation_fraction`` of the data for early stopping.
@@ -562,11 +540,16 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
 
         The parameters are validated as fit validates them (a TypeError or
         ValueError names the invalid one); the fitted state is taken as it
-        is: checking it against the parameters is the model file's job.
+        is: checking it against the parameters is the model file's job. The
+        record's ``hidden_layer_sizes`` may be None (a model file does not
+        store it): the parameter gives it.
         """
         estimator = cls(**record.params)
         estimator._validate_params()
-        if tuple(estimator._hidden_layer_sizes()) != tuple(record.hidden_layer_sizes):
+        hidden = tuple(estimator._hidden_layer_sizes())
+        if record.hidden_layer_sizes is not None and hidden != tuple(
+            record.hidden_layer_sizes
+        ):
             raise ValueError(
                 f"hidden_layer_sizes={record.hidden_layer_sizes!r} of the record "
                 "is not what the parameter hidden_layer_sizes="

@@ -24,16 +24,23 @@ rebuilt from the user's class and config, and Keras variables shaped like the
 parameters (see :meth:`KerasOptimizer.bind`). Its state still crosses the
 program's boundary as a record (:class:`~sk_keras_digits._state.OptimizerState`),
 so a fit's state lives in the estimator, never in the program.
+
+Each solver also checks its own state's layout (:meth:`SGD.check_state`), for
+``partial_fit``, which carries the state across calls, and for ``load``, which
+reads it from a file (:func:`check_saved_state`). :func:`solver_for` makes the
+solver of an estimator's parameters. Importing this module, making a built-in
+solver and checking a state import neither TensorFlow nor Keras: the update
+rules import them when the training loop traces them.
 """
 
 import json
+import math
 from typing import NamedTuple
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from ._cache import LRUCache
+from ._names import qualified_name
 from ._state import (
     CONVERGED,
     LEARNING_RATE_TOO_SMALL,
@@ -41,6 +48,9 @@ from ._state import (
     OptimizerState,
     SGDState,
 )
+
+#: Where a solver state is in a fitted state, for messages.
+STATE_PATH = "state.training.solver"
 
 
 # ---------------------------------------------------------------- schedules
@@ -57,6 +67,8 @@ class Constant:
 
     def on_plateau(self, learning_rate, hyper):
         """The rule fired: the new learning rate, and whether to go on."""
+        import tensorflow as tf
+
         return learning_rate, tf.constant(False)
 
 
@@ -66,6 +78,8 @@ class InvScaling(Constant):
     key = "invscaling"
 
     def after_epoch(self, learning_rate, samples_seen, hyper):
+        import tensorflow as tf
+
         return hyper.learning_rate_init / tf.pow(samples_seen + 1, hyper.power_t)
 
 
@@ -76,6 +90,8 @@ class Adaptive(Constant):
     stop_status = LEARNING_RATE_TOO_SMALL
 
     def on_plateau(self, learning_rate, hyper):
+        import tensorflow as tf
+
         go_on = learning_rate > 1e-6
         return tf.where(go_on, learning_rate / 5, learning_rate), go_on
 
@@ -110,6 +126,57 @@ class _Solver:
         """The solver state the program call returns (tensors)."""
         return state
 
+    @property
+    def label(self):
+        """The solver as the ``solver`` parameter names it, for messages."""
+        return repr(self.name)
+
+    def check_state(self, state, weights):
+        """Refuse a solver state that this solver did not lay out for ``weights``.
+
+        Parameters
+        ----------
+        state : SGDState, AdamState or OptimizerState
+            The state to check (NumPy arrays).
+        weights : Weights
+            The network's weights the state goes with.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``state.training.solver.<field>``), its value
+            and what was expected.
+        """
+        if type(state) is not self.state_type:
+            raise ValueError(
+                f"{STATE_PATH} should be a {self.state_type.__name__} for "
+                f"solver={self.label}, got {_describe(state)}."
+            )
+        self._check_fields(state, weights)
+
+
+def _describe(value):
+    text = repr(value) if not isinstance(value, tuple) else type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_vectors(vectors, weights):
+    """Each vector: one finite value per trainable scalar, of the weights' dtype."""
+    size, dtype = weights.size, _dtype(weights)
+    for name, vector in vectors.items():
+        where = f"{STATE_PATH}.{name}"
+        if (
+            not isinstance(vector, np.ndarray)
+            or vector.shape != (size,)
+            or vector.dtype != dtype
+        ):
+            raise ValueError(
+                f"{where} should be an array of shape ({size},) and dtype {dtype}, "
+                f"got {_describe(vector)}."
+            )
+        if not np.isfinite(vector).all():
+            raise ValueError(f"{where} holds non-finite values.")
+
 
 class SGD(_Solver):
     """Stochastic gradient descent with momentum, as scikit-learn's ``SGDOptimizer``.
@@ -123,6 +190,8 @@ class SGD(_Solver):
     """
 
     name = "sgd"
+    #: The record of its state.
+    state_type = SGDState
 
     class Hyper(NamedTuple):
         learning_rate_init: float
@@ -142,6 +211,9 @@ class SGD(_Solver):
         """Zero velocity for ``weights``' trainable variables."""
         return SGDState(velocity=np.zeros(weights.size, _dtype(weights)))
 
+    def _check_fields(self, state, weights):
+        _check_vectors({"velocity": state.velocity}, weights)
+
     def update(self, params, grads, state, learning_rate, hyper):
         """One step: the new flat parameters and state (tensors)."""
         momentum = hyper.momentum
@@ -157,6 +229,7 @@ class Adam(_Solver):
     """Adam, as scikit-learn's ``AdamOptimizer``; the learning rate is constant."""
 
     name = "adam"
+    state_type = AdamState
 
     class Hyper(NamedTuple):
         learning_rate_init: float
@@ -180,7 +253,19 @@ class Adam(_Solver):
             v=np.zeros(weights.size, dtype),
         )
 
+    def _check_fields(self, state, weights):
+        _check_vectors({"m": state.m, "v": state.v}, weights)
+        step = state.step
+        if not (math.isfinite(step) and step >= 0):
+            raise ValueError(
+                f"{STATE_PATH}.step should be a finite number >= 0, got {step!r}."
+            )
+        if (state.v < 0).any():
+            raise ValueError(f"{STATE_PATH}.v holds negative second moments.")
+
     def update(self, params, grads, state, learning_rate, hyper):
+        import tensorflow as tf
+
         beta_1, beta_2 = hyper.beta_1, hyper.beta_2
         step = state.step + 1
         m = beta_1 * state.m + (1 - beta_1) * grads
@@ -214,11 +299,9 @@ class OptimizerLearningRate(Constant):
         self.optimizer = optimizer
 
     def after_epoch(self, learning_rate, samples_seen, hyper):
+        import tensorflow as tf
+
         return tf.cast(self.optimizer.learning_rate, learning_rate.dtype)
-
-
-def _class_path(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def describe(optimizer):
@@ -255,6 +338,7 @@ class KerasOptimizer(_Solver):
     name = "keras"
     flat = False
     stateful = True
+    state_type = OptimizerState
 
     class Hyper(NamedTuple):
         """No numbers: the optimizer's own are part of :attr:`key`."""
@@ -278,6 +362,8 @@ class KerasOptimizer(_Solver):
     )
 
     def __init__(self, optimizer):
+        import keras
+
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 "solver must be 'lbfgs', 'sgd', 'adam' or a "
@@ -314,7 +400,7 @@ class KerasOptimizer(_Solver):
         #: The optimizer's class and configuration: they shape the graph.
         self.key = (
             self.name,
-            _class_path(self.optimizer_class),
+            qualified_name(self.optimizer_class),
             _canonical_config(config),
         )
 
@@ -346,6 +432,127 @@ class KerasOptimizer(_Solver):
         """A :class:`BoundKerasOptimizer` for parameters like ``params``."""
         return BoundKerasOptimizer(self, params)
 
+    @property
+    def label(self):
+        return f"<{self.optimizer_class.__name__}>"
+
+    def _check_fields(self, state, weights):
+        check_variables(state)
+        expected = self.initial_state(weights).variables
+        layout = [(v.shape, v.dtype.str) for v in state.variables]
+        wanted = [(v.shape, v.dtype.str) for v in expected]
+        if layout != wanted:
+            raise ValueError(
+                f"{STATE_PATH}.variables should be laid out as "
+                f"{self.optimizer_class.__name__}'s variables {wanted} for these "
+                f"weights, got {layout}."
+            )
+
+
+def check_variables(state):
+    """Refuse a Keras optimizer's variables that are not finite numbers.
+
+    Their layout is the optimizer's own (:meth:`KerasOptimizer.check_state`).
+    """
+    where = f"{STATE_PATH}.variables"
+    for i, v in enumerate(state.variables):
+        if not isinstance(v, np.ndarray) or v.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{where}[{i}] should be a numeric array, got {_describe(v)}."
+            )
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise ValueError(f"{where}[{i}] holds non-finite values.")
+        if v.dtype.kind in "iu" and (v < 0).any():
+            raise ValueError(f"{where}[{i}] holds a negative count.")
+
+
+def check_saved_state(state, weights, solver):
+    """Refuse a saved solver state that the solver which made it did not lay out.
+
+    The state's own solver checks it, whatever the ``solver`` parameter is
+    now (``set_params`` may change it after a fit; ``partial_fit`` then
+    refuses the state, and ``fit`` starts afresh).
+
+    Parameters
+    ----------
+    state : SGDState, AdamState, OptimizerState or None
+    weights : Weights
+    solver : str or keras.optimizers.Optimizer
+        The ``solver`` parameter. The layout of a Keras optimizer's state is
+        checked against this optimizer, if it is one.
+
+    Raises
+    ------
+    ValueError
+        As :meth:`SGD.check_state`.
+    """
+    if state is None:
+        return
+    if isinstance(state, OptimizerState):
+        if isinstance(solver, str):
+            check_variables(state)  # nothing reads its layout
+            return
+        KerasOptimizer(solver).check_state(state, weights)
+        return
+    {SGDState: SGD, AdamState: Adam}[type(state)]().check_state(state, weights)
+
+
+def solver_for(params):
+    """The solver object and its numbers (``solver.Hyper``) for these parameters.
+
+    Parameters
+    ----------
+    params : dict
+        A stochastic estimator's parameters (``get_params()``): ``solver`` is
+        ``'sgd'``, ``'adam'`` or a ``keras.optimizers.Optimizer``.
+
+    Returns
+    -------
+    solver : SGD, Adam or KerasOptimizer
+    numbers : NamedTuple
+        ``solver.Hyper`` of the parameters' floats.
+    """
+    name = params["solver"]
+    if isinstance(name, str) and name == "sgd":
+        solver = SGD(
+            nesterov=params["nesterovs_momentum"] and params["momentum"] > 0,
+            schedule=SCHEDULES[params["learning_rate"]](),
+        )
+        return solver, solver.Hyper(
+            learning_rate_init=float(params["learning_rate_init"]),
+            momentum=float(params["momentum"]),
+            power_t=float(params["power_t"]),
+        )
+    if isinstance(name, str) and name == "adam":
+        solver = Adam()
+        return solver, solver.Hyper(
+            learning_rate_init=float(params["learning_rate_init"]),
+            beta_1=float(params["beta_1"]),
+            beta_2=float(params["beta_2"]),
+            epsilon=float(params["epsilon"]),
+        )
+    _check_optimizer_settings(params)
+    solver = KerasOptimizer(name)
+    return solver, solver.Hyper()
+
+
+def _check_optimizer_settings(params):
+    """Refuse a built-in learning-rate schedule with a Keras optimizer object.
+
+    The built-in solvers' other settings are unused with an optimizer object,
+    as MLPClassifier leaves ``momentum`` unused with ``'adam'``, so that one
+    grid can search string solvers and optimizer objects.
+    """
+    if params["learning_rate"] != "constant":
+        raise ValueError(
+            f"learning_rate={params['learning_rate']!r} is a schedule of the "
+            "built-in 'sgd' solver; it has no meaning with "
+            f"solver={describe(params['solver'])}, whose own learning "
+            "rate applies. Give the optimizer a "
+            "keras.optimizers.schedules.LearningRateSchedule instead, or "
+            "leave learning_rate='constant'."
+        )
+
 
 def _build(solver, shapes, dtype):
     """A fresh optimizer built on new Keras variables of ``shapes``.
@@ -355,6 +562,9 @@ def _build(solver, shapes, dtype):
     as the ``Dense`` layers' are, so an optimizer's name-based rules
     (``exclude_from_weight_decay(var_names=...)``) see familiar names.
     """
+    import keras
+    import tensorflow as tf
+
     with tf.init_scope():
         variables = [
             keras.Variable(
@@ -412,6 +622,8 @@ class BoundKerasOptimizer:
 
     def start(self, params, state):
         """Load ``params`` and the optimizer state into the variables."""
+        import tensorflow as tf
+
         if self.flat:
             params = [tf.concat([tf.reshape(p, [-1]) for p in params], axis=0)]
         for variable, value in zip(self.variables, params, strict=True):
@@ -430,6 +642,8 @@ class BoundKerasOptimizer:
         assigned again. ``learning_rate`` and ``hyper`` are unused: the
         optimizer has its own.
         """
+        import tensorflow as tf
+
         if self.flat:
             self.optimizer.apply([grads], self.variables)
             return tf.convert_to_tensor(self.variables[0]), state
@@ -438,6 +652,8 @@ class BoundKerasOptimizer:
 
     def finish(self, state):
         """The optimizer's variables, read after the epochs."""
+        import tensorflow as tf
+
         return OptimizerState(
             tuple(tf.convert_to_tensor(v) for v in self.optimizer.variables)
         )

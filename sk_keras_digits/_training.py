@@ -453,46 +453,9 @@ class TrainingProgram:
             )
 
 
-def _layout(record):
-    """Types, shapes and dtypes of a solver state record, for comparison."""
-    return tf.nest.map_structure(
-        lambda v: (
-            (np.shape(v), np.asarray(v).dtype.str)
-            if isinstance(v, np.ndarray)
-            else type(v)
-        ),
-        record,
-    )
-
-
 def _data_tensors(data, dtype):
     """``data`` (a TrainingData) as tensors of the compute dtype."""
     return TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
-
-
-def check_solver_state(solver, state):
-    """Refuse a carried solver state that another solver (or layout) made.
-
-    ``partial_fit`` carries the solver state across calls; a solver changed
-    between calls (``set_params``) would otherwise fail deep in TensorFlow or,
-    worse, load one optimizer's moments into another's slots.
-    """
-    expected = solver.initial_state(state.weights)
-    optimizer_class = getattr(solver, "optimizer_class", None)
-    label = (
-        repr(solver.name)
-        if optimizer_class is None
-        else (f"<{optimizer_class.__name__}>")
-    )
-    if type(state.solver) is not type(expected) or _layout(state.solver) != _layout(
-        expected
-    ):
-        raise ValueError(
-            f"The solver state carried from the previous call "
-            f"({type(state.solver).__name__}) does not fit solver={label}: "
-            "partial_fit cannot change the solver between "
-            "calls. Call fit to start afresh."
-        )
 
 
 def train_stochastic(

@@ -1,4 +1,6 @@
-"""Tests for sk_keras_digits._format_1: format-1 files load through format 2's checks.
+"""Tests for sk_keras_digits._persistence.old.format_1.
+
+Format-1 files load through format 2's checks.
 
 The files in ``tests/data/format_1`` were written by sk_keras_digits at commit
 afedff9 (format 1), with the probabilities and fitted attributes it computed.
@@ -15,8 +17,9 @@ import pytest
 
 from sk_keras_digits import ModelFileError, load, save
 from sk_keras_digits._persistence import SavedNetwork
+from tests._helpers import read_members, zip_bytes
 
-DATA = pathlib.Path(__file__).parent / "data" / "format_1"
+DATA = pathlib.Path(__file__).parents[2] / "data" / "format_1"
 CASES = [
     "sgd",
     "adam_early_stopping_strings",
@@ -60,8 +63,7 @@ def test_format_1_files_load_as_they_were_saved(case, X, tmp_path):
 def test_format_1_state_goes_through_the_same_checks(tmp_path):
     """A tampered format-1 file is refused as a format-2 one would be."""
     source = DATA / "sgd.skd"
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = read_members(source)
     manifest = json.loads(members["manifest.json"])
     edits = {
         "n_features_in": (
@@ -96,11 +98,10 @@ def test_format_1_state_goes_through_the_same_checks(tmp_path):
         edited = json.loads(json.dumps(manifest))
         edit(edited)
         path = tmp_path / f"{name}.skd"
-        with zipfile.ZipFile(path, "w") as archive:
-            for member, data in members.items():
-                if member == "manifest.json":
-                    data = json.dumps(edited)
-                archive.writestr(member, data)
+        manifest_json = json.dumps(edited)
+        path.write_bytes(
+            zip_bytes({**members, "manifest.json": manifest_json}, zipfile.ZIP_STORED)
+        )
         with pytest.raises(ModelFileError, match=match):
             load(path)
     # Untouched, it loads (from a copy: the data folder is read only here).
@@ -123,8 +124,7 @@ def _leaves(node, path=()):
 @pytest.mark.parametrize("case", ["sgd", "adam_early_stopping_strings"])
 def test_fuzz_format_1_manifest(case, X, tmp_path):
     """Every single change to a format-1 manifest: refused, or self-consistent."""
-    with zipfile.ZipFile(DATA / f"{case}.skd") as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = read_members(DATA / f"{case}.skd")
     manifest = json.loads(members["manifest.json"])
     path = tmp_path / "mutated.skd"
     refused = accepted = 0
@@ -137,11 +137,12 @@ def test_fuzz_format_1_manifest(case, X, tmp_path):
             for key in where[:-1]:
                 node = node[key]
             node[where[-1]] = replacement
-            with zipfile.ZipFile(path, "w") as archive:
-                for member, data in members.items():
-                    if member == "manifest.json":
-                        data = json.dumps(edited)
-                    archive.writestr(member, data)
+            manifest_json = json.dumps(edited)
+            path.write_bytes(
+                zip_bytes(
+                    {**members, "manifest.json": manifest_json}, zipfile.ZIP_STORED
+                )
+            )
             try:
                 est = load(path)
             except ModelFileError:

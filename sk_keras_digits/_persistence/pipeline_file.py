@@ -11,8 +11,8 @@ each step being a member of its own:
   which is read without pickle. Only the types of :func:`trusted_steps` are
   accepted (an explicit list, never "anything"), and within them, at any
   depth, only arrays, numbers, strings, containers and the nested
-  transformers of :data:`~sk_keras_digits._skops_schema.NESTED_STEPS`
-  (see :mod:`sk_keras_digits._skops_schema`);
+  transformers of :data:`~.skops_schema.NESTED_STEPS`
+  (see :mod:`.skops_schema`);
 - ``"passthrough"`` or ``None`` steps are stored in the manifest.
 
 A classifier step's file must hold a classifier: a pipeline there is refused
@@ -30,25 +30,19 @@ import zipfile
 
 import numpy as np
 
-from ._archive import Refused, check_names, open_zip, read_member
-from ._model_file import FORMAT_NAME, FORMAT_VERSION
-from ._skops_schema import check_schema, is_member_name
-
-#: The ``estimator`` of a pipeline's manifest.
-PIPELINE = "sklearn.pipeline.Pipeline"
+from .._names import qualified_name
+from .archive import check_names, open_zip, zip_bytes
+from .errors import Refused
+from .estimator_file import estimator_members, load_step
+from .json_values import loads
+from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header
+from .skops_schema import check_schema, is_member_name
 
 #: Most bytes a step's ``schema.json`` may hold (a fitted step's takes 2-10
 #: KB; a step fitted on named features adds about 200 bytes per name).
 SCHEMA_LIMIT = 1 << 20
 
-_MANIFEST_KEYS = {
-    "format",
-    "format_version",
-    "estimator",
-    "versions",
-    "params",
-    "steps",
-}
+_MANIFEST_KEYS = {*HEADER_KEYS, "params", "steps"}
 _PARAMS = {"verbose", "transform_input"}
 
 
@@ -92,30 +86,16 @@ def trusted_steps():
         TruncatedSVD,
         VarianceThreshold,
     )
-    return {_qualified_name(cls): cls for cls in types}
-
-
-def _qualified_name(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _zip(members):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return {qualified_name(cls): cls for cls in types}
 
 
 # ---------------------------------------------------------------------- save
-def pipeline_members(pipeline, estimator_members):
+def pipeline_members(pipeline):
     """The members of the model file of a fitted pipeline.
 
     Parameters
     ----------
     pipeline : Pipeline
-    estimator_members : callable
-        Gives the members of a classifier's model file.
 
     Returns
     -------
@@ -124,8 +104,7 @@ def pipeline_members(pipeline, estimator_members):
     import skops.io
     from sklearn.utils.validation import check_is_fitted
 
-    from ._classifier import KerasDigitClassifier
-    from ._persistence import library_versions
+    from .._classifier import KerasDigitClassifier
 
     check_is_fitted(pipeline)
     params = pipeline.get_params(deep=False)
@@ -152,9 +131,9 @@ def pipeline_members(pipeline, estimator_members):
             continue
         if isinstance(step, KerasDigitClassifier):
             member, kind = f"steps/{i}.skd", "model"
-            data = _zip(estimator_members(step))
+            data = zip_bytes(estimator_members(step))
         else:
-            qualified = _qualified_name(type(step))
+            qualified = qualified_name(step)
             if qualified not in trusted:
                 raise TypeError(
                     f"save cannot save the step {name!r}: {qualified} is not among "
@@ -176,32 +155,32 @@ def pipeline_members(pipeline, estimator_members):
         described.append({"name": name, "kind": kind, "member": member})
         members.append((member, data))
     manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "estimator": PIPELINE,
-        "versions": library_versions(),
+        **header(PIPELINE),
         "params": {
             "verbose": bool(params.get("verbose", False)),
             "transform_input": transform_input,
         },
         "steps": described,
     }
-    return [("manifest.json", json.dumps(manifest, indent=1).encode()), *members]
+    return [(MANIFEST, json.dumps(manifest, indent=1).encode()), *members]
 
 
 # ---------------------------------------------------------------------- load
-def load_pipeline(reader, manifest, load_model):
+def load_pipeline(archive, budget, manifest, path, options):
     """The pipeline a model file holds.
 
     Parameters
     ----------
-    reader : sk_keras_digits._persistence._Reader
-        Reads the archive's members within the file's budget.
+    archive : zipfile.ZipFile
+        The model file.
+    budget : Budget
+        Bounds the bytes its members decompress to, steps included.
     manifest : dict
         Its manifest (format already checked).
-    load_model : callable
-        ``load_model(data, name)`` loads the classifier's model file of step
-        ``name`` from its bytes (refusing a pipeline from its manifest).
+    path : str
+        The file, for messages.
+    options : LoadOptions
+        For the classifier steps.
 
     Returns
     -------
@@ -209,7 +188,7 @@ def load_pipeline(reader, manifest, load_model):
     """
     from sklearn.pipeline import Pipeline
 
-    from ._classifier import KerasDigitClassifier
+    from .._classifier import KerasDigitClassifier
 
     if set(manifest) != _MANIFEST_KEYS:
         raise Refused(
@@ -255,7 +234,7 @@ def load_pipeline(reader, manifest, load_model):
             raise Refused(f"manifest.json: steps[{i}] is invalid: {str(step)[:200]}.")
         if suffix:
             members.append(step["member"])
-    check_names(reader.archive, ["manifest.json", *members], "the pipeline's file")
+    check_names(archive, [MANIFEST, *members], "the pipeline's file")
     steps = []
     for step in described:
         name, kind = step["name"], step["kind"]
@@ -263,10 +242,10 @@ def load_pipeline(reader, manifest, load_model):
             steps.append((name, step["value"]))
             continue
         what = f"member '{step['member']}'"
-        data = reader.read(reader.archive, step["member"], reader.budget.left, what)
+        data = budget.read(archive, step["member"], budget.left, what)
         if kind == "model":
             try:
-                estimator = load_model(data, name)
+                estimator = load_step(data, path, options, budget)
             except Refused as exc:
                 raise Refused(f"step {_label(name)}: {exc}") from exc
             if not isinstance(estimator, KerasDigitClassifier):
@@ -274,7 +253,7 @@ def load_pipeline(reader, manifest, load_model):
                     f"step {_label(name)} holds a pipeline: nesting is refused."
                 )
         else:
-            estimator = _load_skops(reader, data, name, what)
+            estimator = _load_skops(budget, data, name, what)
         steps.append((name, estimator))
     pipeline = Pipeline(steps, memory=None, **params)
     try:
@@ -282,27 +261,22 @@ def load_pipeline(reader, manifest, load_model):
         pipeline._validate_steps()
     except (TypeError, ValueError) as exc:
         raise Refused(f"the pipeline's steps are invalid: {str(exc)[:200]}") from exc
-    check_consistent(pipeline, reader.budget)
+    check_consistent(pipeline, budget)
     return pipeline
 
 
-def _load_skops(reader, data, name, what):
+def _load_skops(budget, data, name, what):
     """A scikit-learn step from its ``skops`` bytes: bounded, trusted types only.
 
     ``schema.json`` (at most :data:`SCHEMA_LIMIT` bytes) is parsed once and
-    walked by :func:`~sk_keras_digits._skops_schema.check_schema` before any
+    walked by :func:`~.skops_schema.check_schema` before any
     array is decompressed; ``skops`` then builds the step from that parsed
     schema and from the members already read and counted, each read once.
     """
     from skops.io._audit import audit_tree, get_tree
     from skops.io._utils import LoadContext
 
-    budget = reader.budget
     what = f"step {_label(name)} ({what})"
-    hint = (
-        f"; that is what is left of max_bytes={budget.max_bytes}. If you trust "
-        "the file, load it with a larger max_bytes"
-    )
     with open_zip(data, what) as archive:
         names = archive.namelist()
         arrays = [member for member in names if member != "schema.json"]
@@ -313,18 +287,9 @@ def _load_skops(reader, data, name, what):
                 f"{names[:5]}{'...' if len(names) > 5 else ''}."
             )
         limit = min(SCHEMA_LIMIT, budget.left)
-        schema_hint = hint if limit < SCHEMA_LIMIT else " (the most a step's may hold)"
-        text = read_member(
-            archive, "schema.json", limit, f"{what}: schema.json", schema_hint
-        )
-        budget.left -= len(text)
-        try:
-            schema = json.loads(text, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:
-            problem = str(exc)[:100] or type(exc).__name__
-            raise Refused(
-                f"{what}: schema.json is not valid JSON ({problem})."
-            ) from exc
+        hint = budget.hint if limit < SCHEMA_LIMIT else " (the most a step's may hold)"
+        text = budget.read(archive, "schema.json", limit, f"{what}: schema.json", hint)
+        schema = loads(text, f"{what}: schema.json", limit=100, utf8=False)
         del text
         try:
             declared, types = check_schema(schema, trusted_steps(), arrays)
@@ -332,10 +297,9 @@ def _load_skops(reader, data, name, what):
             raise Refused(f"{what}: {exc}") from exc
         content = {}
         for member in arrays:
-            content[member] = read_member(
-                archive, member, budget.left, f"{what}: {member}", hint
+            content[member] = budget.read(
+                archive, member, budget.left, f"{what}: {member}", budget.hint
             )
-            budget.left -= len(content[member])
     try:
         context = LoadContext(src=_Members(content), protocol=schema["protocol"])
         tree = get_tree(schema, context, trusted=sorted(types))
@@ -344,9 +308,9 @@ def _load_skops(reader, data, name, what):
     except Exception as exc:  # skops' and NumPy's errors on a malformed step
         problem = str(exc)[:150] or type(exc).__name__
         raise Refused(f"{what} cannot be read ({problem}).") from exc
-    if _qualified_name(type(step)) != declared:
+    if qualified_name(step) != declared:
         raise Refused(
-            f"{what} is a {_qualified_name(type(step))}, not the {declared} its "
+            f"{what} is a {qualified_name(step)}, not the {declared} its "
             "schema declares."
         )
     return step
@@ -367,10 +331,6 @@ def _label(name):
     return repr(name if len(name) <= 60 else name[:60] + "...")
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def check_consistent(pipeline, budget):
     """Refuse a loaded pipeline whose steps do not fit together.
 
@@ -380,7 +340,7 @@ def check_consistent(pipeline, budget):
     Parameters
     ----------
     pipeline : Pipeline
-    budget : sk_keras_digits._persistence._Budget
+    budget : Budget
         Bounds the probe row's size.
     """
     import warnings

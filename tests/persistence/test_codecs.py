@@ -13,32 +13,19 @@ import subprocess
 import sys
 import textwrap
 import warnings
-import zipfile
 
 import keras
 import numpy as np
 import pytest
 
 from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
-from sk_keras_digits._archive import Refused
-from sk_keras_digits._model_file import (
-    params_from_json,
-    params_to_json,
-    state_from_json,
-    state_to_json,
-)
+from sk_keras_digits._persistence.errors import Refused
+from sk_keras_digits._persistence.params_codec import params_from_json, params_to_json
+from sk_keras_digits._persistence.state_codec import state_from_json, state_to_json
+from tests._helpers import SMALL, read_members, zip_bytes
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning", "ignore::UserWarning"
-)
-
-SMALL = dict(
-    hidden_layer_sizes=(6,),
-    solver="sgd",
-    learning_rate_init=0.2,
-    batch_size=40,
-    max_iter=3,
-    random_state=0,
 )
 
 
@@ -186,11 +173,13 @@ def test_a_tampered_class_weight_is_refused(mapping, match):
 def test_a_class_weight_no_fit_accepts_is_refused_on_load(
     saved, tmp_path, mapping, match
 ):
-    members = _members(saved["keras_optimizer_class_weight"][1])
+    members = read_members(saved["keras_optimizer_class_weight"][1])
     manifest = json.loads(members["manifest.json"])
     manifest["params"]["class_weight"] = {"mapping": mapping}
     path = tmp_path / "edited.skd"
-    _write(path, {**members, "manifest.json": json.dumps(manifest).encode()})
+    path.write_bytes(
+        zip_bytes({**members, "manifest.json": json.dumps(manifest).encode()})
+    )
     with pytest.raises(ModelFileError, match=match):
         load(path)
 
@@ -261,7 +250,7 @@ def _mutations(manifest):
     """Every single change to the manifest: (description, edit)."""
     for path, value in _leaves(manifest):
         if path[0] in ("format", "format_version", "estimator", "versions"):
-            continue  # covered by tests/test_persistence.py
+            continue  # covered by tests/persistence/test_refusals.py
         kinds = list(_REPLACEMENTS) + ["drop"]
         if isinstance(value, dict):
             kinds.append("extra_key")
@@ -281,17 +270,6 @@ def _apply(manifest, path, kind):
     else:
         node[path[-1]] = _REPLACEMENTS[kind]
     return manifest
-
-
-def _members(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _write(path, members):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, value in members.items():
-            archive.writestr(name, value)
 
 
 def _arrays(members):
@@ -378,7 +356,7 @@ N_REFITS = 4
 def test_fuzz_manifest_and_arrays(case, saved, data, tmp_path):
     X, _ = data
     est, source, targets = saved[case]
-    members = _members(source)
+    members = read_members(source)
     manifest = json.loads(members["manifest.json"])
     rng = np.random.RandomState(sum(map(ord, case)))
     mutations = list(_mutations(manifest))
@@ -388,7 +366,7 @@ def test_fuzz_manifest_and_arrays(case, saved, data, tmp_path):
     accepted, refused, failures = [], 0, []
     for name, (where, kind) in chosen:
         mutated = _apply(manifest, where, kind)
-        _write(path, {**members, "manifest.json": json.dumps(mutated)})
+        path.write_bytes(zip_bytes({**members, "manifest.json": json.dumps(mutated)}))
         loaded = _try_load(path, name, failures)
         if loaded is None:
             refused += 1
@@ -406,13 +384,14 @@ def test_fuzz_manifest_and_arrays(case, saved, data, tmp_path):
                     "dtype": value.dtype.str,
                     "shape": list(value.shape),
                 }
-            _write(
-                path,
-                {
-                    **members,
-                    "manifest.json": json.dumps(edited),
-                    "state.npz": _npz({**arrays, key: value}),
-                },
+            path.write_bytes(
+                zip_bytes(
+                    {
+                        **members,
+                        "manifest.json": json.dumps(edited),
+                        "state.npz": _npz({**arrays, key: value}),
+                    }
+                )
             )
             loaded = _try_load(path, name, failures)
             if loaded is None:
@@ -462,7 +441,7 @@ def test_fuzz_random_state_refits_in_a_subprocess(saved, data, tmp_path):
     """Changed RandomState fields: refused, or a refit that does not crash."""
     X, y = data
     _, source, targets = saved["random_state_sgd"]
-    members = _members(source)
+    members = read_members(source)
     manifest = json.loads(members["manifest.json"])
     node = manifest["params"]["random_state"]["random_state"]
     edits = [
@@ -484,7 +463,7 @@ def test_fuzz_random_state_refits_in_a_subprocess(saved, data, tmp_path):
         edited = json.loads(json.dumps(manifest))
         edited["params"]["random_state"]["random_state"][field] = value
         path = tmp_path / f"state_{i}.skd"
-        _write(path, {**members, "manifest.json": json.dumps(edited)})
+        path.write_bytes(zip_bytes({**members, "manifest.json": json.dumps(edited)}))
         paths.append(path)
     np.save(tmp_path / "X.npy", X[:60])
     np.save(tmp_path / "y.npy", targets[:60])

@@ -1,4 +1,4 @@
-"""Tests for sk_keras_digits._network_config: network configs checked unbuilt."""
+"""Tests for sk_keras_digits._persistence.network_config: configs checked unbuilt."""
 
 import json
 
@@ -7,9 +7,9 @@ import numpy as np
 import psutil
 import pytest
 
-from sk_keras_digits._archive import Refused
 from sk_keras_digits._network import DenseNetwork
-from sk_keras_digits._network_config import (
+from sk_keras_digits._persistence.errors import Refused
+from sk_keras_digits._persistence.network_config import (
     check_dense_config,
     output_activation,
     variable_specs,

@@ -6,7 +6,7 @@ arrays as ``.npy`` members. :func:`check_schema` walks that tree once, without
 recursion, and accepts only what a pipeline step may hold:
 
 - at the root, one of the step types of
-  :func:`sk_keras_digits._pipeline_file.trusted_steps`;
+  :func:`~.pipeline_file.trusted_steps`;
 - below it, dicts with string keys, lists, tuples, JSON primitives, NumPy
   arrays (``.npy`` members or object arrays of primitives), NumPy scalars,
   dtypes and ``RandomState`` objects, and the types of :data:`NESTED_STEPS`
@@ -17,14 +17,14 @@ recursion, and accepts only what a pipeline step may hold:
   object can be aliased into another place, and each ``.npy`` member is
   referenced under one ``__id__`` only, so it is read once.
 
-Every problem raises :class:`~sk_keras_digits._archive.Refused`.
+Every problem raises :class:`~.errors.Refused`.
 """
 
 import re
 
 import numpy as np
 
-from ._archive import Refused
+from .errors import Refused
 
 #: The objects a trusted step holds inside itself, by (step type, attribute):
 #: array-only transformers that scikit-learn fits as part of the step.
@@ -150,7 +150,7 @@ def check_schema(schema, steps, members):
         _refuse(
             [],
             f"the step is a {declared[:100]}, not one of the trusted step types "
-            "(sk_keras_digits._pipeline_file.trusted_steps()).",
+            "(sk_keras_digits._persistence.pipeline_file.trusted_steps()).",
         )
     seen, files, types = {}, {}, set()
     # (state, path, kind, allowed types, owning step); walked without recursion.

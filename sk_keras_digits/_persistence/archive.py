@@ -1,4 +1,4 @@
-"""Bounded reading of zip archives and ``.npy`` arrays from untrusted files.
+"""Zip archives: bounded reading of untrusted ones, and the one zip writer.
 
 A model file is a zip archive holding other zip archives (``state.npz`` and
 ``model.keras``). Nothing here trusts the sizes an archive declares in its
@@ -8,8 +8,14 @@ is refused as soon as it does, before the excess is held in memory. Arrays are
 read from ``.npy`` members only after their header (dtype, shape, order)
 matched what the caller expected, and only as many bytes as that shape needs.
 
-Every problem raises :class:`Refused`, whose message is the problem alone;
-the caller names the file.
+The bytes one file may decompress, nested archives included, are a
+:class:`Budget` (``load``'s ``max_bytes``), which every read is counted
+against. Every problem raises :class:`~.errors.Refused`, whose message is the
+problem alone; the caller names the file.
+
+:func:`write_zip` is how every archive of a model file is written (the file
+itself, ``model.keras``, a pipeline's steps), member by member through
+:func:`write_member`.
 """
 
 import io
@@ -17,6 +23,9 @@ import math
 import zipfile
 
 import numpy as np
+
+from .errors import Refused
+from .json_values import loads
 
 # Bytes decompressed per read: small enough that overshooting a limit by one
 # chunk is harmless.
@@ -33,8 +42,66 @@ _HEADER_READERS = {
 }
 
 
-class Refused(ValueError):
-    """Content of a file that is refused; the message says what is wrong."""
+#: The end of a message refusing a file larger than what is left of the budget.
+LARGER_MAX_BYTES = "If you trust the file, load it with a larger max_bytes"
+
+
+class Budget:
+    """Bytes that may still be decompressed from one file, nested files included.
+
+    Parameters
+    ----------
+    max_bytes : int
+        ``load``'s ``max_bytes``.
+
+    Attributes
+    ----------
+    max_bytes : int
+    left : int
+        Bytes not yet decompressed.
+    """
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.left = max_bytes
+
+    @property
+    def hint(self):
+        """Appended to a refusal where what is left of the budget was the limit."""
+        return (
+            f"; that is what is left of max_bytes={self.max_bytes}. {LARGER_MAX_BYTES}"
+        )
+
+    def reserve(self, size, what):
+        """Refuse ``what`` (a sentence up to its size) if ``size`` exceeds the rest.
+
+        Returns
+        -------
+        size : int
+        """
+        if size > self.left:
+            raise Refused(
+                f"{what}, more than the {self.left} left of "
+                f"max_bytes={self.max_bytes}. {LARGER_MAX_BYTES}."
+            )
+        return size
+
+    def read(self, archive, name, limit, what, hint=None):
+        """The bytes of member ``name`` (at most ``limit``), counted.
+
+        ``hint`` (by default :attr:`hint`, where the budget is below
+        ``limit``) is appended to a refusal of a member too large.
+        """
+        if hint is None:
+            hint = self.hint if limit > self.left else ""
+        data = read_member(archive, name, min(limit, self.left), what, hint)
+        self.left -= len(data)
+        return data
+
+    def read_json(self, archive, name, limit, what=None):
+        """Member ``name`` parsed as strict JSON (at most ``limit`` bytes)."""
+        what = what or f"member '{name}'"
+        return loads(self.read(archive, name, limit, what), what)
 
 
 def open_zip(source, what):
@@ -219,3 +286,29 @@ def read_npy(archive, name, dtype, shape, what):
     except Exception as exc:
         raise Refused(f"{what} is corrupted or not an .npy array ({exc}).") from exc
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+# -------------------------------------------------------------------- writing
+def write_member(archive, name, data):
+    """Write one member, deflated, into the open ``archive``."""
+    archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def write_zip(file, members):
+    """Write ``members`` (``(name, bytes)`` pairs, in order) as a zip archive.
+
+    Parameters
+    ----------
+    file : str or binary file object
+    members : iterable of (str, bytes)
+    """
+    with zipfile.ZipFile(file, "w") as archive:
+        for name, data in members:
+            write_member(archive, name, data)
+
+
+def zip_bytes(members):
+    """The zip archive of ``members`` (as :func:`write_zip`), as bytes."""
+    buffer = io.BytesIO()
+    write_zip(buffer, members)
+    return buffer.getvalue()

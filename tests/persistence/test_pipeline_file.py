@@ -1,4 +1,4 @@
-"""Tests for sk_keras_digits._pipeline_file: whole pipelines in a model file."""
+"""Tests for sk_keras_digits._persistence.pipeline_file: whole pipelines in a file."""
 
 import io
 import json
@@ -13,18 +13,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 
 from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
-from sk_keras_digits._pipeline_file import trusted_steps
+from sk_keras_digits._persistence.pipeline_file import trusted_steps
+from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members, zip_bytes
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-SMALL = dict(
-    hidden_layer_sizes=(6,),
-    solver="sgd",
-    learning_rate_init=0.2,
-    batch_size=50,
-    max_iter=3,
-    random_state=0,
-)
+pytestmark = IGNORE_CONVERGENCE
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +37,6 @@ def pipeline_file(pipeline, tmp_path_factory):
     return path
 
 
-def members(path):
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def write(path, content):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in content.items():
-            archive.writestr(name, data)
-    return path
-
-
 def test_pipeline_round_trip(pipeline, pipeline_file, data):
     X, _ = data
     loaded = load(pipeline_file)
@@ -68,7 +48,7 @@ def test_pipeline_round_trip(pipeline, pipeline_file, data):
     assert np.array_equal(loaded.predict_proba(X), pipeline.predict_proba(X))
     assert np.array_equal(loaded.predict(X), pipeline.predict(X))
     assert np.array_equal(loaded[0].data_max_, pipeline[0].data_max_)
-    content = members(pipeline_file)
+    content = read_members(pipeline_file)
     assert sorted(content) == ["manifest.json", "steps/0.skops", "steps/1.skd"]
     manifest = json.loads(content["manifest.json"])
     assert manifest["estimator"] == "sklearn.pipeline.Pipeline"
@@ -122,34 +102,35 @@ def test_save_refuses_untrusted_steps(data, tmp_path):
 def test_load_refuses_untrusted_steps(step, match, pipeline_file, data, tmp_path):
     X, y = data
     step.fit(X, y)
-    content = {**members(pipeline_file), "steps/0.skops": skops.io.dumps(step)}
-    path = write(tmp_path / "tampered.skd", content)
+    content = {**read_members(pipeline_file), "steps/0.skops": skops.io.dumps(step)}
+    path = tmp_path / "tampered.skd"
+    path.write_bytes(zip_bytes(content))
     with pytest.raises(ModelFileError, match=match):
         load(path)
 
 
 def test_load_refuses_malformed_pipelines(pipeline_file, tmp_path):
-    content = members(pipeline_file)
+    content = read_members(pipeline_file)
     manifest = json.loads(content["manifest.json"])
     path = tmp_path / "bad.skd"
-    write(path, {**content, "extra": b"1"})
+    path.write_bytes(zip_bytes({**content, "extra": b"1"}))
     with pytest.raises(ModelFileError, match=r"unexpected \['extra'\]"):
         load(path)
     bad = json.loads(json.dumps(manifest))
     bad["steps"][0]["member"] = "steps/1.skd"
-    write(path, {**content, "manifest.json": json.dumps(bad)})
+    path.write_bytes(zip_bytes({**content, "manifest.json": json.dumps(bad)}))
     with pytest.raises(ModelFileError, match=r"steps\[0\] is invalid"):
         load(path)
     # A pipeline as a step's model file: nesting is refused.
     nested = {**content, "steps/1.skd": content["manifest.json"]}
-    write(path, nested)
+    path.write_bytes(zip_bytes(nested))
     with pytest.raises(ModelFileError, match="steps/1.skd|not a zip"):
         load(path)
     again = io.BytesIO()
     with zipfile.ZipFile(again, "w") as archive:
         for name, data in content.items():
             archive.writestr(name, data)
-    write(path, {**content, "steps/1.skd": again.getvalue()})
+    path.write_bytes(zip_bytes({**content, "steps/1.skd": again.getvalue()}))
     with pytest.raises(ModelFileError, match="nesting is refused"):
         load(path)
     # A tampered classifier step: the classifier's checks apply.
@@ -163,14 +144,14 @@ def test_load_refuses_malformed_pipelines(pipeline_file, tmp_path):
     with zipfile.ZipFile(step, "w") as archive:
         for name, data in inner.items():
             archive.writestr(name, data)
-    write(path, {**content, "steps/1.skd": step.getvalue()})
+    path.write_bytes(zip_bytes({**content, "steps/1.skd": step.getvalue()}))
     with pytest.raises(ModelFileError, match="step 'kerasdigitclassifier'.*shapes"):
         load(path)
 
 
 def test_skops_member_counts_against_max_bytes(pipeline_file, tmp_path):
     """A skops member inflating past the budget is refused before skops reads it."""
-    content = members(pipeline_file)
+    content = read_members(pipeline_file)
     skops_member = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(content["steps/0.skops"])) as archive:
         with zipfile.ZipFile(skops_member, "w", zipfile.ZIP_DEFLATED) as copy:
@@ -179,9 +160,8 @@ def test_skops_member_counts_against_max_bytes(pipeline_file, tmp_path):
                 copy.writestr(name, archive.read(name))
             # One referenced array, padded to 20 MiB.
             copy.writestr(arrays[0], archive.read(arrays[0]) + bytes(20 * 2**20))
-    path = write(
-        tmp_path / "padded.skd", {**content, "steps/0.skops": skops_member.getvalue()}
-    )
+    path = tmp_path / "padded.skd"
+    path.write_bytes(zip_bytes({**content, "steps/0.skops": skops_member.getvalue()}))
     with pytest.raises(ModelFileError, match=r"\.npy .*max_bytes=8388608"):
         load(path, max_bytes=8 * 2**20)
 
@@ -191,8 +171,9 @@ def test_load_refuses_untrusted_objects_inside_a_trusted_step(
 ):
     scaler = MinMaxScaler().fit(np.ones((3, 64)))
     scaler.helper_ = json.dumps  # a function: code, which skops does not trust
-    content = {**members(pipeline_file), "steps/0.skops": skops.io.dumps(scaler)}
-    path = write(tmp_path / "tampered.skd", content)
+    content = {**read_members(pipeline_file), "steps/0.skops": skops.io.dumps(scaler)}
+    path = tmp_path / "tampered.skd"
+    path.write_bytes(zip_bytes(content))
     with pytest.raises(ModelFileError, match=r"helper_: json.dumps .*not allowed"):
         load(path)
     with pytest.raises(TypeError, match="json.dumps"):

@@ -1,4 +1,4 @@
-"""Tests for sk_keras_digits._archive: bounded reading of zip members and arrays."""
+"""Tests for sk_keras_digits._persistence.archive: bounded zip and array reading."""
 
 import io
 import zipfile
@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from sk_keras_digits._archive import (
+from sk_keras_digits._persistence.archive import (
     Refused,
     check_names,
     npy_size,
@@ -14,14 +14,7 @@ from sk_keras_digits._archive import (
     read_member,
     read_npy,
 )
-
-
-def archive_of(members, compression=zipfile.ZIP_DEFLATED):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+from tests._helpers import zip_bytes
 
 
 def npy_bytes(array):
@@ -43,7 +36,7 @@ def forge_size(data, name, size):
 
 
 def test_read_member_counts_what_it_decompresses():
-    data = archive_of({"big": b"x" * 100_000, "small": b"abc"})
+    data = zip_bytes({"big": b"x" * 100_000, "small": b"abc"})
     with open_zip(data, "test") as archive:
         assert read_member(archive, "small", 10, "small") == b"abc"
         assert read_member(archive, "big", 100_000, "big") == b"x" * 100_000
@@ -54,7 +47,7 @@ def test_read_member_counts_what_it_decompresses():
 def test_read_member_does_not_trust_a_forged_size():
     """A member declaring fewer bytes than it holds: stopped, never inflated."""
     payload = b"\0" * 3_000_000
-    data = forge_size(archive_of({"bomb": payload}), "bomb", 100)
+    data = forge_size(zip_bytes({"bomb": payload}), "bomb", 100)
     with open_zip(data, "test") as archive:
         assert archive.getinfo("bomb").file_size == 100
         with pytest.raises(Refused, match="bomb is corrupted"):
@@ -63,7 +56,7 @@ def test_read_member_does_not_trust_a_forged_size():
 
 def test_read_npy_checks_the_header_before_the_data():
     array = np.arange(12.0).reshape(3, 4)
-    data = archive_of({"a.npy": npy_bytes(array)}, zipfile.ZIP_STORED)
+    data = zip_bytes({"a.npy": npy_bytes(array)}, zipfile.ZIP_STORED)
     with open_zip(data, "test") as archive:
         read = read_npy(archive, "a.npy", np.dtype("<f8"), (3, 4), "a")
         assert np.array_equal(read, array) and read.flags.writeable
@@ -78,7 +71,7 @@ def test_read_npy_refuses_objects_and_trailing_bytes():
     buffer = io.BytesIO()
     np.save(buffer, objects, allow_pickle=True)
     trailing = npy_bytes(np.zeros(2)) + b"extra"
-    data = archive_of({"o.npy": buffer.getvalue(), "t.npy": trailing})
+    data = zip_bytes({"o.npy": buffer.getvalue(), "t.npy": trailing})
     with open_zip(data, "test") as archive:
         with pytest.raises(Refused, match="dtype object"):
             read_npy(archive, "o.npy", np.dtype("<f8"), (1,), "o")
@@ -87,13 +80,13 @@ def test_read_npy_refuses_objects_and_trailing_bytes():
 
 
 def test_check_names_and_duplicates():
-    data = archive_of({"a": b"1", "b": b"2"})
+    data = zip_bytes({"a": b"1", "b": b"2"})
     with open_zip(data, "test") as archive:
         check_names(archive, ["a"], "test", optional=["b"])
         with pytest.raises(Refused, match=r"missing \['c'\], unexpected \['b'\]"):
             check_names(archive, ["a", "c"], "test")
     with pytest.warns(UserWarning, match="Duplicate name"):
-        duplicated = archive_of({})
+        duplicated = zip_bytes({})
         buffer = io.BytesIO(duplicated)
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("a", b"1")

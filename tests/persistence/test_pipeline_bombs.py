@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 
 import numpy as np
 import pytest
@@ -23,17 +22,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
 
 from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
+from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members, zip_bytes
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-SMALL = dict(
-    hidden_layer_sizes=(6,),
-    solver="sgd",
-    learning_rate_init=0.2,
-    batch_size=50,
-    max_iter=2,
-    random_state=0,
-)
+pytestmark = IGNORE_CONVERGENCE
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +51,10 @@ def pipeline_file(pipeline, tmp_path_factory):
     return path
 
 
-def unzip(data):
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def zip_bytes(content):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in content.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def with_imputer(pipeline_file, schema, arrays=None):
     """The pipeline file's bytes, its imputer step (step 0) replaced."""
-    content = unzip(pipeline_file.read_bytes())
-    step = unzip(content["steps/0.skops"])
+    content = read_members(pipeline_file.read_bytes())
+    step = read_members(content["steps/0.skops"])
     if arrays is not None:
         step = {"schema.json": step["schema.json"], **arrays}
     step["schema.json"] = json.dumps(schema).encode()
@@ -84,15 +62,15 @@ def with_imputer(pipeline_file, schema, arrays=None):
 
 
 def imputer_schema(pipeline_file):
-    content = unzip(pipeline_file.read_bytes())
-    return json.loads(unzip(content["steps/0.skops"])["schema.json"])
+    content = read_members(pipeline_file.read_bytes())
+    return json.loads(read_members(content["steps/0.skops"])["schema.json"])
 
 
 def skops_state(obj):
     """The skops state of ``obj`` and its arrays."""
     import skops.io
 
-    step = unzip(skops.io.dumps(obj))
+    step = read_members(skops.io.dumps(obj))
     state = json.loads(step.pop("schema.json"))
     del state["protocol"], state["_skops_version"]
     return state, step
@@ -107,7 +85,7 @@ def make_bombs(pipeline, pipeline_file, data):
     # 1. One 8 MiB array referenced 80 times, under 80 different __id__s.
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(2**20))
-    step = unzip(unzip(pipeline_file.read_bytes())["steps/0.skops"])
+    step = read_members(read_members(pipeline_file.read_bytes())["steps/0.skops"])
     arrays = {name: data for name, data in step.items() if name != "schema.json"}
     bomb = json.loads(json.dumps(schema))
     for i in range(80):
@@ -149,7 +127,7 @@ def make_bombs(pipeline, pipeline_file, data):
         bomb["content"]["content"]["indicator_"] = state
         bombs[name] = with_imputer(pipeline_file, bomb, {**arrays, **extra})
     # 4. A pipeline nested 1000 deep, as each level's classifier step.
-    manifest = json.loads(unzip(pipeline_file.read_bytes())["manifest.json"])
+    manifest = json.loads(read_members(pipeline_file.read_bytes())["manifest.json"])
     manifest["steps"] = [{"name": "clf", "kind": "model", "member": "steps/0.skd"}]
     level = pipeline_file.read_bytes()
     for _ in range(1000):
@@ -167,8 +145,8 @@ def make_bombs(pipeline, pipeline_file, data):
         ("polynomial_degrees", {"_max_degree": 10**6}),
         ("polynomial_output", {"n_output_features_": 10**10}),
     ):
-        content = unzip(polynomial_file.read_bytes())
-        step = unzip(content["steps/0.skops"])
+        content = read_members(polynomial_file.read_bytes())
+        step = read_members(content["steps/0.skops"])
         schema = json.loads(step["schema.json"])
         for i, (key, value) in enumerate(changes.items()):
             node = schema["content"]["content"][key]

@@ -12,11 +12,8 @@ in a format-1 state (the derived attributes) is ignored.
 
 import numpy as np
 
-from . import _archive
-from ._archive import Refused
-from ._labels import LabelEncoding
-from ._model_file import float_to_json, state_to_json
-from ._state import (
+from ..._labels import LabelEncoding
+from ..._state import (
     AdamState,
     FittedState,
     History,
@@ -25,48 +22,43 @@ from ._state import (
     TrainingState,
     Weights,
 )
+from ..archive import npy_size, open_zip, read_npy, read_npy_header
+from ..errors import Refused
+from ..json_values import NON_FINITE, float_to_json
+from ..manifest import HEADER_KEYS
+from ..state_codec import state_to_json
 
 MANIFEST_KEYS = {
-    "format",
-    "format_version",
-    "estimator",
-    "versions",
+    *HEADER_KEYS,
     "params",
     "network",
     "callbacks",
     "state",
     "object_arrays",
 }
-_NON_FINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def read_arrays(reader, name):
+def read_arrays(archive, budget, name):
     """Every array of a format-1 ``state.npz``, each checked before it is read."""
-    budget = reader.budget
-    data = reader.read(reader.archive, name, budget.left, f"member '{name}'")
+    data = budget.read(archive, name, budget.left, f"member '{name}'")
     arrays = {}
-    with _archive.open_zip(data, "state.npz") as npz:
+    with open_zip(data, "state.npz") as npz:
         for member in npz.namelist():
             if not member.endswith(".npy"):
                 raise Refused(
                     f"state.npz holds a member {member[:80]!r}, not an array."
                 )
-            dtype, shape = _archive.read_npy_header(npz, member, f"state.npz: {member}")
+            dtype, shape = read_npy_header(npz, member, f"state.npz: {member}")
             if dtype.kind not in "biufU" or not dtype.isnative:
                 raise Refused(
                     f"state.npz: {member} holds an array of dtype {dtype}: only "
                     "booleans, integers, floats and unicode strings are allowed."
                 )
-            size = _archive.npy_size(dtype, shape)
-            if size > budget.left:
-                raise Refused(
-                    f"state.npz: {member} holds {size} bytes, more than the "
-                    f"{budget.left} left of max_bytes={budget.max_bytes}. If you "
-                    "trust the file, load it with a larger max_bytes."
-                )
+            size = npy_size(dtype, shape)
+            budget.reserve(size, f"state.npz: {member} holds {size} bytes")
             budget.left -= size
-            arrays[member[:-4]] = _archive.read_npy(
+            arrays[member[:-4]] = read_npy(
                 npz, member, dtype, shape, f"state.npz: {member}"
             )
     return arrays
@@ -88,8 +80,8 @@ class _Decoder:
             raise Refused(f"manifest.json: {where} holds {str(node)[:80]!r}.")
         tag = next(iter(node))
         value = node[tag]
-        if len(node) == 1 and tag == "float" and _key(value) in _NON_FINITE:
-            return float(_NON_FINITE[value])
+        if len(node) == 1 and tag == "float" and _key(value) in NON_FINITE:
+            return float(NON_FINITE[value])
         if len(node) == 1 and tag in ("array", "scalar"):
             array = self._array(value, where)
             return array[()] if tag == "scalar" and array.ndim == 0 else array
@@ -188,8 +180,15 @@ def _convert_params(manifest, decode):
     return converted
 
 
-def convert(manifest, reader):
+def convert(manifest, archive, budget):
     """The format-2 values of a format-1 manifest.
+
+    Parameters
+    ----------
+    manifest : dict
+    archive : zipfile.ZipFile
+        The model file, whose ``state.npz`` is read (bounded).
+    budget : Budget
 
     Returns
     -------
@@ -207,7 +206,7 @@ def convert(manifest, reader):
             "manifest.json (format 1) has unexpected or missing keys "
             f"{sorted(set(manifest) ^ MANIFEST_KEYS)}."
         )
-    arrays = read_arrays(reader, "state.npz")
+    arrays = read_arrays(archive, budget, "state.npz")
     decode = _Decoder(arrays, manifest["object_arrays"])
     params = _convert_params(manifest, decode)
     state = decode(manifest["state"], "state")

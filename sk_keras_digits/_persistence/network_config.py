@@ -1,7 +1,8 @@
 """Checking a Keras network configuration from a file before anything is built.
 
-A model file's ``model.keras`` holds the network's architecture, as Keras'
-``config.json``. Two checks run on it before Keras allocates anything:
+A model file's ``model.keras`` (see :mod:`.network_file`) holds the network's
+architecture, as Keras' ``config.json``. Two checks run on it before Keras
+allocates anything:
 
 - :func:`check_dense_config`: for the default network the architecture
   follows from the parameters and the weights' shapes, so the file's
@@ -15,8 +16,8 @@ A model file's ``model.keras`` holds the network's architecture, as Keras'
 Importing this module does not import Keras; the functions do.
 """
 
-from ._activations import KERAS_ACTIVATIONS
-from ._archive import Refused
+from .._activations import KERAS_ACTIVATIONS
+from .errors import Refused
 
 
 def _policy_name(dtype):
@@ -122,7 +123,7 @@ def variable_specs(config, custom_objects, safe_mode):
     """
     import keras
 
-    from ._fixes import unallocated_variables
+    from .._fixes import unallocated_variables
 
     with unallocated_variables():
         model = deserialize(config, custom_objects, safe_mode)

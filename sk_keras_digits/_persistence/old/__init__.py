@@ -1,0 +1,1 @@
+"""Readers of the previous formats of the model file (format 1)."""

@@ -1,0 +1,22 @@
+"""Custom networks for the tests, importable by name (``tests._networks``).
+
+The format-2 fixtures in ``tests/data/format_2`` were fitted with them.
+"""
+
+from sk_keras_digits import NetworkBuilder
+
+
+class SmallDense(NetworkBuilder):
+    """One hidden Dense layer followed by batch normalisation."""
+
+    def __init__(self, units=6):
+        self.units = units
+
+    def build(self, n_features_in, n_outputs, output_activation):
+        import keras
+
+        inputs = keras.Input((n_features_in,))
+        hidden = keras.layers.Dense(self.units, activation="relu")(inputs)
+        hidden = keras.layers.BatchNormalization()(hidden)
+        outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+        return keras.Model(inputs, outputs)

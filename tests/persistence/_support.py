@@ -1,0 +1,191 @@
+"""Networks and helpers shared by the persistence tests.
+
+The networks live at module level, so that estimators using them pickle.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from sk_keras_digits import (
+    ModelFileError,
+    load,
+)
+
+PUBLIC_ATTRIBUTES = (
+    "loss_",
+    "best_loss_",
+    "loss_curve_",
+    "validation_scores_",
+    "best_validation_score_",
+    "t_",
+    "n_iter_",
+    "n_layers_",
+    "n_outputs_",
+    "out_activation_",
+    "n_features_in_",
+    "history_",
+)
+
+
+# -- custom networks (module level, so that they pickle) ------------------------
+def dropout_network(n_features_in, n_outputs, output_activation):
+    return keras.Sequential(
+        [
+            keras.Input((n_features_in,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(n_outputs, activation=output_activation),
+        ]
+    )
+
+
+def wide_network(n_features_in, n_outputs, output_activation, units=8):
+    inputs = keras.Input((n_features_in,))
+    hidden = keras.layers.Dense(units, activation="tanh")(inputs)
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+    return keras.Model(inputs, outputs)
+
+
+def lambda_network(n_features_in, n_outputs, output_activation):
+    inputs = keras.Input((n_features_in,))
+    halved = keras.layers.Lambda(lambda x: x * 0.5)(inputs)
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(halved)
+    return keras.Model(inputs, outputs)
+
+
+class Scale(keras.layers.Layer):
+    """A custom layer that is not registered with Keras."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def custom_layer_network(n_features_in, n_outputs, output_activation):
+    inputs = keras.Input((n_features_in,))
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(
+        Scale()(inputs)
+    )
+    return keras.Model(inputs, outputs)
+
+
+class OpenOnUnpickle:
+    """A pickle payload: unpickling it creates the file at ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# -- helpers ---------------------------------------------------------------------
+def assert_same_params(a, b, skip=()):
+    pa, pb = a.get_params(), b.get_params()
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        if name in skip:
+            continue
+        if isinstance(pa[name], np.random.RandomState):
+            sa, sb = pa[name].get_state(), pb[name].get_state()
+            assert sa[0] == sb[0] and np.array_equal(sa[1], sb[1]) and sa[2:] == sb[2:]
+        else:
+            assert pa[name] == pb[name], name
+            assert type(pa[name]) is type(pb[name]), name
+
+
+def assert_same_estimator(a, b, X):
+    """Identical predictions, probabilities, labels and fitted attributes."""
+    assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
+    pred_a, pred_b = a.predict(X), b.predict(X)
+    assert np.array_equal(pred_a, pred_b)
+    assert pred_a.dtype == pred_b.dtype
+    assert np.array_equal(a.classes_, b.classes_)
+    assert a.classes_.dtype == b.classes_.dtype
+    for name in PUBLIC_ATTRIBUTES:
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("coefs_", "intercepts_"):
+        assert len(getattr(a, name)) == len(getattr(b, name))
+        for u, v in zip(getattr(a, name), getattr(b, name), strict=True):
+            assert np.array_equal(u, v) and u.dtype == v.dtype
+    if hasattr(a, "feature_names_in_"):
+        assert np.array_equal(a.feature_names_in_, b.feature_names_in_)
+        assert a.feature_names_in_.dtype == b.feature_names_in_.dtype
+    else:
+        assert not hasattr(b, "feature_names_in_")
+
+
+def assert_same_state(a, b):
+    """Two fitted-state records are equal, arrays (and their dtypes) included."""
+    assert type(a) is type(b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    elif isinstance(a, tuple):
+        assert len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            assert_same_state(u, v)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+def rewrite(source, target, replace=None, drop=()):
+    """Copy the model file ``source`` to ``target``, changing some members."""
+    replace = replace or {}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            if name not in drop:
+                new.writestr(name, replace.get(name, old.read(name)))
+    return target
+
+
+def edit_manifest(source, target, edit):
+    with zipfile.ZipFile(source) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    edit(manifest)
+    return rewrite(source, target, {"manifest.json": json.dumps(manifest)})
+
+
+def member_data_offset(path, name):
+    """Offset of the first byte of member ``name``'s data in the archive."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    with open(path, "rb") as file:
+        file.seek(info.header_offset + 26)
+        name_length = int.from_bytes(file.read(2), "little")
+        extra_length = int.from_bytes(file.read(2), "little")
+    return info.header_offset + 30 + name_length + extra_length, info.compress_size
+
+
+def flip(data, position):
+    data = bytearray(data)
+    data[position] ^= 0xFF
+    return bytes(data)
+
+
+def run_python(script, *args, timeout=240):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return result
+
+
+def assert_refused(path, match, **kwargs):
+    with pytest.raises(ModelFileError, match=match) as info:
+        load(path, **kwargs)
+    assert isinstance(info.value, ValueError)
+    assert str(path) in str(info.value)
+    return info.value

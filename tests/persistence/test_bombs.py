@@ -1,0 +1,264 @@
+"""Bounded resources: decompression bombs and max_bytes."""
+
+import io
+import json
+import re
+import struct
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from sk_keras_digits import (
+    KerasDigitClassifier,
+    load,
+    save,
+)
+from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members
+from tests.persistence._support import (
+    assert_refused,
+    run_python,
+    wide_network,
+)
+
+pytestmark = IGNORE_CONVERGENCE
+
+
+# -- bounded resources: decompression bombs -----------------------------------
+BOMB_SIZE = 1536 * 2**20  # what each bomb inflates to: 1.5 GiB
+_ZEROS = bytes(2**20)
+
+
+def deflated(block, count, prefix=b""):
+    """A raw deflate stream of ``prefix`` then ``count`` times ``block``, quickly.
+
+    After a full flush the compressor starts afresh, so every ``block``
+    compresses to the same bytes: the stream is one compressed block repeated.
+
+    Returns
+    -------
+    deflated, crc, size : bytes, int, int
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = compressor.compress(prefix) + compressor.flush(zlib.Z_FULL_FLUSH)
+    body = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(prefix)
+    for _ in range(count):
+        crc = zlib.crc32(block, crc)
+    stream = head + body * count + compressor.flush()
+    return stream, crc, len(prefix) + count * len(block)
+
+
+def forged_zip(members):
+    """A zip archive of ``members``: (name, data) stored deflated, or (name,
+    (deflated, crc, size)) already deflated, or with a forged ``declared`` size
+    in the headers: (name, (deflated, crc, size, declared))."""
+    out, central = io.BytesIO(), []
+    for name, data in members:
+        if isinstance(data, bytes):
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            data = (
+                compressor.compress(data) + compressor.flush(),
+                zlib.crc32(data),
+                len(data),
+            )
+        deflated, crc, size, *declared = data
+        declared = declared[0] if declared else size
+        encoded = name.encode()
+        offset = out.tell()
+        fields = (20, 0, 0, 8, 0, 0x21, crc, len(deflated), declared, len(encoded))
+        out.write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", *fields, 0))
+        out.write(encoded)
+        out.write(deflated)
+        central.append(
+            struct.pack(
+                "<4s4B4HL2L5H2L",
+                b"PK\x01\x02",
+                20,
+                3,
+                20,
+                0,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                len(deflated),
+                declared,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0o644 << 16,
+                offset,
+            )
+            + encoded
+        )
+    start = out.tell()
+    for entry in central:
+        out.write(entry)
+    end = (0, 0, len(central), len(central), out.tell() - start, start, 0)
+    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", *end))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bomb_stream():
+    return deflated(bytes(2**20), BOMB_SIZE // 2**20)
+
+
+@pytest.fixture(scope="module")
+def custom_file(data, tmp_path_factory):
+    est = KerasDigitClassifier(**{**SMALL, "network": wide_network}).fit(*data)
+    path = tmp_path_factory.mktemp("custom") / "custom.skd"
+    save(est, path)
+    return path
+
+
+def _members(path):
+    return list(read_members(path).items())
+
+
+def _replace(members, name, data):
+    return [(n, data if n == name else d) for n, d in members]
+
+
+def _inner(data):
+    return list(read_members(data).items())
+
+
+def make_bombs(dense_file, custom_file, bomb_stream, folder):
+    """The bombs of issue 9, each a small file: {name: path}."""
+    zeros, crc, size = bomb_stream
+    dense, custom = _members(dense_file), _members(custom_file)
+    state = _inner(dict(dense)["state.npz"])
+    network = sorted(_inner(dict(dense)["model.keras"]))  # config, metadata
+    config = json.loads(dict(network)["config.json"])
+    bombs = {}
+    # 1. An unreferenced member inside state.npz inflating to 1.5 GiB.
+    npz = forged_zip([*state, ("bomb.npy", (zeros, crc, size))])
+    bombs["npz_member"] = _replace(dense, "state.npz", npz)
+    # 2. An outer member whose central directory declares a small size.
+    bombs["forged_size"] = _replace(dense, "state.npz", (zeros, crc, size, 1000))
+    # 3. config.json padded with 1.5 GiB of spaces (valid JSON).
+    text = json.dumps(config).encode()
+    spaces = deflated(b" " * 2**20, BOMB_SIZE // 2**20, prefix=text)
+    padded = forged_zip([("config.json", spaces), network[1]])
+    bombs["padded_config"] = _replace(dense, "model.keras", padded)
+    # 4. model.weights.h5 with an unused dataset filling 1.5 GiB when read.
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as file:
+        file.create_dataset(
+            "unused", shape=(size // 8,), dtype="f8", chunks=(2**17,), fillvalue=1.0
+        )
+    weights = forged_zip([*network, ("model.weights.h5", h5.getvalue())])
+    bombs["hdf5_dataset"] = _replace(dense, "model.keras", weights)
+    # 5. A Dense layer of 2,000,000 units: default and custom networks.
+    config["config"]["layers"][1]["config"]["units"] = 2_000_000
+    wide = forged_zip([("config.json", json.dumps(config).encode()), network[1]])
+    bombs["dense_units"] = _replace(dense, "model.keras", wide)
+    custom_network = sorted(_inner(dict(custom)["model.keras"]))
+    # The hidden layer's width, everywhere the config mentions it.
+    text = dict(custom_network)["config.json"].decode()
+    assert '"units": 8,' in text and "[null, 8]" in text
+    text = text.replace('"units": 8,', '"units": 2000000,')
+    custom_config = json.loads(text.replace("[null, 8]", "[null, 2000000]"))
+    wide = forged_zip(
+        [
+            ("config.json", json.dumps(custom_config).encode()),
+            custom_network[1],
+        ]
+    )
+    bombs["custom_units"] = _replace(custom, "model.keras", wide)
+    paths = {}
+    for name, members in bombs.items():
+        paths[name] = folder / f"{name}.skd"
+        paths[name].write_bytes(forged_zip(members))
+    return paths
+
+
+BOMB_SCRIPT = """
+    import json, sys, threading, time
+    import keras  # imported before measuring, as loading a custom network does
+    import psutil
+    from sk_keras_digits import ModelFileError, load
+
+    process = psutil.Process()
+    load(sys.argv[1])  # warm up: a valid custom network
+    report = {}
+    for path in sys.argv[2:]:
+        before = process.memory_info().rss
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], process.memory_info().rss)
+                time.sleep(0.0005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        start = time.perf_counter()
+        try:
+            load(path)
+            problem = None
+        except ModelFileError as exc:
+            problem = exc.problem
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        report[path] = {
+            "problem": problem,
+            "rss_growth_mib": (peak[0] - before) / 2**20,
+            "seconds": seconds,
+        }
+    print("REPORT" + json.dumps(report))
+"""
+
+BOMB_PROBLEMS = {
+    "npz_member": "state.npz.*unexpected \\['bomb.npy'\\]|member 'state.npz' declares",
+    "forged_size": "member 'state.npz' (is corrupted|holds more than)",
+    "padded_config": "member 'model.keras' declares|config.json.*more than",
+    "hdf5_dataset": (
+        "model.keras.*unexpected \\['model.weights.h5'\\]|member 'model.keras' declares"
+    ),
+    "dense_units": "config.json describes the layers",
+    "custom_units": "architecture's variables",
+}
+
+
+def test_decompression_bombs_are_refused_with_bounded_memory(
+    dense_file, custom_file, bomb_stream, tmp_path
+):
+    """Each bomb: a small file, a clear refusal, little memory, little time."""
+    paths = make_bombs(dense_file, custom_file, bomb_stream, tmp_path)
+    assert set(paths) == set(BOMB_PROBLEMS)
+    for path in paths.values():
+        assert path.stat().st_size < 2 * 2**20
+    result = run_python(BOMB_SCRIPT, custom_file, *paths.values())
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    for name, path in paths.items():
+        outcome = report[str(path)]
+        assert outcome["problem"] is not None, name
+        assert re.search(BOMB_PROBLEMS[name], outcome["problem"]), (name, outcome)
+        # The peak resident memory grows by a few MiB at most (a bomb read
+        # would add 1.5 GiB).
+        assert outcome["rss_growth_mib"] < 64, (name, outcome)
+    print({name: report[str(path)] for name, path in paths.items()})
+
+
+def test_max_bytes_bounds_what_a_file_may_declare(dense, dense_file, data):
+    X, _ = data
+    for max_bytes in (1000, 3000):
+        problem = assert_refused(
+            dense_file, f"max_bytes={max_bytes}", max_bytes=max_bytes
+        ).problem
+        assert "load it with a larger max_bytes" in problem
+    loaded = load(dense_file, max_bytes=2**20)
+    assert np.array_equal(loaded.predict_proba(X), dense.predict_proba(X))
+    with pytest.raises(ValueError, match="max_bytes should be a positive integer"):
+        load(dense_file, max_bytes=0)

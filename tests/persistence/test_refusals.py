@@ -1,0 +1,228 @@
+"""Files load refuses: empty, truncated, corrupted, tampered or pickled."""
+
+import io
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+
+from sk_keras_digits import (
+    KerasDigitClassifier,
+    ModelFileError,
+    load,
+    save,
+)
+from tests._helpers import IGNORE_CONVERGENCE, SMALL
+from tests.persistence._support import (
+    OpenOnUnpickle,
+    assert_refused,
+    edit_manifest,
+    flip,
+    member_data_offset,
+    rewrite,
+)
+
+pytestmark = IGNORE_CONVERGENCE
+
+
+# -- damaged and hostile files -----------------------------------------------------
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.skd"
+    path.write_bytes(b"")
+    assert_refused(path, r"empty \(0 bytes\)")
+
+
+def test_not_a_zip(tmp_path, dense):
+    text = tmp_path / "notes.skd"
+    text.write_text("just some text\n")
+    assert_refused(text, "not a zip archive")
+    pickled = tmp_path / "model.joblib"
+    joblib.dump(dense, pickled)
+    assert_refused(pickled, "looks like a pickle")
+
+
+@pytest.mark.parametrize("keep", [1, 22, 100, 0.5, -1, -22, -100])
+def test_truncated_file(keep, dense_file, tmp_path):
+    data = dense_file.read_bytes()
+    keep = int(len(data) * keep) if isinstance(keep, float) else keep
+    path = tmp_path / "truncated.skd"
+    path.write_bytes(data[:keep])
+    assert_refused(path, "truncated or damaged|not a zip archive")
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "state.npz", "model.keras"])
+def test_corrupted_member(member, dense_file, tmp_path):
+    data = dense_file.read_bytes()
+    start, size = member_data_offset(dense_file, member)
+    path = tmp_path / "corrupted.skd"
+    path.write_bytes(flip(data, start + size // 2))
+    assert_refused(path, f"member '{member}' is corrupted")
+
+
+def test_corruption_anywhere_is_detected_or_harmless(dense, dense_file, data, tmp_path):
+    """One flipped byte, at 97 places: a ModelFileError or the same estimator."""
+    X, _ = data
+    original = dense_file.read_bytes()
+    path = tmp_path / "flipped.skd"
+    harmless = 0
+    for position in np.linspace(0, len(original) - 1, 97).astype(int):
+        path.write_bytes(flip(original, position))
+        try:
+            loaded = load(path)
+        except ModelFileError as exc:
+            assert str(path) in str(exc)
+            continue
+        harmless += 1
+        assert np.array_equal(loaded.predict_proba(X), dense.predict_proba(X))
+    assert harmless < 20  # most bytes are covered by a checksum
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "state.npz", "model.keras"])
+def test_missing_member(member, dense_file, tmp_path):
+    path = rewrite(dense_file, tmp_path / "missing.skd", drop=[member])
+    assert_refused(path, rf"member\(s\) \['{member}'\] missing")
+
+
+def test_keras_file_is_not_a_model_file(dense, tmp_path):
+    path = tmp_path / "network.keras"
+    dense.model_.save(path)
+    assert_refused(path, "keras.saving.load_model")
+
+
+def _set(path, value):
+    """An edit setting the manifest's value at ``path`` (keys and indices)."""
+
+    def edit(manifest):
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set(["format_version"], 3), "format version 3.*Upgrade"),
+        (_set(["format_version"], "2"), "invalid format_version '2'"),
+        (_set(["format_version"], 0), "invalid format_version 0"),
+        (_set(["format_version"], 1), r"unexpected or missing keys \['arrays'"),
+        (_set(["format"], "other"), "declares format 'other'"),
+        (_set(["estimator"], "os.system"), "holds a 'os.system'"),
+        (_set(["predict"], "anything"), r"unexpected or missing keys \['predict'\]"),
+        (_set(["params", "evil"], 1), r"parameters \['evil'\] are unexpected"),
+        (_set(["params", "solver"], "evil"), "invalid parameters: The 'solver'"),
+        (
+            _set(["params", "hidden_layer_sizes"], {"tuple": [9]}),
+            r"kernels and biases of shapes \[\(64, 9\)",
+        ),
+        (_set(["n_features_in"], 3), r"kernels and biases of shapes \[\(3, 8\)"),
+        (
+            _set(["state", "labels", "kind"], "binary"),
+            "should hold 1 or 2 classes for binary",
+        ),
+        (
+            _set(["state", "training", "weights", "params", 0], {"array": "zz"}),
+            r"should be \{'array': 'training.weights.params.0'\}",
+        ),
+        (
+            _set(["state", "training", "progress", "samples_seen"], {"eval": "1+1"}),
+            "samples_seen should be a number",
+        ),
+        (_set(["state", "training", "weights"], 3), "should be a record of type"),
+        (
+            _set(["state", "training", "solver", "record"], "AdamState"),
+            r"should have the fields \['m', 'step', 'v'\]",
+        ),
+        (
+            _set(["arrays", "labels.classes", "dtype"], "|O"),
+            "declares dtype '|O'",
+        ),
+        (
+            _set(["arrays", "labels.classes", "shape"], [11]),
+            r"holds an array of shape \(10,\).*declares shape \(11,\)",
+        ),
+        (
+            _set(["arrays", "labels.classes", "shape"], [2**40]),
+            "more than the .* left of max_bytes",
+        ),
+        (
+            _set(["params", "random_state"], {"random_state": {}}),
+            "not a valid RandomState state|should be a RandomState",
+        ),
+    ],
+    ids=[
+        "newer_version",
+        "string_version",
+        "zero_version",
+        "format_1",
+        "format_name",
+        "estimator_class",
+        "unknown_key",
+        "unknown_parameter",
+        "invalid_parameter",
+        "hidden_sizes",
+        "n_features_in",
+        "kind",
+        "array_key",
+        "unknown_value",
+        "malformed_record",
+        "wrong_record",
+        "object_dtype",
+        "declared_shape",
+        "huge_shape",
+        "random_state",
+    ],
+)
+def test_invalid_manifest(edit, match, dense_file, tmp_path):
+    path = edit_manifest(dense_file, tmp_path / "edited.skd", edit)
+    assert_refused(path, match)
+
+
+def test_manifest_not_json(dense_file, tmp_path):
+    path = rewrite(dense_file, tmp_path / "bad.skd", {"manifest.json": b"{not json"})
+    assert_refused(path, "not valid JSON")
+
+
+def test_architecture_of_another_network_is_refused(dense_file, data, tmp_path):
+    """model.keras must describe the network the parameters and weights define."""
+    X, y = data
+    for params in (dict(activation="tanh"), dict(hidden_layer_sizes=(9,))):
+        other = KerasDigitClassifier(**{**SMALL, **params}).fit(X, y)
+        save(other, tmp_path / "other.skd")
+        with zipfile.ZipFile(tmp_path / "other.skd") as archive:
+            network = archive.read("model.keras")
+        path = rewrite(dense_file, tmp_path / "mixed.skd", {"model.keras": network})
+        assert_refused(path, "config.json describes the layers")
+
+
+def test_pickled_array_is_refused_and_never_unpickled(dense_file, tmp_path):
+    marker = tmp_path / "payload-ran"
+    payload = io.BytesIO()
+    with zipfile.ZipFile(dense_file) as archive:
+        with np.load(io.BytesIO(archive.read("state.npz"))) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    arrays["labels.classes"] = np.array([OpenOnUnpickle(str(marker))], dtype=object)
+    np.savez(payload, **arrays)
+    path = rewrite(
+        dense_file, tmp_path / "hostile.skd", {"state.npz": payload.getvalue()}
+    )
+    assert_refused(path, "dtype object")
+    assert not marker.exists()
+    # Control: the payload is live, pickle would have run it.
+    with np.load(io.BytesIO(payload.getvalue()), allow_pickle=True) as npz:
+        npz["labels.classes"][0].close()
+    assert marker.exists()
+
+
+def test_model_file_error_pickles():
+    error = ModelFileError("some/file.skd", "the file is empty (0 bytes).")
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, ValueError)
+    assert str(copy) == str(error)
+    assert (copy.path, copy.problem) == (error.path, error.problem)

@@ -171,9 +171,14 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+        # A bool is an Integral, but no layer width (MLPClassifier fails on it).
+        widths = all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0
+            for s in sizes
+        )
+        if not widths:
             raise ValueError(
-                "hidden_layer_sizes must be positive integers, got "
+                "hidden_layer_sizes must be positive integers (not bools), got "
                 f"{self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in sizes]

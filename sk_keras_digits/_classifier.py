@@ -115,7 +115,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         Decay rate of Adam's second moment estimates, in [0, 1).
 
     epsilon : float, default=1e-8
-        Adam's numerical stability term.
+        Adam's numerical stability term. One below the smallest normal number
+        of the compute dtype (about 2.2e-308 in float64) counts as that
+        number: TensorFlow flushes subnormal numbers to zero.
 
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement before stopping (or, with

@@ -275,7 +275,13 @@ class Adam(_Solver):
             * tf.sqrt(1 - tf.pow(beta_2, step))
             / (1 - tf.pow(beta_1, step))
         )
-        params = params - rate * m / (tf.sqrt(v) + hyper.epsilon)
+        # TensorFlow flushes subnormal numbers to zero: an epsilon below the
+        # dtype's smallest normal number (``epsilon=5e-324``) would divide a
+        # zero gradient's zero moments by zero, where MLPClassifier moves
+        # nothing. It counts as that smallest normal number instead.
+        tiny = np.finfo(params.dtype.as_numpy_dtype).tiny
+        epsilon = tf.maximum(hyper.epsilon, tf.constant(tiny, params.dtype))
+        params = params - rate * m / (tf.sqrt(v) + epsilon)
         return params, AdamState(step, m, v)
 
 

@@ -27,6 +27,29 @@ from ._state import DIVERGED, RUNNING, FittedState
 KERAS_CACHE = ("_network", "_model")
 
 
+def _is_layer_width(size):
+    """Whether ``size`` is a positive integer: a bool is not (as MLPClassifier,
+    which fails on ``True``, though ``bool`` is an ``Integral``)."""
+    return isinstance(size, Integral) and not isinstance(size, bool) and size > 0
+
+
+def _adam_epsilon(epsilon, dtype):
+    """Adam's ``epsilon`` as the compute dtype can hold it, never zero.
+
+    TensorFlow flushes subnormal numbers to zero, so an ``epsilon`` below the
+    dtype's smallest normal number (``5e-324``, or ``1e-40`` in float32) would
+    divide a weight's zero gradient by zero: NaN where MLPClassifier moves
+    nothing. It counts as that smallest normal number instead, which changes
+    no step MLPClassifier takes by more than rounding, unless the gradient
+    itself is nearly that small.
+    """
+    try:
+        tiny = float(np.finfo(dtype).tiny)
+    except ValueError:  # a dtype NumPy does not know (a custom network's bfloat16)
+        return float(epsilon)
+    return max(float(epsilon), tiny)
+
+
 class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
     """A Keras network as a scikit-learn classifier, MLPClassifier's twin.
 
@@ -131,7 +154,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         Decay rate of Adam's second moment estimates, in [0, 1).
 
     epsilon : float, default=1e-8
-        Adam's numerical stability term.
+        Adam's numerical stability term. One below the smallest normal number
+        of the compute dtype (about 2.2e-308 in float64) counts as that
+        number: TensorFlow flushes subnormal numbers to zero.
 
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement before stopping (or, with
@@ -513,9 +538,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
+        if not all(_is_layer_width(s) for s in sizes):
             raise ValueError(
-                "hidden_layer_sizes must be positive integers, got "
+                "hidden_layer_sizes must be positive integers (not bools), got "
                 f"{self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in sizes]
@@ -654,8 +679,11 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         n_iter = min(int(result.nit), self.max_iter)
         return state.after_lbfgs(run.weights, run.losses, float(result.fun), n_iter)
 
-    def _stochastic_config(self, training, batch_size):
-        """The solver object and the numbers of this fit's training loop."""
+    def _stochastic_config(self, training, batch_size, dtype):
+        """The solver object and the numbers of this fit's training loop.
+
+        The numbers enter the loop as floats of the compute ``dtype``.
+        """
         from . import _solvers
 
         if self.solver == "sgd":
@@ -674,7 +702,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
                 learning_rate_init=float(self.learning_rate_init),
                 beta_1=float(self.beta_1),
                 beta_2=float(self.beta_2),
-                epsilon=float(self.epsilon),
+                epsilon=_adam_epsilon(self.epsilon, dtype),
             )
         else:
             self._check_optimizer_settings(_solvers)
@@ -729,7 +757,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping:
             data, validation = self._validation_split(training, data, y, state, rng)
         n_samples = data.X.shape[0]
-        config = self._stochastic_config(training, self._batch_size(n_samples))
+        config = self._stochastic_config(
+            training, self._batch_size(n_samples), network.compute_dtype
+        )
         start = state.training
         if not incremental or start.solver is None:
             # A new solver each fit, as MLPClassifier: fresh moments and the

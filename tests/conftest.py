@@ -7,9 +7,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 from sk_keras_digits._tutorial import N_TRAIN, TUTORIAL_PARAMS  # noqa: E402
+
+# Property-based tests (hypothesis) share these profiles. "ci", the default, is
+# reproducible (a fixed seed per test, no example database) and bounded: each
+# test sets its own max_examples, sized to the suite's time budget, and fits
+# are slow (no deadline, no too_slow health check). "thorough" explores anew
+# with more examples: HYPOTHESIS_PROFILE=thorough pytest tests/test_parameters.py
+_PROFILE = dict(
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", derandomize=True, max_examples=50, **_PROFILE)
+settings.register_profile("thorough", max_examples=500, **_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

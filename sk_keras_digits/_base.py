@@ -173,8 +173,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         sizes = list(sizes)
         # A bool is an Integral, but no layer width (MLPClassifier fails on it).
         widths = all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0
-            for s in sizes
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
         )
         if not widths:
             raise ValueError(

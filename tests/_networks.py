@@ -1,6 +1,7 @@
 """Custom networks for the tests, importable by name (``tests._networks``).
 
-The format-2 fixtures in ``tests/data/format_2`` were fitted with them.
+They live at module level, so that estimators using them pickle; the format-2
+fixtures in ``tests/data/format_2`` were fitted with ``SmallDense``.
 """
 
 from sk_keras_digits import NetworkBuilder
@@ -20,3 +21,17 @@ class SmallDense(NetworkBuilder):
         hidden = keras.layers.BatchNormalization()(hidden)
         outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
         return keras.Model(inputs, outputs)
+
+
+def dropout_network(n_features_in, n_outputs, output_activation):
+    """A Dense layer and Dropout: a network with a training-time behaviour."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((n_features_in,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(n_outputs, activation=output_activation),
+        ]
+    )

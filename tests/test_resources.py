@@ -19,28 +19,11 @@ import psutil
 import pytest
 
 from sk_keras_digits import KerasDigitClassifier, _training
+from tests._helpers import IGNORE_CONVERGENCE, SMALL
+from tests._networks import dropout_network
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-SMALL = dict(
-    hidden_layer_sizes=(8,),
-    solver="sgd",
-    learning_rate_init=0.2,
-    batch_size=50,
-    max_iter=5,
-    random_state=0,
-)
-
-
-def dropout_network(n_features_in, n_outputs, output_activation):
-    return keras.Sequential(
-        [
-            keras.Input((n_features_in,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(n_outputs, activation=output_activation),
-        ]
-    )
+pytestmark = IGNORE_CONVERGENCE
+SMALL = dict(SMALL, max_iter=5)
 
 
 def rss_mb():

@@ -18,6 +18,7 @@ from sk_keras_digits import (
     ModelFileError,
     load,
 )
+from tests._networks import dropout_network  # noqa: F401 - shared here
 
 PUBLIC_ATTRIBUTES = (
     "loss_",
@@ -36,15 +37,6 @@ PUBLIC_ATTRIBUTES = (
 
 
 # -- custom networks (module level, so that they pickle) ------------------------
-def dropout_network(n_features_in, n_outputs, output_activation):
-    return keras.Sequential(
-        [
-            keras.Input((n_features_in,)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dropout(0.1),
-            keras.layers.Dense(n_outputs, activation=output_activation),
-        ]
-    )
 
 
 def wide_network(n_features_in, n_outputs, output_activation, units=8):
@@ -181,6 +173,62 @@ def run_python(script, *args, timeout=240):
         env=env,
     )
     return result
+
+
+_LOAD_MEASURED = """
+    import json, sys, threading, time
+    import keras  # imported before measuring, as loading a custom network does
+    import psutil
+    from sk_keras_digits import ModelFileError, load
+
+    process = psutil.Process()
+    load(sys.argv[1])  # warm up: a valid file
+    report = {}
+    for path in sys.argv[2:]:
+        before = process.memory_info().rss
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], process.memory_info().rss)
+                time.sleep(0.0005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        start = time.perf_counter()
+        problem = message = None
+        try:
+            load(path)
+        except ModelFileError as exc:
+            problem, message = exc.problem, str(exc)
+        except BaseException as exc:
+            problem = message = "NOT A ModelFileError: " + repr(exc)[:300]
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        report[path] = {
+            "problem": problem,
+            "message": message,
+            "rss_growth_mib": (peak[0] - before) / 2**20,
+            "seconds": seconds,
+        }
+    print("REPORT" + json.dumps(report))
+"""
+
+
+def load_measured(valid, paths):
+    """Load each of ``paths`` in a fresh process (after ``valid``), measured.
+
+    Returns ``{path: {"problem", "message", "rss_growth_mib", "seconds"}}``:
+    the ``ModelFileError``'s problem and whole message (None if the file
+    loaded), the growth of the peak resident memory and the time taken.
+    """
+    result = run_python(_LOAD_MEASURED, valid, *paths, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    return {path: report[str(path)] for path in paths}
 
 
 def assert_refused(path, match, **kwargs):

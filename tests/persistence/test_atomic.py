@@ -70,8 +70,8 @@ def test_failed_save_leaves_no_file(dense, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-CRASH_SCRIPT = """
-    import os, pickle, sys
+INTERRUPTED_SAVE = """
+    import os, pickle, sys, time
     from sk_keras_digits import save
     from sk_keras_digits._persistence import archive as archive_module
     with open(sys.argv[1], "rb") as file:
@@ -81,7 +81,10 @@ CRASH_SCRIPT = """
         real(archive, name, data)
         if name == "state.npz":
             archive.fp.flush()
-            os._exit(17)  # the process dies mid-save: no cleanup runs
+            if sys.argv[3] == "exit":
+                os._exit(17)  # the process dies mid-save: no cleanup runs
+            print("WRITING", flush=True)
+            time.sleep(600)  # killed here
     archive_module.write_member = write_member
     save(estimator, sys.argv[2])
 """
@@ -96,7 +99,7 @@ def test_crash_mid_save_never_breaks_the_file(dense, data, tmp_path):
     before = path.read_bytes()
     pickle_path = tmp_path / "estimator.pkl"
     pickle_path.write_bytes(pickle.dumps(dense))
-    result = run_python(CRASH_SCRIPT, pickle_path, path)
+    result = run_python(INTERRUPTED_SAVE, pickle_path, path, "exit")
     assert result.returncode == 17, result.stderr[-2000:]
     assert path.read_bytes() == before
     assert np.array_equal(load(path).predict_proba(X), previous.predict_proba(X))
@@ -107,24 +110,6 @@ def test_crash_mid_save_never_breaks_the_file(dense, data, tmp_path):
     assert leftovers[0].startswith(".model.skd.") and leftovers[0].endswith(".tmp")
     save(dense, path)
     assert sorted(os.listdir(tmp_path)) == ["estimator.pkl", "model.skd"]
-
-
-KILLED_SCRIPT = """
-    import os, pickle, sys, time
-    from sk_keras_digits import save
-    from sk_keras_digits._persistence import archive as archive_module
-    with open(sys.argv[1], "rb") as file:
-        estimator = pickle.load(file)
-    real = archive_module.write_member
-    def write_member(archive, name, data):
-        real(archive, name, data)
-        if name == "state.npz":
-            archive.fp.flush()
-            print("WRITING", flush=True)
-            time.sleep(600)  # killed here
-    archive_module.write_member = write_member
-    save(estimator, sys.argv[2])
-"""
 
 
 def test_save_killed_with_sigkill_leaves_nothing_behind(dense, tmp_path):
@@ -138,7 +123,8 @@ def test_save_killed_with_sigkill_leaves_nothing_behind(dense, tmp_path):
     pickle_path.write_bytes(pickle.dumps(dense))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(temporary))
     process = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(KILLED_SCRIPT), pickle_path, path],
+        [sys.executable, "-c", textwrap.dedent(INTERRUPTED_SAVE), pickle_path, path]
+        + ["hang"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -18,7 +18,7 @@ from sk_keras_digits import (
 from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members
 from tests.persistence._support import (
     assert_refused,
-    run_python,
+    load_measured,
     wide_network,
 )
 
@@ -179,45 +179,6 @@ def make_bombs(dense_file, custom_file, bomb_stream, folder):
     return paths
 
 
-BOMB_SCRIPT = """
-    import json, sys, threading, time
-    import keras  # imported before measuring, as loading a custom network does
-    import psutil
-    from sk_keras_digits import ModelFileError, load
-
-    process = psutil.Process()
-    load(sys.argv[1])  # warm up: a valid custom network
-    report = {}
-    for path in sys.argv[2:]:
-        before = process.memory_info().rss
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], process.memory_info().rss)
-                time.sleep(0.0005)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        start = time.perf_counter()
-        try:
-            load(path)
-            problem = None
-        except ModelFileError as exc:
-            problem = exc.problem
-        seconds = time.perf_counter() - start
-        done.set()
-        sampler.join()
-        peak[0] = max(peak[0], process.memory_info().rss)
-        report[path] = {
-            "problem": problem,
-            "rss_growth_mib": (peak[0] - before) / 2**20,
-            "seconds": seconds,
-        }
-    print("REPORT" + json.dumps(report))
-"""
-
 BOMB_PROBLEMS = {
     "npz_member": "state.npz.*unexpected \\['bomb.npy'\\]|member 'state.npz' declares",
     "forged_size": "member 'state.npz' (is corrupted|holds more than)",
@@ -238,17 +199,15 @@ def test_decompression_bombs_are_refused_with_bounded_memory(
     assert set(paths) == set(BOMB_PROBLEMS)
     for path in paths.values():
         assert path.stat().st_size < 2 * 2**20
-    result = run_python(BOMB_SCRIPT, custom_file, *paths.values())
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    report = load_measured(custom_file, list(paths.values()))
     for name, path in paths.items():
-        outcome = report[str(path)]
+        outcome = report[path]
         assert outcome["problem"] is not None, name
         assert re.search(BOMB_PROBLEMS[name], outcome["problem"]), (name, outcome)
         # The peak resident memory grows by a few MiB at most (a bomb read
         # would add 1.5 GiB).
         assert outcome["rss_growth_mib"] < 64, (name, outcome)
-    print({name: report[str(path)] for name, path in paths.items()})
+    print({name: report[path] for name, path in paths.items()})
 
 
 def test_max_bytes_bounds_what_a_file_may_declare(dense, dense_file, data):

@@ -23,21 +23,11 @@ from sk_keras_digits._persistence.errors import Refused
 from sk_keras_digits._persistence.params_codec import params_from_json, params_to_json
 from sk_keras_digits._persistence.state_codec import state_from_json, state_to_json
 from tests._helpers import SMALL, read_members, zip_bytes
+from tests._networks import dropout_network
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning", "ignore::UserWarning"
 )
-
-
-def small_network(n_features_in, n_outputs, output_activation):
-    return keras.Sequential(
-        [
-            keras.Input((n_features_in,)),
-            keras.layers.Dense(5, activation="relu"),
-            keras.layers.Dropout(0.1),
-            keras.layers.Dense(n_outputs, activation=output_activation),
-        ]
-    )
 
 
 def _targets(y, kind):
@@ -57,7 +47,7 @@ CASES = {
         "binary",
     ),
     "multilabel_lbfgs": (dict(solver="lbfgs", max_iter=8), "multilabel"),
-    "custom_adam": (dict(solver="adam", network=small_network), "multiclass"),
+    "custom_adam": (dict(solver="adam", network=dropout_network), "multiclass"),
     "random_state_sgd": (
         dict(random_state=np.random.RandomState(3), learning_rate="adaptive"),
         "multiclass",

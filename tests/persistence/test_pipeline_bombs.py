@@ -8,10 +8,6 @@ for the model-file bombs of ``test_persistence.py``).
 
 import io
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -23,6 +19,7 @@ from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScal
 
 from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
 from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members, zip_bytes
+from tests.persistence._support import load_measured
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -158,46 +155,6 @@ def make_bombs(pipeline, pipeline_file, data):
     return bombs
 
 
-BOMB_SCRIPT = """
-    import json, sys, threading, time
-    import psutil
-    from sk_keras_digits import ModelFileError, load
-
-    process = psutil.Process()
-    load(sys.argv[1])  # warm up: the valid pipeline
-    report = {}
-    for path in sys.argv[2:]:
-        before = process.memory_info().rss
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], process.memory_info().rss)
-                time.sleep(0.0005)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        start = time.perf_counter()
-        try:
-            load(path)
-            problem = None
-        except ModelFileError as exc:
-            problem = str(exc)
-        except BaseException as exc:
-            problem = "NOT A ModelFileError: " + repr(exc)[:300]
-        seconds = time.perf_counter() - start
-        done.set()
-        sampler.join()
-        peak[0] = max(peak[0], process.memory_info().rss)
-        report[path] = {
-            "problem": problem,
-            "rss_growth_mib": (peak[0] - before) / 2**20,
-            "seconds": seconds,
-        }
-    print("REPORT" + json.dumps(report))
-"""
-
 BOMB_PROBLEMS = {
     "repeated_array": "bomb.npy' is referenced by several arrays",
     "schema_expansion": (
@@ -226,22 +183,11 @@ def test_hostile_pipeline_files_are_refused_quickly_with_bounded_memory(
         assert len(content) < 2 * 2**20, name
         paths[name] = tmp_path / f"{name}.skd"
         paths[name].write_bytes(content)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    script = textwrap.dedent(BOMB_SCRIPT)
-    args = [pipeline_file, *paths.values()]
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.split("REPORT", 1)[1])
-    outcomes = {name: report[str(path)] for name, path in paths.items()}
+    report = load_measured(pipeline_file, list(paths.values()))
+    outcomes = {name: report[path] for name, path in paths.items()}
     print(outcomes)
     for name, outcome in outcomes.items():
-        problem = outcome["problem"]
+        problem = outcome["message"]
         assert problem is not None, (name, outcome)
         assert re.search(BOMB_PROBLEMS[name], problem), (name, outcome)
         assert len(problem) < 500, (name, outcome)

@@ -1,4 +1,4 @@
-"""Tests for sk_keras_digits._model_file: the schema, and a fuzz test of load.
+"""The model file's codecs: the schema (state and parameters), and a fuzz test of load.
 
 The fuzz test saves small fitted estimators of every kind, then changes one
 value of the manifest or one array of ``state.npz`` at a time and loads the

@@ -3,7 +3,7 @@
 Each hostile file is generated here, from a valid pipeline's file, and is
 small; loading it must raise a short :class:`ModelFileError` in under a second
 with under 64 MiB of extra resident memory (measured in a fresh process, as
-for the model-file bombs of ``test_persistence.py``).
+for the model-file bombs of ``test_bombs.py``).
 """
 
 import io

@@ -15,6 +15,7 @@ Persistence reads and restores an estimator only through two hooks,
 :meth:`~BaseKerasMLP._from_fitted_record`.
 """
 
+import math
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
@@ -404,11 +405,16 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             try:
                 parts = train_test_split(*data, **split)
             except ValueError as exc:
+                n_samples = data.X.shape[0]
+                n_validation = math.ceil(self.validation_fraction * n_samples)
+                if n_validation < n_samples:
+                    problem, advice = "no validation samples", "Increase"
+                else:
+                    problem, advice = "no training samples", "Decrease"
                 raise ValueError(
-                    f"validation_fraction={self.validation_fraction} sets aside no "
-                    f"validation samples of {data.X.shape[0]} for early_stopping "
-                    f"({exc}). Increase validation_fraction or set "
-                    "early_stopping=False."
+                    f"validation_fraction={self.validation_fraction} leaves "
+                    f"{problem} of {n_samples} for early_stopping ({exc}). "
+                    f"{advice} validation_fraction or set early_stopping=False."
                 ) from exc
         if parts[1].shape[0] < 2:
             raise ValueError(

@@ -321,3 +321,16 @@ def test_probabilities_are_never_silently_nan(activation, dtype, data):
             continue
         assert np.isfinite(proba).all()
         np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fraction, problem",
+    [(0.0, "leaves no validation samples of 20"), (0.99, "leaves no training samples")],
+)
+def test_an_empty_early_stopping_split_says_which_set_is_empty(
+    small_digits, fraction, problem
+):
+    X, y = small_digits
+    est = KerasDigitClassifier(early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match=f"validation_fraction={fraction} {problem}"):
+        est.fit(X[:20], y[:20])

@@ -131,7 +131,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         output_activation)`` returns an uncompiled ``keras.Model`` mapping
         ``(n_samples, n_features_in)`` inputs to ``(n_samples, n_outputs)``
         probabilities, its last layer applying ``output_activation``
-        (``'softmax'`` or ``'sigmoid'``). Prefer a
+        (``'softmax'`` or ``'sigmoid'``); fit probes the new network and
+        refuses one whose outputs are not such probabilities, or that has no
+        trainable weights. Prefer a
         :class:`~sk_keras_digits.NetworkBuilder` subclass: its own parameters
         are nested parameters of the estimator (``network__<name>``), so
         ``set_params`` and :class:`~sklearn.model_selection.GridSearchCV`
@@ -157,8 +159,9 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         (classes not named weigh 1), or ``'balanced'`` for
         ``n_samples / (n_classes * np.bincount(y))`` computed from the labels
         of the current call to fit. They multiply ``sample_weight``. A key
-        that is not a class, or a weight that is not a finite non-negative
-        number, raises a ValueError; multilabel targets and
+        that is not a class, a weight that is not a finite non-negative
+        number, or weights that give every sample of ``y`` a weight of 0
+        raise a ValueError; multilabel targets and
         ``'balanced'`` with ``partial_fit`` are refused (pass ``sample_weight``
         or a dict of weights instead).
 

@@ -3,7 +3,7 @@
 :func:`parse_args` reads and checks the command line without importing
 TensorFlow, so ``--help`` and bad options answer at once: ``--out`` is checked
 by writing into the folder before the job starts, ``--hidden-sizes`` is
-bounded by :data:`MAX_HIDDEN_SIZE`.
+bounded by :data:`MAX_HIDDEN_SIZE` and ``--cv`` by :func:`most_folds`.
 """
 
 import argparse
@@ -43,6 +43,18 @@ def _shown_int(value, limit=30):
         if len(digits) <= limit
         else f"{digits[:limit]}... ({len(digits)} digits)"
     )
+
+
+def most_folds():
+    """The most folds the grid search's stratified cross-validation allows.
+
+    Every fold holds every class, so there are at most as many folds as the
+    fewest training digits of one class (98 of scikit-learn's first 1000).
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    return int(np.bincount(load_digits().target[:N_TRAIN]).min())
 
 
 def _positive_int(minimum, maximum=None):
@@ -125,11 +137,13 @@ def build_parser():
         help=f"hidden layer sizes to grid-search, each from 1 to {MAX_HIDDEN_SIZE} "
         f"(default: {' '.join(map(str, full['hidden_sizes']))})",
     )
+    folds = most_folds()
     parser.add_argument(
         "--cv",
-        type=_positive_int(2),
+        type=_positive_int(2, folds),
         metavar="K",
-        help=f"folds of the grid search's cross-validation (default: {full['cv']})",
+        help=f"folds of the grid search's cross-validation, from 2 to {folds} "
+        f"(default: {full['cv']})",
     )
     parser.add_argument(
         "--images",

@@ -102,15 +102,6 @@ def test_quick_run_prints_tables_and_writes_figures_and_report(capsys, tmp_path)
     assert "quick (--quick)" in html
 
 
-def test_quick_run_with_an_impossible_cv_fails_with_status_1(capsys, tmp_path):
-    # More folds than the smallest class has members in the training digits.
-    status = main(["--quick", "--cv", "500", "--out", str(tmp_path), "--no-progress"])
-    assert status == 1
-    err = capsys.readouterr().err
-    assert err.startswith("sk-keras-digits: error: ValueError: ")
-    assert "n_splits=500" in err
-
-
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

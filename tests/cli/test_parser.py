@@ -57,7 +57,8 @@ def test_version(capsys):
     "argv, message",
     [
         (["--bogus"], "unrecognized arguments: --bogus"),
-        (["--cv", "1"], "argument --cv: expected an integer >= 2, got 1"),
+        (["--cv", "1"], "argument --cv: expected an integer from 2 to 98, got 1"),
+        (["--cv", "500"], "argument --cv: expected an integer from 2 to 98, got 500"),
         (["--seeds", "two"], "argument --seeds: expected an integer >= 1, got 'two'"),
         (["--hidden-sizes", "5", "0"], "argument --hidden-sizes: expected an integer"),
         (["--images"], "argument --images: expected one argument"),
@@ -343,7 +344,9 @@ def test_module_help_is_fast_and_does_not_import_tensorflow(tmp_path, run_module
 def test_module_bad_option_exit_code(run_module):
     result = run_module("--quick", "--cv", "zero", timeout=60)
     assert result.returncode == 2
-    assert "argument --cv: expected an integer >= 2, got 'zero'" in result.stderr
+    assert (
+        "argument --cv: expected an integer from 2 to 98, got 'zero'" in result.stderr
+    )
     assert result.stdout == ""
 
 
@@ -379,3 +382,12 @@ def test_module_refuses_bad_sizes_and_out_at_once_without_tensorflow(
     assert (status, tensorflow) == ("2", "False"), result.stderr
     assert float(seconds) < 1.0
     assert message in _error_line(result.stderr)
+
+
+def test_cv_may_be_as_many_folds_as_the_digits_allow(tmp_path):
+    """98 folds: as many as the training digits' smallest class has members."""
+    from sk_keras_digits._cli._parser import most_folds
+
+    assert most_folds() == 98
+    settings = parse_args(["--quick", "--cv", "98", "--out", str(tmp_path)])
+    assert settings.cv == 98

@@ -36,6 +36,7 @@ from .errors import Refused
 from .estimator_file import estimator_members, load_step
 from .json_values import loads
 from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header
+from .skops_internals import construct
 from .skops_schema import check_schema, is_member_name
 
 #: Most bytes a step's ``schema.json`` may hold (a fitted step's takes 2-10
@@ -273,9 +274,6 @@ def _load_skops(budget, data, name, what):
     array is decompressed; ``skops`` then builds the step from that parsed
     schema and from the members already read and counted, each read once.
     """
-    from skops.io._audit import audit_tree, get_tree
-    from skops.io._utils import LoadContext
-
     what = f"step {_label(name)} ({what})"
     with open_zip(data, what) as archive:
         names = archive.namelist()
@@ -301,10 +299,9 @@ def _load_skops(budget, data, name, what):
                 archive, member, budget.left, f"{what}: {member}", budget.hint
             )
     try:
-        context = LoadContext(src=_Members(content), protocol=schema["protocol"])
-        tree = get_tree(schema, context, trusted=sorted(types))
-        audit_tree(tree, trusted=sorted(types))
-        step = tree.construct()
+        step = construct(schema, content, sorted(types))
+    except Refused:
+        raise
     except Exception as exc:  # skops' and NumPy's errors on a malformed step
         problem = str(exc)[:150] or type(exc).__name__
         raise Refused(f"{what} cannot be read ({problem}).") from exc
@@ -314,16 +311,6 @@ def _load_skops(budget, data, name, what):
             "schema declares."
         )
     return step
-
-
-class _Members:
-    """The members of a ``skops`` archive, already read: ``skops``' ``src``."""
-
-    def __init__(self, content):
-        self._content = content
-
-    def read(self, name):
-        return self._content.pop(name)
 
 
 def _label(name):

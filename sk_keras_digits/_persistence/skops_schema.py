@@ -25,6 +25,7 @@ import re
 import numpy as np
 
 from .errors import Refused
+from .skops_internals import current_protocol, node_class
 
 #: The objects a trusted step holds inside itself, by (step type, attribute):
 #: array-only transformers that scikit-learn fits as part of the step.
@@ -92,17 +93,14 @@ def node_classes(protocol):
     -------
     classes : dict of str to type
     """
-    import skops.io  # noqa: F401  (registers the node classes)
-    from skops.io._audit import NODE_TYPE_MAPPING
-    from skops.io._protocol import PROTOCOL
-
+    current_version = current_protocol()
     classes = {}
     for loader in _LOADERS:
-        current = NODE_TYPE_MAPPING[(loader, PROTOCOL)]
-        if NODE_TYPE_MAPPING.get((loader, protocol), current) is not current:
+        current = node_class(loader, current_version)
+        if node_class(loader, protocol) not in (None, current):
             raise Refused(
                 f"schema.json is in skops protocol {protocol}, which stores "
-                f"{loader} differently; protocol {PROTOCOL} is expected."
+                f"{loader} differently; protocol {current_version} is expected."
             )
         classes[loader] = current
     return classes

@@ -17,10 +17,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sk_keras_digits  # noqa: E402
-from sk_keras_digits._cli._job import import_tensorflow_quietly  # noqa: E402
+from sk_keras_digits._cli._job import import_backend_quietly  # noqa: E402
 from sk_keras_digits._cli._parser import build_parser  # noqa: E402
 
-import_tensorflow_quietly()
+import_backend_quietly()
 
 project = "sk_keras_digits"
 author = "sk_keras_digits developers"

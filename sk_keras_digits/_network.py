@@ -9,9 +9,10 @@ Two kinds of network train behind :class:`~sk_keras_digits.KerasDigitClassifier`
 - :class:`CustomNetwork`: any ``keras.Model`` returned by a user's builder,
   trained through ``Model.stateless_call``.
 
-Both present the same small interface to the training loop
-(:mod:`sk_keras_digits._training`): ``trace_key``, ``param_specs``,
-``buffer_specs``, ``penalized`` and ``forward``.
+Both present the same small interface to the training programs
+(:mod:`sk_keras_digits._backends`): ``trace_key``, ``param_shapes``,
+``buffer_shapes``, ``penalized`` and ``forward``, a function of tensors written
+with ``keras.ops`` (or Keras' ``stateless_call``), so it runs on every backend.
 """
 
 import functools
@@ -20,9 +21,9 @@ import json
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ._activations import KERAS_ACTIVATIONS
+from ._backends import current
 from ._fixes import network_build_scope
 from ._state import Weights
 
@@ -82,15 +83,15 @@ class DenseNetwork:
         )
 
     @property
-    def param_specs(self):
-        specs = []
+    def param_shapes(self):
+        """``(shape, dtype)`` of each parameter; widths are unknown (None)."""
+        shapes = []
         for _ in range(self.n_layers - 1):
-            specs.append(tf.TensorSpec([None, None], self.dtype))
-            specs.append(tf.TensorSpec([None], self.dtype))
-        return specs
+            shapes += [((None, None), self.dtype), ((None,), self.dtype)]
+        return shapes
 
     @property
-    def buffer_specs(self):
+    def buffer_shapes(self):
         return []
 
     @property
@@ -117,12 +118,13 @@ class DenseNetwork:
 
     def forward(self, params, buffers, x, training):
         """Probabilities for ``x``: ``Dense`` layers' arithmetic on given weights."""
-        hidden = keras.activations.get(KERAS_ACTIVATIONS[self.activation])
-        output = keras.activations.get(KERAS_ACTIVATIONS[self.out_activation])
+        backend = current()
+        hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
+        output = backend.activation(KERAS_ACTIVATIONS[self.out_activation])
         h = x
         last = self.n_layers - 2
         for i in range(self.n_layers - 1):
-            h = tf.matmul(h, params[2 * i]) + params[2 * i + 1]
+            h = keras.ops.matmul(h, params[2 * i]) + params[2 * i + 1]
             h = output(h) if i == last else hidden(h)
         return h, buffers, []
 
@@ -143,7 +145,7 @@ class DenseNetwork:
                 name="output",
             )(h)
             model = keras.Model(inputs, outputs, name="mlp")
-        model.set_weights(list(weights.params))
+            model.set_weights(list(weights.params))
         return model
 
 
@@ -231,7 +233,8 @@ class CustomNetwork:
         """
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
         probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
-        outputs = np.asarray(keras.ops.convert_to_numpy(self.model(probe)))
+        with current().compute_scope(self.dtype):
+            outputs = np.asarray(keras.ops.convert_to_numpy(self.model(probe)))
         outputs_dtype = outputs.dtype if outputs.dtype.kind == "f" else np.float64
         outputs = outputs.astype(np.float64).reshape(len(probe), -1)
         tol = max(1e-6, 100 * float(np.finfo(outputs_dtype).eps))
@@ -294,14 +297,14 @@ class CustomNetwork:
         return twin
 
     @property
-    def param_specs(self):
-        return [tf.TensorSpec(v.shape, v.dtype) for v in self.model.trainable_variables]
+    def param_shapes(self):
+        """``(shape, dtype)`` of each trainable variable."""
+        return [(tuple(v.shape), v.dtype) for v in self.model.trainable_variables]
 
     @property
-    def buffer_specs(self):
-        return [
-            tf.TensorSpec(v.shape, v.dtype) for v in self.model.non_trainable_variables
-        ]
+    def buffer_shapes(self):
+        """``(shape, dtype)`` of each non-trainable variable."""
+        return [(tuple(v.shape), v.dtype) for v in self.model.non_trainable_variables]
 
     @property
     def penalized(self):
@@ -332,14 +335,21 @@ class CustomNetwork:
 
 def variable_values(model):
     """The values of ``model``'s variables, as :class:`Weights`."""
+    to_numpy = current().to_numpy
     return Weights(
-        tuple(np.asarray(v.numpy()) for v in model.trainable_variables),
-        tuple(np.asarray(v.numpy()) for v in model.non_trainable_variables),
+        tuple(to_numpy(v.value) for v in model.trainable_variables),
+        tuple(to_numpy(v.value) for v in model.non_trainable_variables),
     )
 
 
 def assign_variables(model, weights):
     """Set ``model``'s variables to ``weights`` (arrays or tensors)."""
+    variables = model.trainable_variables
+    with current().compute_scope(variables[0].dtype if variables else "float32"):
+        _assign(model, weights)
+
+
+def _assign(model, weights):
     for variable, value in zip(model.trainable_variables, weights.params, strict=True):
         variable.assign(value)
     for variable, value in zip(

@@ -17,20 +17,24 @@ Inside the loop the parameters travel as one flat vector, and so does every
 per-parameter part of a solver's state (``velocity``, ``m``, ``v``).
 
 :class:`KerasOptimizer` trains with a user's ``keras.optimizers.Optimizer``
-instead. On the TensorFlow backend a Keras optimizer updates variables in
-place (``Optimizer.stateless_apply`` is not supported there), so this solver
-is *stateful* inside the loop: the compiled program owns a private optimizer,
-rebuilt from the user's class and config, and Keras variables shaped like the
-parameters (see :meth:`KerasOptimizer.bind`). Its state still crosses the
-program's boundary as a record (:class:`~sk_keras_digits._state.OptimizerState`),
-so a fit's state lives in the estimator, never in the program.
+instead, rebuilt from its class and config. The backend module decides its
+form in the program (:meth:`KerasOptimizer.bind`): on JAX a
+:class:`StatelessKerasOptimizer` (``Optimizer.stateless_apply``, a pure
+function like the built-in rules); on TensorFlow, where ``stateless_apply`` is
+not supported, a private optimizer whose variables each call loads and reads
+back. Either way its state crosses the program's boundary as a record
+(:class:`~sk_keras_digits._state.OptimizerState`), so a fit's state lives in
+the estimator, never in the program.
+
+The update rules and schedules are written with ``keras.ops``, once for every
+backend.
 
 Each solver also checks its own state's layout (:meth:`SGD.check_state`), for
 ``partial_fit``, which carries the state across calls, and for ``load``, which
 reads it from a file (:func:`check_saved_state`). :func:`solver_for` makes the
 solver of an estimator's parameters. Importing this module, making a built-in
-solver and checking a state import neither TensorFlow nor Keras: the update
-rules import them when the training loop traces them.
+solver and checking a state import no backend: the update rules import
+Keras when the training loop traces them.
 """
 
 import json
@@ -41,6 +45,7 @@ import numpy as np
 
 from ._cache import LRUCache
 from ._names import qualified_name
+from ._objective import constant, dtype_of
 from ._state import (
     CONVERGED,
     LEARNING_RATE_TOO_SMALL,
@@ -48,6 +53,13 @@ from ._state import (
     OptimizerState,
     SGDState,
 )
+
+
+def _ops():
+    import keras
+
+    return keras.ops
+
 
 #: Where a solver state is in a fitted state, for messages.
 STATE_PATH = "state.training.solver"
@@ -61,15 +73,13 @@ class Constant:
     #: The status of a fit this schedule stops.
     stop_status = CONVERGED
 
-    def after_epoch(self, learning_rate, samples_seen, hyper):
+    def after_epoch(self, learning_rate, samples_seen, hyper, solver_state):
         """The learning rate for the next epoch."""
         return learning_rate
 
     def on_plateau(self, learning_rate, hyper):
         """The rule fired: the new learning rate, and whether to go on."""
-        import tensorflow as tf
-
-        return learning_rate, tf.constant(False)
+        return learning_rate, _ops().convert_to_tensor(False)
 
 
 class InvScaling(Constant):
@@ -77,10 +87,9 @@ class InvScaling(Constant):
 
     key = "invscaling"
 
-    def after_epoch(self, learning_rate, samples_seen, hyper):
-        import tensorflow as tf
-
-        return hyper.learning_rate_init / tf.pow(samples_seen + 1, hyper.power_t)
+    def after_epoch(self, learning_rate, samples_seen, hyper, solver_state):
+        ops = _ops()
+        return hyper.learning_rate_init / ops.power(samples_seen + 1, hyper.power_t)
 
 
 class Adaptive(Constant):
@@ -90,10 +99,9 @@ class Adaptive(Constant):
     stop_status = LEARNING_RATE_TOO_SMALL
 
     def on_plateau(self, learning_rate, hyper):
-        import tensorflow as tf
-
-        go_on = learning_rate > 1e-6
-        return tf.where(go_on, learning_rate / 5, learning_rate), go_on
+        ops = _ops()
+        go_on = ops.greater(learning_rate, constant(1e-6, dtype_of(learning_rate)))
+        return ops.where(go_on, learning_rate / 5, learning_rate), go_on
 
 
 SCHEDULES = {s.key: s for s in (Constant, InvScaling, Adaptive)}
@@ -110,13 +118,28 @@ class _Solver:
     #: Whether :meth:`update` takes and returns the flat parameter vector (or,
     #: when False, the list of parameter tensors and their gradients).
     flat = True
-    #: Whether the program holds variables between calls (so calls into it
-    #: must be serialised) and needs the parameters' exact shapes.
+    #: Whether a program needs the parameters' exact shapes to bind the
+    #: solver (a Keras optimizer is built on variables of those shapes).
     stateful = False
 
-    def bind(self, params):
-        """The solver a program traces, for parameters like ``params`` (specs)."""
+    def bind(self, shapes, dtype, bind_optimizer):
+        """The solver a program traces, for parameters of ``shapes``.
+
+        Parameters
+        ----------
+        shapes : tuple of tuple of int
+            The parameters' shapes (only read by a stateful solver).
+        dtype : str
+            Their dtype.
+        bind_optimizer : callable
+            The ``bind_optimizer`` of the backend module compiling the
+            program (:mod:`sk_keras_digits._backends`).
+        """
         return self
+
+    def aligned_state(self, state, weights):
+        """``state`` as this backend's program takes it (unchanged here)."""
+        return state
 
     def start(self, params, state):
         """Called once per program call, before the epochs (tensors)."""
@@ -264,24 +287,25 @@ class Adam(_Solver):
             raise ValueError(f"{STATE_PATH}.v holds negative second moments.")
 
     def update(self, params, grads, state, learning_rate, hyper):
-        import tensorflow as tf
-
+        ops = _ops()
         beta_1, beta_2 = hyper.beta_1, hyper.beta_2
         step = state.step + 1
         m = beta_1 * state.m + (1 - beta_1) * grads
-        v = beta_2 * state.v + (1 - beta_2) * tf.square(grads)
+        v = beta_2 * state.v + (1 - beta_2) * ops.square(grads)
         rate = (
             learning_rate
-            * tf.sqrt(1 - tf.pow(beta_2, step))
-            / (1 - tf.pow(beta_1, step))
+            * ops.sqrt(1 - ops.power(beta_2, step))
+            / (1 - ops.power(beta_1, step))
         )
-        # TensorFlow flushes subnormal numbers to zero: an epsilon below the
-        # dtype's smallest normal number (``epsilon=5e-324``) would divide a
-        # zero gradient's zero moments by zero, where MLPClassifier moves
+        # XLA and TensorFlow flush subnormal numbers to zero: an epsilon below
+        # the dtype's smallest normal number (``epsilon=5e-324``) would divide
+        # a zero gradient's zero moments by zero, where MLPClassifier moves
         # nothing. It counts as that smallest normal number instead.
-        tiny = np.finfo(params.dtype.as_numpy_dtype).tiny
-        epsilon = tf.maximum(hyper.epsilon, tf.constant(tiny, params.dtype))
-        params = params - rate * m / (tf.sqrt(v) + epsilon)
+        dtype = dtype_of(params)
+        epsilon = ops.maximum(
+            ops.cast(hyper.epsilon, dtype), constant(np.finfo(dtype).tiny, dtype)
+        )
+        params = params - rate * m / (ops.sqrt(v) + epsilon)
         return params, AdamState(step, m, v)
 
 
@@ -301,13 +325,28 @@ class OptimizerLearningRate(Constant):
 
     key = "keras"
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer, stateless):
         self.optimizer = optimizer
+        self.stateless = stateless
 
-    def after_epoch(self, learning_rate, samples_seen, hyper):
-        import tensorflow as tf
+    def after_epoch(self, learning_rate, samples_seen, hyper, solver_state):
+        """The optimizer's learning rate, read from its variables' new values.
 
-        return tf.cast(self.optimizer.learning_rate, learning_rate.dtype)
+        With a stateless optimizer its variables' values are ``solver_state``
+        (a schedule is evaluated at the ``iterations`` they hold); a stateful
+        one holds them itself.
+        """
+        import keras
+
+        if self.stateless:
+            mapping = list(
+                zip(self.optimizer.variables, solver_state.variables, strict=True)
+            )
+            with keras.StatelessScope(state_mapping=mapping):
+                rate = self.optimizer.learning_rate
+        else:
+            rate = self.optimizer.learning_rate
+        return keras.ops.cast(rate, learning_rate.dtype)
 
 
 def describe(optimizer):
@@ -428,15 +467,33 @@ class KerasOptimizer(_Solver):
     def initial_state(self, weights):
         """The state of a fresh optimizer built for ``weights``' parameters."""
         shapes = self.layout(tuple(p.shape for p in weights.params))
-        dtype = weights.params[0].dtype.str
+        dtype = weights.params[0].dtype.name
+        from ._backends import name
+
         values = _INITIAL.get(
-            (self.key, shapes, dtype), lambda: _initial_values(self, shapes, dtype)
+            (name(), self.key, shapes, dtype),
+            lambda: _initial_values(self, shapes, dtype),
         )
         return OptimizerState(values)
 
-    def bind(self, params):
-        """A :class:`BoundKerasOptimizer` for parameters like ``params``."""
-        return BoundKerasOptimizer(self, params)
+    def aligned_state(self, state, weights):
+        """``state`` with each variable in this backend's dtype for it.
+
+        Backends keep an optimizer's counter in different integer types
+        (``iterations`` is int64 on TensorFlow, int32 on JAX without x64),
+        so a state saved on one backend continues training on another.
+        """
+        expected = self.initial_state(weights).variables
+        return OptimizerState(
+            tuple(
+                np.asarray(v, dtype=e.dtype)
+                for v, e in zip(state.variables, expected, strict=True)
+            )
+        )
+
+    def bind(self, shapes, dtype, bind_optimizer):
+        """The backend's form of this optimizer, for parameters of ``shapes``."""
+        return bind_optimizer(self, shapes, dtype)
 
     @property
     def label(self):
@@ -445,14 +502,23 @@ class KerasOptimizer(_Solver):
     def _check_fields(self, state, weights):
         check_variables(state)
         expected = self.initial_state(weights).variables
-        layout = [(v.shape, v.dtype.str) for v in state.variables]
-        wanted = [(v.shape, v.dtype.str) for v in expected]
+        layout = [(v.shape, _kind(v.dtype)) for v in state.variables]
+        wanted = [(v.shape, _kind(v.dtype)) for v in expected]
         if layout != wanted:
             raise ValueError(
                 f"{STATE_PATH}.variables should be laid out as "
                 f"{self.optimizer_class.__name__}'s variables {wanted} for these "
                 f"weights, got {layout}."
             )
+
+
+def _kind(dtype):
+    """A variable's dtype as a layout compares it: any width of integer counts.
+
+    Backends count steps in different integer types; float slots must have
+    the parameters' own dtype.
+    """
+    return "integer" if dtype.kind in "iu" else dtype.str
 
 
 def check_variables(state):
@@ -560,18 +626,19 @@ def _check_optimizer_settings(params):
         )
 
 
-def _build(solver, shapes, dtype):
-    """A fresh optimizer built on new Keras variables of ``shapes``.
+def build_optimizer(solver, shapes, dtype):
+    """A fresh optimizer built on new Keras variables of ``shapes`` and ``dtype``.
 
-    The variables are created eagerly (a ``tf.function`` may not create
-    variables after its first trace) and named ``kernel`` or ``bias`` by rank,
-    as the ``Dense`` layers' are, so an optimizer's name-based rules
-    (``exclude_from_weight_decay(var_names=...)``) see familiar names.
+    The variables are named ``kernel`` or ``bias`` by rank, as the ``Dense``
+    layers' are, so an optimizer's name-based rules
+    (``exclude_from_weight_decay(var_names=...)``) see familiar names. Built
+    in the backend's compute scope (on JAX, float64 variables need it).
     """
     import keras
-    import tensorflow as tf
 
-    with tf.init_scope():
+    from ._backends import current
+
+    with current().compute_scope(dtype):
         variables = [
             keras.Variable(
                 np.zeros(shape, dtype),
@@ -586,80 +653,62 @@ def _build(solver, shapes, dtype):
 
 def _initial_values(solver, shapes, dtype):
     """A fresh optimizer's variable values, read-only (every fit shares them)."""
-    optimizer, _ = _build(solver, shapes, dtype)
+    from ._backends import current
+
+    optimizer, _ = build_optimizer(solver, shapes, dtype)
     values = []
     for variable in optimizer.variables:
-        value = np.array(variable.numpy())
+        value = np.array(current().to_numpy(variable.value))
         value.flags.writeable = False
         values.append(value)
     return tuple(values)
 
 
 #: Building an optimizer costs tens of milliseconds, so the initial state of
-#: each (optimizer key, parameter shapes, dtype) is computed once per process.
+#: each (backend, optimizer key, parameter shapes, dtype) is computed once per
+#: process.
 _INITIAL = LRUCache(16)
 
 
-class BoundKerasOptimizer:
-    """A private Keras optimizer and the variables it updates, for one program.
+class StatelessKerasOptimizer:
+    """A Keras optimizer applied as a pure function, for one program.
+
+    For backends whose Keras optimizers support ``stateless_apply`` (JAX):
+    the optimizer's variables travel through the program as the solver state
+    (:class:`~sk_keras_digits._state.OptimizerState`), so the program holds
+    no state, needs no lock, and is shared like a built-in solver's.
 
     Parameters
     ----------
     solver : KerasOptimizer
-    params : list of tf.TensorSpec
-        The parameters' specs (with fully known shapes).
-
-    Attributes
-    ----------
-    flat : bool
-        Whether the optimizer updates one flat variable (an element-wise
-        optimizer, see :attr:`KerasOptimizer.ELEMENTWISE`), taking and
-        returning the flat parameter vector, or one variable per parameter.
+    shapes : tuple of tuple of int
+        The parameters' shapes.
+    dtype : str
+        Their dtype.
     """
 
-    stateful = True
+    stateful = False
 
-    def __init__(self, solver, params):
-        shapes = solver.layout(tuple(tuple(p.shape.as_list()) for p in params))
-        dtype = params[0].dtype.as_numpy_dtype().dtype.str
+    def __init__(self, solver, shapes, dtype):
         self.flat = solver.elementwise
-        self.optimizer, self.variables = _build(solver, shapes, dtype)
-        self.schedule = OptimizerLearningRate(self.optimizer)
+        self.optimizer, _ = build_optimizer(solver, solver.layout(shapes), dtype)
+        self.schedule = OptimizerLearningRate(self.optimizer, stateless=True)
 
     def start(self, params, state):
-        """Load ``params`` and the optimizer state into the variables."""
-        import tensorflow as tf
+        return state
 
-        if self.flat:
-            params = [tf.concat([tf.reshape(p, [-1]) for p in params], axis=0)]
-        for variable, value in zip(self.variables, params, strict=True):
-            self.optimizer.assign(variable, value)
-        for variable, value in zip(
-            self.optimizer.variables, state.variables, strict=True
-        ):
-            self.optimizer.assign(variable, value)
+    def finish(self, state):
         return state
 
     def update(self, params, grads, state, learning_rate, hyper):
-        """One ``optimizer.apply`` step; the parameters read back (tensors).
+        """One ``optimizer.stateless_apply`` step (tensors in and out).
 
-        ``params`` are the values the variables hold already (loaded by
-        :meth:`start`, then read back after each step), so they are not
-        assigned again. ``learning_rate`` and ``hyper`` are unused: the
-        optimizer has its own.
+        ``learning_rate`` and ``hyper`` are unused: the optimizer has its own.
         """
-        import tensorflow as tf
-
         if self.flat:
-            self.optimizer.apply([grads], self.variables)
-            return tf.convert_to_tensor(self.variables[0]), state
-        self.optimizer.apply(grads, self.variables)
-        return [tf.convert_to_tensor(v) for v in self.variables], state
-
-    def finish(self, state):
-        """The optimizer's variables, read after the epochs."""
-        import tensorflow as tf
-
-        return OptimizerState(
-            tuple(tf.convert_to_tensor(v) for v in self.optimizer.variables)
+            params, grads = [params], [grads]
+        new_params, variables = self.optimizer.stateless_apply(
+            list(state.variables), list(grads), list(params)
         )
+        new_params = new_params[0] if self.flat else list(new_params)
+        return new_params, OptimizerState(tuple(variables))

@@ -12,10 +12,10 @@ benchmarks among them) measure the same job instead of re-writing it:
 * :func:`grid_search`: the search over ``hidden_layer_sizes`` in a
   ``Pipeline(MinMaxScaler, classifier)``;
 * :class:`Table`: a table of results as aligned text or HTML;
-* :func:`import_backend`: TensorFlow and the training code, imported ahead
-  of the first fit.
+* :func:`import_backend`: Keras, its backend and the training code, imported
+  ahead of the first fit.
 
-Importing it imports neither TensorFlow nor Keras.
+Importing it imports neither Keras nor a backend.
 """
 
 from ._cli._job import grid_search, import_backend, load_split, tutorial_classifier

@@ -61,3 +61,36 @@ def run_in_threads(function, arguments):
     for thread in threads:
         thread.join()
     return results
+
+
+def backend_name():
+    """The backend Keras runs on (imports Keras)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def compute_scope(dtype):
+    """The backend's scope for computing in ``dtype`` (float64 on JAX needs it)."""
+    from sk_keras_digits._backends import current
+
+    return current().compute_scope(dtype)
+
+
+def value_and_grad(function, values):
+    """``function(values)`` and its gradients, on the backend Keras runs on.
+
+    An independent reference for the training programs' gradients: the
+    backend's own automatic differentiation, applied from outside.
+    """
+    if backend_name() == "jax":
+        import jax
+
+        return jax.value_and_grad(function)(list(values))
+    import tensorflow as tf
+
+    values = [tf.convert_to_tensor(v) for v in values]
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        value = function(values)
+    return value, tape.gradient(value, values)

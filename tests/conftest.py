@@ -1,6 +1,15 @@
-"""Shared fixtures: small slices of scikit-learn's 8x8 digits."""
+"""Shared fixtures (small slices of scikit-learn's 8x8 digits) and the backend.
+
+The tests run on the Keras backend chosen with ``--backend`` (default:
+``KERAS_BACKEND``, else TensorFlow), set before anything imports Keras;
+subprocesses started by the tests inherit it. ``--backend jax`` without paths
+runs :data:`JAX_SUITE`, the tests of everything that depends on the backend
+(CI runs the whole suite on TensorFlow, then this one on JAX); give paths to
+run others.
+"""
 
 import os
+from pathlib import Path
 
 # Quiet TensorFlow's C++ logging in the test run; set before TensorFlow loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +35,70 @@ _PROFILE = dict(
 settings.register_profile("ci", derandomize=True, max_examples=50, **_PROFILE)
 settings.register_profile("thorough", max_examples=500, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+#: The backends the tests can run on.
+BACKENDS = ("tensorflow", "jax")
+
+#: What ``--backend jax`` runs when no paths are given (relative to the root).
+JAX_SUITE = (
+    "sk_keras_digits",  # the docstrings' examples
+    "tests/backends",
+    "tests/persistence",
+    "tests/test_base.py",
+    "tests/test_callbacks.py",
+    "tests/test_classifier.py",
+    "tests/test_common.py",
+    "tests/test_inference.py",
+    "tests/test_keras_optimizers.py",
+    "tests/test_network.py",
+    "tests/test_network_builder.py",
+    "tests/test_sklearn_mlp.py",
+    "tests/test_solvers.py",
+    "tests/test_training.py",
+    "tests/test_validation.py",
+)
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="Keras backend to test on (default: KERAS_BACKEND, else tensorflow)",
+    )
+
+
+def pytest_configure(config):
+    backend = config.getoption("--backend") or os.environ.get(
+        "KERAS_BACKEND", "tensorflow"
+    )
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave out another backend's module, and on JAX what is not in its suite."""
+    backend = os.environ["KERAS_BACKEND"]
+    path = Path(collection_path).resolve()
+    backends = _ROOT / "sk_keras_digits" / "_backends"
+    if path.parent == backends and path.stem in BACKENDS and path.stem != backend:
+        return True  # importing it would import another backend
+    if backend != "jax" or config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return None
+    suite = [_ROOT / entry for entry in JAX_SUITE]
+    if path.is_dir():
+        keep = any(p == path or path in p.parents or p in path.parents for p in suite)
+    else:
+        keep = any(p == path or p in path.parents for p in suite)
+    return None if keep else True
+
+
+@pytest.fixture(scope="session")
+def backend():
+    """The name of the backend Keras runs on in this test session."""
+    return os.environ["KERAS_BACKEND"]
 
 
 @pytest.fixture(scope="session")

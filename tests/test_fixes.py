@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras.src.backend.common import global_state
 
-from sk_keras_digits._fixes import check_backend, network_build_scope
+from sk_keras_digits._fixes import network_build_scope
 
 
 def test_build_scope_restores_everything_it_changes():
@@ -33,8 +33,3 @@ def test_build_scope_is_deterministic():
             layer.build((None, 3))
         kernels.append(np.asarray(layer.kernel))
     np.testing.assert_array_equal(*kernels)
-
-
-def test_backend_is_tensorflow():
-    check_backend()
-    assert keras.backend.backend() == "tensorflow"

@@ -1,23 +1,28 @@
-"""The compiled training loop: same numbers as Keras, shared safely, traced once."""
+"""The training driver and the compiled programs, on the backend under test.
+
+Same numbers as Keras stepping its own model, shared safely, compiled once.
+"""
 
 import warnings
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits._backends import current
 from sk_keras_digits._cache import LRUCache
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
 from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
-from tests._helpers import run_in_threads
+from tests._helpers import compute_scope, run_in_threads, value_and_grad
 
 
-def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="tanh"):
+def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="logistic"):
+    # Not tanh: on JAX, Keras 3.15's tanh layers compute float64 in float32,
+    # so a Keras model with them is no float64 reference there.
     units = [n_features, *hidden, n_outputs]
     out = "softmax" if n_outputs > 1 else "logistic"
     return DenseNetwork(units, activation, out, "float64")
@@ -28,14 +33,26 @@ def one_hot(y, n=10):
 
 
 def reference_loss(model, x, y, sw, alpha):
-    """MLPClassifier's loss computed by the Keras model itself."""
-    proba = model(x, training=True)
-    per_sample = keras.losses.categorical_crossentropy(y, proba)
-    kernels = [w for w in model.trainable_variables if len(w.shape) == 2]
-    penalty = tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
-    return tf.reduce_sum(sw * per_sample) / tf.reduce_sum(sw) + 0.5 * alpha * (
-        penalty / tf.reduce_sum(sw)
-    )
+    """MLPClassifier's loss computed by the Keras model itself, of its weights."""
+    ops = keras.ops
+    buffers = [v.value for v in model.non_trainable_variables]
+
+    def loss(params):
+        proba, _ = model.stateless_call(params, buffers, x, training=True)
+        per_sample = -ops.sum(y * ops.log(proba), axis=1)
+        kernels = [w for w in params if len(w.shape) == 2]
+        penalty = sum(ops.sum(ops.square(w)) for w in kernels)
+        return ops.sum(sw * per_sample) / ops.sum(sw) + 0.5 * alpha * (
+            penalty / ops.sum(sw)
+        )
+
+    return loss
+
+
+def model_loss_and_grads(model, x, y, sw, alpha):
+    params = [v.value for v in model.trainable_variables]
+    loss, grads = value_and_grad(reference_loss(model, x, y, sw, alpha), params)
+    return float(loss), [np.asarray(g) for g in grads]
 
 
 def keras_epoch(model, optimizer, X, Y, batch_size=100, alpha=1e-3):
@@ -43,12 +60,18 @@ def keras_epoch(model, optimizer, X, Y, batch_size=100, alpha=1e-3):
     total = 0.0
     for start in range(0, len(X), batch_size):  # batches of 100, 100 and 50
         xb, yb = X[start : start + batch_size], Y[start : start + batch_size]
-        with tf.GradientTape() as tape:
-            loss = reference_loss(model, xb, yb, np.ones(len(xb)), alpha)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        total += float(loss) * len(xb)
+        loss, grads = model_loss_and_grads(model, xb, yb, np.ones(len(xb)), alpha)
+        optimizer.apply(grads, model.trainable_variables)
+        total += loss * len(xb)
     return total / len(X)
+
+
+def program_loss_and_grads(program, weights, data, alpha):
+    """The program's full-batch loss and gradient, split per parameter."""
+    flat = np.concatenate([np.ravel(p) for p in weights.params]).astype(np.float64)
+    loss, grad = program.objective(weights, data, alpha)(flat)
+    splits = np.cumsum([p.size for p in weights.params])[:-1]
+    return loss, np.split(grad, splits)
 
 
 def test_loss_and_gradients_equal_the_keras_models(small_digits):
@@ -59,15 +82,12 @@ def test_loss_and_gradients_equal_the_keras_models(small_digits):
     Y = one_hot(y)
     sw = np.random.RandomState(1).uniform(0.5, 2, len(X))
     program = _training.get_program(network)
-    loss, grads = program.loss_and_grad(
-        weights, TrainingData(X, Y, sw), tf.constant(1e-2, "float64")
-    )
-    with tf.GradientTape() as tape:
-        expected = reference_loss(model, X, Y, sw, 1e-2)
-    expected_grads = tape.gradient(expected, model.trainable_variables)
-    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-12)
+    loss, grads = program_loss_and_grads(program, weights, TrainingData(X, Y, sw), 1e-2)
+    with compute_scope("float64"):
+        expected, expected_grads = model_loss_and_grads(model, X, Y, sw, 1e-2)
+    assert loss == pytest.approx(expected, rel=1e-12)
     for ours, theirs in zip(grads, expected_grads, strict=True):
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(ours, theirs.ravel(), rtol=1e-9, atol=1e-14)
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
@@ -101,8 +121,11 @@ def test_an_sgd_epoch_equals_keras_sgd_on_the_keras_model(small_digits, nesterov
     )
 
     model = network.build_model(weights)
-    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov)
-    epoch_loss = keras_epoch(model, optimizer, X, Y)
+    with compute_scope("float64"):
+        optimizer = keras.optimizers.SGD(
+            learning_rate=0.1, momentum=0.9, nesterov=nesterov
+        )
+        epoch_loss = keras_epoch(model, optimizer, X, Y)
     # Keras' SGD keeps its learning rate and momentum in float32 variables,
     # hence agreement to float32's precision of 0.1 and 0.9, not float64's.
     for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
@@ -131,18 +154,14 @@ def test_custom_network_loss_and_predictions_equal_the_keras_models(small_digits
     weights = network.initial_weights()
     program = _training.get_program(network)
     Y, sw = one_hot(y), np.ones(len(X))
-    loss, grads = program.loss_and_grad(
-        weights, TrainingData(X, Y, sw), tf.constant(0.0, "float64")
-    )
-    with tf.GradientTape() as tape:
-        expected = reference_loss(model, X, Y, sw, 0.0)
-    expected_grads = tape.gradient(expected, model.trainable_variables)
-    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-12)
+    loss, grads = program_loss_and_grads(program, weights, TrainingData(X, Y, sw), 0.0)
+    with compute_scope("float64"):
+        expected, expected_grads = model_loss_and_grads(model, X, Y, sw, 0.0)
+        predicted = model.predict(X, verbose=0)
+    assert loss == pytest.approx(expected, rel=1e-12)
     for ours, theirs in zip(grads, expected_grads, strict=True):
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-9, atol=1e-14)
-    np.testing.assert_allclose(
-        program.predict(weights, X), model.predict(X, verbose=0), rtol=1e-12
-    )
+        np.testing.assert_allclose(ours, theirs.ravel(), rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(program.predict(weights, X), predicted, rtol=1e-12)
 
 
 def fit(X, y, **params):
@@ -155,13 +174,32 @@ def weights(estimator):
     return estimator.coefs_ + estimator.intercepts_
 
 
-def test_one_trace_serves_every_fit_of_the_same_depth(small_digits):
+def sgd_program(hidden):
+    network = dense_network(hidden=hidden, activation="relu")
+    config = TrainingConfig(SGD(nesterov=True), None, 200, True, False)
+    key = (current().NAME, *config.program_key(network))
+    return _training.PROGRAMS.get(key, None)
+
+
+def test_a_refit_of_the_same_shapes_compiles_nothing(small_digits):
+    X, y = small_digits
+    params = dict(hidden_layer_sizes=(7,), solver="sgd", max_iter=2)
+    fit(X, y, random_state=0, **params)
+    program = sgd_program((7,))
+    compiled = program.compilations()
+    assert compiled == 1
+    for seed in range(1, 4):
+        fit(X, y, random_state=seed, **params)
+    assert program.compilations() == compiled
+
+
+def test_one_trace_serves_every_fit_of_the_same_depth(small_digits, backend):
+    if backend != "tensorflow":
+        pytest.skip("TensorFlow's programs take dynamic shapes; JAX compiles each")
     X, y = small_digits
     fit(X, y, hidden_layer_sizes=(7,), solver="sgd", max_iter=2, random_state=0)
-    network = dense_network(hidden=(7,), activation="relu")
-    config = TrainingConfig(SGD(nesterov=True), None, 200, True, False)
-    program = _training.PROGRAMS.get(config.program_key(network), None)
-    traces = program._run.experimental_get_tracing_count()
+    program = sgd_program((7,))
+    traces = program.compilations()
     assert traces == 1
     for hidden, n, seed in [((7,), 300, 1), ((31,), 120, 2), ((3,), 77, 3)]:
         fit(
@@ -172,7 +210,7 @@ def test_one_trace_serves_every_fit_of_the_same_depth(small_digits):
             max_iter=2,
             random_state=seed,
         )
-    assert program._run.experimental_get_tracing_count() == traces
+    assert program.compilations() == traces
 
 
 def test_program_cache_is_bounded(small_digits, monkeypatch):
@@ -230,13 +268,14 @@ def test_many_epochs_run_in_one_call_and_verbose_runs_one_per_call(
 ):
     X, y = small_digits
     calls = []
-    run = _training.TrainingProgram.run
+    program_class = current().TrainingProgram
+    run = program_class.run
 
     def counting_run(self, *args, **kwargs):
         calls.append(args[-2])  # n_epochs of this call
         return run(self, *args, **kwargs)
 
-    monkeypatch.setattr(_training.TrainingProgram, "run", counting_run)
+    monkeypatch.setattr(program_class, "run", counting_run)
     fit(X, y, hidden_layer_sizes=(5,), max_iter=12)
     assert calls == [12]
     calls.clear()
@@ -266,35 +305,42 @@ def test_the_program_key_holds_only_what_shapes_the_graph():
     assert a.program_key(network) != a.program_key(deeper)
 
 
-def test_state_round_trips_through_tensors():
-    weights = dense_network().initial_weights(np.random.RandomState(0))
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_state_round_trips_through_the_program(early_stopping):
+    network = dense_network()
+    weights = network.initial_weights(np.random.RandomState(0))
     for solver in (SGD(), Adam()):
+        best = weights if early_stopping else None
         state = TrainingState(
             weights,
             solver.initial_state(weights),
-            Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
+            Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=best),
         )
-        spec = _training.signature(state, tf.float64, dynamic=True)
-        assert spec.progress.best_weights is None
-        assert spec.progress.no_improvement.dtype == tf.int32
-        assert spec.weights.params[0].shape.as_list() == [None, None]
-        tensors = _training.to_tensors(state, spec)
-        assert tensors.progress.best_weights == ()
-        back = _training.to_numpy(tensors, like=state)
+        numbers = (0.1, 0.9, 0.5) if solver.name == "sgd" else (0.1, 0.9, 0.99, 1e-8)
+        config = TrainingConfig(
+            solver,
+            Hyper(1e-4, 1e-4, 10, solver.Hyper(*numbers)),
+            50,
+            False,
+            early_stopping,
+        )
+        program = _training.get_program(network, config, state)
+        data = TrainingData(np.zeros((3, 64)), np.zeros((3, 10)), np.ones(3))
+        _, tensors = program.prepare(state, data, data, config.hyper)
+        back = program.to_numpy(tensors, like=state)
         assert type(back) is TrainingState and type(back.solver) is type(state.solver)
-        assert back.progress == state.progress
-        for a, b in zip(back.weights.params, weights.params, strict=True):
-            np.testing.assert_array_equal(a, b)
-        with_best = state._replace(
-            progress=state.progress._replace(best_weights=weights)
+        assert back.progress._replace(best_weights=None) == state.progress._replace(
+            best_weights=None
         )
-        spec = _training.signature(with_best, tf.float32, dynamic=False)
-        assert spec.progress.learning_rate.dtype == tf.float32
-        assert spec.weights.params[0].shape.as_list() == [64, 12]
-        back = _training.to_numpy(_training.to_tensors(with_best, spec), with_best)
-        # Arrays keep their own dtype; Python numbers take the compute dtype.
-        assert back.progress.best_weights.params[0].dtype == np.float64
         assert type(back.progress.learning_rate) is float
+        assert type(back.progress.no_improvement) is int
+        for a, b in zip(back.weights.params, weights.params, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        if early_stopping:
+            kept = back.progress.best_weights.params[0]
+            assert kept.dtype == np.float64
+            np.testing.assert_array_equal(kept, weights.params[0])
 
 
 # ------------------------------------------------------- Keras optimizers
@@ -341,8 +387,9 @@ def test_an_epoch_with_a_keras_optimizer_equals_it_on_the_keras_model(
     )
 
     model = network.build_model(weights)
-    optimizer = KERAS_OPTIMIZERS[name]()
-    epoch_loss = keras_epoch(model, optimizer, X, Y)
+    with compute_scope("float64"):
+        optimizer = KERAS_OPTIMIZERS[name]()
+        epoch_loss = keras_epoch(model, optimizer, X, Y)
     for ours, theirs in zip(new_state.weights.params, model.get_weights(), strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
     assert log.losses[0] == pytest.approx(epoch_loss, rel=1e-7)
@@ -393,22 +440,20 @@ def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
             w, cfg.solver.initial_state(w), Progress(0.1, np.inf, -np.inf, 0, 0.0)
         )
         _training.train_stochastic(net, cfg, state, data, None, n_epochs=1, seed=0)
-    program = _training.PROGRAMS.get(key(config, network, weights), None)
-    assert program._run.experimental_get_tracing_count() == 1
+    program = _training.PROGRAMS.get(
+        (current().NAME, *key(config, network, weights)), None
+    )
+    assert program.compilations() == 1
 
 
-def test_optimizer_state_round_trips_through_tensors():
+def test_an_optimizer_state_of_another_backend_continues_here():
+    """Counters of another integer width (int64 on TensorFlow) are taken as ours."""
     weights = dense_network().initial_weights(np.random.RandomState(0))
     solver = KerasOptimizer(keras.optimizers.Adam())
-    state = TrainingState(
-        weights,
-        solver.initial_state(weights),
-        Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
-    )
-    spec = _training.signature(state, tf.float64, dynamic=False)
-    assert spec.solver.variables[0].dtype == tf.int64
-    assert spec.solver.variables[1].dtype == tf.float32
-    back = _training.to_numpy(_training.to_tensors(state, spec), like=state)
-    for a, b in zip(back.solver.variables, state.solver.variables, strict=True):
-        assert type(a) is np.ndarray and a.dtype == b.dtype  # 0-d stays an array
-        np.testing.assert_array_equal(a, b)
+    ours = solver.initial_state(weights)
+    for width in (np.int32, np.int64):
+        other = ours._replace(variables=(np.asarray(7, width), *ours.variables[1:]))
+        solver.check_state(other, weights)
+        aligned = solver.aligned_state(other, weights)
+        assert aligned.variables[0].dtype == ours.variables[0].dtype
+        assert int(aligned.variables[0]) == 7

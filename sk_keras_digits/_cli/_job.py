@@ -36,8 +36,8 @@ def run(settings):
     steps = 2 * settings.seeds + 2 * (len(settings.hidden_sizes) * settings.cv + 1)
     steps += len(FIGURES) + 1
     with _progress(steps, settings.progress) as bar:
-        bar.set_description("importing TensorFlow")
-        import_tensorflow_quietly()
+        bar.set_description("importing Keras")
+        import_backend_quietly()
 
         from sklearn.exceptions import ConvergenceWarning
 
@@ -67,36 +67,51 @@ def run(settings):
 
 
 def import_backend():
-    """Import TensorFlow, Keras and the estimator's training code.
+    """Import Keras, its backend and the estimator's training code.
 
     What the first fit of a process imports, imported ahead of it (by the
-    benchmarks, to time imports and the first fit apart).
+    benchmarks, to time imports and the first fit apart). The backend is the
+    one Keras is configured with (``KERAS_BACKEND``); an unsupported one is
+    refused with a RuntimeError naming it.
+
+    Returns
+    -------
+    name : str
+        The backend's name, e.g. ``"tensorflow"`` or ``"jax"``.
     """
-    from .. import _training  # noqa: F401  (imports TensorFlow and Keras)
+    from .. import _backends, _training  # noqa: F401
+
+    return _backends.current().NAME
 
 
-def import_tensorflow_quietly():
-    """Import TensorFlow with its C++ start-up log kept off the terminal.
+def import_backend_quietly():
+    """Import Keras and its backend with their start-up logs kept off the terminal.
 
     TensorFlow logs through Abseil before Abseil's logging is initialised, and
     such messages ignore ``TF_CPP_MIN_LOG_LEVEL``; the process' standard error
-    is therefore pointed at a temporary file during the import and the
-    initialisation of TensorFlow's devices (which logs its own errors on
-    machines without a GPU). If either fails, what TensorFlow wrote is
-    replayed on stderr before the error.
+    is therefore pointed at a temporary file during the import (and, on
+    TensorFlow, the initialisation of its devices, which logs its own errors
+    on machines without a GPU). If either fails, what was written is replayed
+    on stderr before the error.
+
+    Returns
+    -------
+    name : str
+        The backend's name.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
+    if "keras" in sys.modules:
+        return import_backend()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            name = import_backend()
+            if name == "tensorflow":
+                import tensorflow as tf
 
-            import_backend()
-            tf.config.list_logical_devices()
+                tf.config.list_logical_devices()
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -105,6 +120,7 @@ def import_tensorflow_quietly():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    return name
 
 
 @contextlib.contextmanager
@@ -246,13 +262,21 @@ def grid_searches(split, settings, bar):
     return searches
 
 
+def _backend_version(name):
+    """``"JAX 0.10.2"``: the backend Keras runs on, with its version."""
+    import importlib
+
+    label = {"tensorflow": "TensorFlow", "jax": "JAX"}.get(name, name)
+    return f"{label} {importlib.import_module(name).__version__}"
+
+
 def _write_report(settings, tables, figures, seconds):
     import platform
 
     import keras
     import sklearn
-    import tensorflow as tf
 
+    from .._backends import current
     from .._version import __version__
     from ._report import write_report
 
@@ -265,7 +289,7 @@ def _write_report(settings, tables, figures, seconds):
         (
             "Versions",
             f"sk_keras_digits {__version__}, scikit-learn {sklearn.__version__}, "
-            f"Keras {keras.__version__}, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__} on {_backend_version(current().NAME)}, "
             f"Python {platform.python_version()}",
         ),
     ]

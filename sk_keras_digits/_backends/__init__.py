@@ -1,0 +1,107 @@
+"""The backend seam: everything that depends on the backend Keras runs on.
+
+Keras 3 runs on several backends; the estimator trains on the one Keras is
+configured with (``KERAS_BACKEND`` or ``~/.keras/keras.json``). Everything
+that differs between backends lives in one module per backend in this package,
+and nothing else in the package imports a backend library. The rest is written
+once, backend-neutral: the solvers' update rules and learning-rate schedules
+(:mod:`sk_keras_digits._solvers`), the loss and the stopping rules
+(:mod:`sk_keras_digits._objective`, :mod:`sk_keras_digits._stopping`) are
+functions of tensors written with ``keras.ops``, which a backend module
+compiles into its program; the records of the fitted state
+(:mod:`sk_keras_digits._state`) are NumPy; the training driver
+(:mod:`sk_keras_digits._training`) only calls a program.
+
+A backend module implements:
+
+``NAME``
+    The backend's name, as ``keras.backend.backend()`` reports it.
+``build_scope(dtype)`` and ``compute_scope(dtype)``
+    Context managers around building Keras objects and around running Keras
+    computations in ``dtype``: TensorFlow names its variables so that its
+    kernel cache stays bounded; JAX computes float64 only inside a scoped
+    ``jax.enable_x64`` (the user's global configuration is never changed).
+``TrainingProgram(network, config=None, state=None)``
+    The compiled functions of one network structure and training setting:
+    ``predict(weights, X)``, ``loss_and_grad(weights, data, alpha)`` (NumPy in,
+    the loss and the flat float64 gradient out, for ``lbfgs``),
+    ``prepare(state, data, validation, hyper)`` (the inputs of a fit, put on
+    the device once), ``run(inputs, state, n_epochs, seed)`` (up to
+    ``n_epochs`` epochs, returning a :class:`ChunkResult`) and
+    ``to_numpy(state, like)`` (a returned state back to NumPy records) and
+    ``compilations()`` (how many variants of the training function it has
+    compiled).
+``bind_optimizer(solver, shapes, dtype)``
+    The form of a user's Keras optimizer a program trains with: stateless
+    (``Optimizer.stateless_apply``) where the backend supports it, else a
+    private optimizer whose variables each call loads and reads back.
+``to_numpy(value)``
+    One tensor as a NumPy array.
+``activation(name)``
+    Keras' activation ``name`` as a function that keeps its input's dtype
+    (the default network's layers; a fix where Keras' own does not).
+
+A PyTorch module would implement the same names with ``torch.func.grad``
+and ``torch.compile``, and Keras' stateless optimizers; it is one new module
+plus its entry in :data:`MODULES`.
+"""
+
+import importlib
+import os
+from typing import NamedTuple
+
+#: The backends the estimator trains on, and the module of each.
+MODULES = {
+    "tensorflow": "sk_keras_digits._backends.tensorflow",
+    "jax": "sk_keras_digits._backends.jax",
+}
+
+
+class ChunkResult(NamedTuple):
+    """What one call into a compiled training program returns.
+
+    Attributes
+    ----------
+    state : TrainingState
+        The new state, as the backend's tensors (see ``to_numpy``).
+    curves : dict of list
+        The per-epoch ``losses``, ``scores``, ``learning_rates`` and
+        ``triggered`` of the epochs run, as Python lists.
+    epochs : int
+        Epochs run.
+    status : int
+        Why the call stopped (``RUNNING`` when it ran all its epochs).
+    """
+
+    state: object
+    curves: dict
+    epochs: int
+    status: int
+
+
+def name():
+    """The name of the backend Keras is configured with (imports Keras)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def current():
+    """The backend module for the backend Keras is configured with.
+
+    Raises
+    ------
+    RuntimeError
+        If Keras runs on a backend the estimator does not support, naming it
+        and the supported ones.
+    """
+    backend = name()
+    if backend not in MODULES:
+        supported = ", ".join(repr(b) for b in MODULES)
+        raise RuntimeError(
+            f"Keras is configured with the {backend!r} backend (KERAS_BACKEND="
+            f"{os.environ.get('KERAS_BACKEND')!r}), which sk_keras_digits does "
+            f"not support; it trains on {supported}. Set KERAS_BACKEND to one "
+            "of them before Keras is first imported."
+        )
+    return importlib.import_module(MODULES[backend])

@@ -8,6 +8,7 @@ Keras (not a backend's own library: what differs between backends is in
 
 import contextlib
 import random
+import sys
 import threading
 
 import keras
@@ -99,3 +100,29 @@ def unallocated_variables():
             yield
     finally:
         global_state.set_global_attribute(_UNINITIALIZED_VARIABLES_ATTRIBUTE, previous)
+
+
+@contextlib.contextmanager
+def serialization_without_tensorflow():
+    """Serialize Keras objects without importing TensorFlow where it is not loaded.
+
+    Keras 3.15's ``serialize_keras_object`` asks, for every object it
+    serializes, whether it is a TensorFlow ``TensorShape``, ``DType`` or
+    ``TypeSpec``, through a lazy module that imports TensorFlow to answer
+    (``keras.src.utils.module_utils.tensorflow``), whatever backend Keras runs
+    on: saving a model on JAX would import TensorFlow (seconds, and its
+    memory). While TensorFlow is not imported no object can be one of its
+    types, so within this scope, and only then, the lazy module reports
+    TensorFlow unavailable; its previous answer is restored on exit.
+    """
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None

@@ -75,8 +75,10 @@ def predict_proba(X, weights, *, activation, out_activation, network=None):
         return dense_forward(
             weights.coefs, weights.intercepts, X, activation, out_activation
         )
+    from ._network import aligned_weights
     from ._training import get_program
 
+    weights = aligned_weights(network, weights)
     if hasattr(X, "toarray"):
         X = X.toarray()
     X = np.asarray(X, dtype=network.compute_dtype)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._activations import KERAS_ACTIVATIONS
 from ._backends import current
-from ._fixes import network_build_scope
+from ._fixes import network_build_scope, serialization_without_tensorflow
 from ._state import Weights
 
 #: Rows of the training data that probe a custom network's outputs at fit.
@@ -329,8 +329,24 @@ class CustomNetwork:
 
     def build_model(self, weights):
         """Return the freshly built model holding ``weights``."""
-        assign_variables(self.model, weights)
+        assign_variables(self.model, aligned_weights(self, weights))
         return self.model
+
+
+def aligned_weights(network, weights):
+    """``weights`` with each buffer in the dtype the network keeps it in.
+
+    Backends keep a layer's integer state in different integer types (a
+    ``Dropout`` seed generator's state is int64 on TensorFlow, uint32 on JAX),
+    so weights saved on one backend are cast where they meet a network built
+    on the other. Other buffers keep their dtype.
+    """
+    dtypes = [np.dtype(dtype) for _, dtype in network.buffer_shapes]
+    buffers = tuple(
+        np.asarray(b, dtype) if dtype.kind in "iu" and b.dtype != dtype else b
+        for b, dtype in zip(weights.buffers, dtypes, strict=True)
+    )
+    return weights._replace(buffers=buffers)
 
 
 def variable_values(model):
@@ -380,7 +396,8 @@ def _structure_fingerprint(model):
     ):
         return unique
     try:
-        config = model.get_config()
+        with serialization_without_tensorflow():
+            config = model.get_config()
     except Exception:
         return unique
     if not _keras_config(config):

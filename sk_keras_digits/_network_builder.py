@@ -172,8 +172,11 @@ def _equal(a, b):
         # Keras objects compare by identity; their config says what they do.
         if type(a) is not type(b):
             return False
+        from ._fixes import serialization_without_tensorflow
+
         try:
-            return _equal(a.get_config(), b.get_config())
+            with serialization_without_tensorflow():
+                return _equal(a.get_config(), b.get_config())
         except Exception:
             return False
     try:

@@ -414,7 +414,10 @@ class KerasOptimizer(_Solver):
                 "solver must be 'lbfgs', 'sgd', 'adam' or a "
                 f"keras.optimizers.Optimizer instance; got {optimizer!r}."
             )
-        config = optimizer.get_config()
+        from ._fixes import serialization_without_tensorflow
+
+        with serialization_without_tensorflow():
+            config = optimizer.get_config()
         if config.get("use_ema"):
             raise ValueError(
                 f"solver={describe(optimizer)} has use_ema=True, which is not "

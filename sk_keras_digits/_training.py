@@ -28,6 +28,7 @@ import scipy.optimize
 
 from ._backends import current
 from ._cache import LRUCache
+from ._network import aligned_weights
 from ._state import RUNNING, EpochLog, Weights
 from ._training_config import Hyper, TrainingConfig, TrainingData
 
@@ -87,7 +88,8 @@ def train_stochastic(
     log : EpochLog
     """
     state = state._replace(
-        solver=config.solver.aligned_state(state.solver, state.weights)
+        weights=aligned_weights(network, state.weights),
+        solver=config.solver.aligned_state(state.solver, state.weights),
     )
     if config.early_stopping:
         best = state.progress._replace(best_weights=state.weights)
@@ -149,6 +151,7 @@ def train_lbfgs(network, weights, data, alpha, max_iter, max_fun, tol, verbose):
         The weights reached, SciPy's result and the loss after each iteration.
     """
     program = get_program(network)
+    weights = aligned_weights(network, weights)
     objective = program.objective(weights, data, alpha)
     shapes = [np.shape(p) for p in weights.params]
     splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]

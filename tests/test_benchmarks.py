@@ -1,8 +1,10 @@
-"""Tests of benchmarks/: its summary, writers and benchmark pieces."""
+"""Tests of benchmarks/: its options, summary, writers and benchmark pieces."""
 
 import copy
 import importlib
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import types
@@ -16,7 +18,7 @@ from sk_keras_digits.tutorial import load_split
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUN_PY = BENCHMARKS / "run.py"
-MODULES = ("settings", "peers", "measurements", "summary")
+MODULES = ("settings", "peers", "measurements", "summary", "run")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,15 @@ def fake_report(bench):
         "first_fit": {
             "times": _times(ours=0.6, mlp=0.1, keras=2.0),
             "imports": _times(ours=4.0, mlp=1.0, keras=3.5),
+        },
+        # No target: reported with its ratio, 4.0.
+        "cold_script": {
+            "times": _times(ours=6.0, mlp=1.5),
+            "scores": {"ours": [0.93], "mlp": [0.92]},
+            "children": {
+                "ours": {"backend": "tensorflow", "tensorflow_imported": True},
+                "mlp": {"backend": None, "tensorflow_imported": False},
+            },
         },
         # 4 ms / 1 ms: misses the target of 3.
         "predict_proba_1": {"rows": 1, "times": _times(ours=4e-3, mlp=1e-3)},
@@ -142,6 +153,10 @@ def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     assert rows["keras_optimizer"]["ok"] is True
     assert rows["first_fit"]["value"] == pytest.approx(6.0)
     assert rows["first_fit"]["ok"] is True
+    # A figure without a target: its ratio, no verdict.
+    assert rows["cold_script"]["value"] == pytest.approx(4.0)
+    assert rows["cold_script"]["target"] is None
+    assert rows["cold_script"]["ok"] is None
     assert rows["predict_proba_1"]["value"] == pytest.approx(4.0)
     assert rows["predict_proba_1"]["ok"] is False
     assert rows["memory"]["value"] == 12.0 and rows["memory"]["ok"] is True
@@ -168,6 +183,11 @@ def test_tables_and_text(bench, fake_report):
     assert len(table) == len(bench.settings.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
     assert verdicts.count("NO") == 2 and verdicts.count("yes") == 7
+    assert verdicts.count("-") == 1  # the cold script: no target
+    cold = {row[0]: row for row in table}[
+        "cold script: python -c importing, fitting and scoring"
+    ]
+    assert cold[1:] == ["6.00 s", "1.50 s", "4.00", "none", "-"]
     text = bench.summary.format_text("Targets", table).splitlines()
     # The command line's text table: title, rule, header, rule, rows, rule.
     assert text[0] == "Targets" and text[2].startswith("figure ")
@@ -181,13 +201,22 @@ def test_tables_and_text(bench, fake_report):
     assert bench.summary.fmt_seconds(0.0801) == "0.080 s"
     assert bench.summary.fmt_seconds(1.2e-4) == "0.12 ms"
     assert bench.summary.fmt_seconds(58.0) == "58.00 s"
+    lines = bench.summary.details(fake_report)
+    assert any(
+        line.startswith("Cold script") and "ratio 4.00" in line for line in lines
+    )
+    title = bench.summary.targets_title("jax")
+    assert title.startswith("JAX backend.")
+    assert bench.summary.peers_title("tensorflow").endswith("TensorFlow backend")
 
 
 def test_format_rst_is_valid_restructuredtext(bench, fake_report):
     text = bench.summary.format_rst(fake_report)
     doctree = _rst_doctree(text)
     tables = [node for node in doctree.findall() if node.tagname == "table"]
-    assert len(tables) == 2
+    # The backends' table (one column here: a report without a backend is
+    # TensorFlow's), then the run's targets and absolute figures.
+    assert len(tables) == 3
     rendered = doctree.astext()
     assert "check_fit2d_1sample" in rendered  # underscores escaped, not links
     assert "Other agents were running | on this machine." in rendered
@@ -202,6 +231,213 @@ def test_write_json_and_rst(bench, fake_report, tmp_path):
     rst = tmp_path / "docs" / "table.rst"
     bench.summary.write_rst(fake_report, rst)
     _rst_doctree(rst.read_text())
+
+
+def _backend_report(report, backend, date, fit_ours=0.06, **meta):
+    """A copy of ``report`` measured on ``backend`` at ``date``."""
+    report = copy.deepcopy(report)
+    report["meta"].update(
+        backend=backend,
+        date=date,
+        command=f"python benchmarks/run.py --backend {backend}",
+        **meta,
+    )
+    report["results"]["fit"]["times"]["ours"] = _times(ours=fit_ours)["ours"]
+    return report
+
+
+def test_rst_has_a_column_per_backend_from_the_results_folder(
+    bench, fake_report, tmp_path
+):
+    summary = bench.summary
+    results = tmp_path / "results"
+    jax = _backend_report(
+        fake_report,
+        "jax",
+        "2026-01-02T00:00:00+00:00",
+        fit_ours=0.04,
+        skipped_peers={"scikeras": "scikeras needs TensorFlow"},
+    )
+    reports = {
+        "latest-tensorflow.json": _backend_report(
+            fake_report, "tensorflow", "2026-01-03T00:00:00+00:00"
+        ),
+        "latest-jax.json": jax,
+        # Older: left out.
+        "old-tensorflow.json": _backend_report(
+            fake_report, "tensorflow", "2025-12-01T00:00:00+00:00", fit_ours=0.16
+        ),
+        # A report of the versions without a backend: TensorFlow's, older.
+        "latest.json": fake_report,
+        # Newer, but a smoke run and a partial run: left out of full runs.
+        "quick-jax.json": _backend_report(
+            fake_report, "jax", "2026-02-01T00:00:00+00:00", quick=True
+        ),
+        "partial-jax.json": _backend_report(
+            fake_report, "jax", "2026-02-01T00:00:00+00:00", only=["fit"]
+        ),
+    }
+    for name, report in reports.items():
+        summary.write_json(report, results / name)
+    (results / "other.json").write_text('{"not": "a report"}')
+    (results / "broken.json").write_text("{")
+
+    latest = summary.latest_reports(results)
+    assert [summary.report_backend(r) for r in latest] == ["tensorflow", "jax"]
+    assert latest[0]["meta"]["date"].startswith("2026-01-03")
+    assert latest[1]["meta"]["date"].startswith("2026-01-02")
+    quick = summary.latest_reports(results, quick=True)
+    assert [summary.report_backend(r) for r in quick] == ["jax"]
+    # The run being written wins a tie of dates.
+    current = _backend_report(jax, "jax", jax["meta"]["date"], fit_ours=0.02)
+    again = summary.latest_reports(results, current=current)
+    assert again[1] is current
+
+    table = summary.backend_table(latest)
+    assert table[0] == ["figure", "target", "TensorFlow", "JAX"]
+    rows = {row[0]: row[1:] for row in table[1:]}
+    assert len(rows) == len(bench.settings.TARGETS)
+    assert rows["fit, tutorial configuration, 2nd and later fits"] == [
+        "<= 1",
+        "0.75 (yes)",
+        "0.50 (yes)",
+    ]
+    assert rows["predict_proba, 1 row"][1:] == ["4.00 (NO)", "4.00 (NO)"]
+    cold = rows["cold script: python -c importing, fitting and scoring"]
+    assert cold == ["none", "4.00", "4.00"]
+
+    rst = tmp_path / "docs" / "table.rst"
+    summary.write_rst(latest, rst)
+    doctree = _rst_doctree(rst.read_text())
+    tables = [node for node in doctree.findall() if node.tagname == "table"]
+    assert len(tables) == 1 + 2 * 2  # backends, then each backend's two
+    header = next(node for node in tables[0].findall() if node.tagname == "thead")
+    assert [
+        entry.astext() for entry in header.findall() if entry.tagname == "entry"
+    ] == ["figure", "target", "TensorFlow", "JAX"]
+    rubrics = [node.astext() for node in doctree.findall() if node.tagname == "rubric"]
+    assert rubrics == ["TensorFlow backend", "JAX backend"]
+    rendered = doctree.astext()
+    assert "python benchmarks/run.py --backend jax" in rendered
+    assert "scikeras left out on JAX: scikeras needs TensorFlow." in rendered
+    assert "JAX backend. Targets" in rendered
+
+
+def test_backend_option(bench, monkeypatch):
+    parse = bench.run.parse_args
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert parse([]).backend == "tensorflow"
+    assert parse(["--backend", "jax"]).backend == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert parse([]).backend == "jax"
+    assert parse(["--backend", "tensorflow"]).backend == "tensorflow"
+    with pytest.raises(SystemExit):
+        parse(["--backend", "torch"])
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    with pytest.raises(SystemExit):
+        parse([])  # a backend the benchmark does not know, from the environment
+    assert parse(["--backend", "jax"]).backend == "jax"
+    monkeypatch.delenv("KERAS_BACKEND")
+    args = parse(["--only", "fit, first_fit", "--quick"])
+    assert args.only == ["fit", "first_fit"] and args.quick
+    with pytest.raises(SystemExit):
+        parse(["--only", "fit,nothing"])
+    # One JSON file per backend and kind of run.
+    assert bench.settings.default_out("jax").name == "latest-jax.json"
+    assert bench.settings.default_out("tensorflow", quick=True).name == (
+        "quick-tensorflow.json"
+    )
+    # Keras, once imported, keeps its backend: another one is refused.
+    import keras
+
+    running = keras.backend.backend()
+    bench.run._check_keras_backend(running)
+    with pytest.raises(SystemExit, match="fresh process"):
+        bench.run._check_keras_backend("jax" if running != "jax" else "tensorflow")
+
+
+def test_peers_by_backend(bench):
+    peers = bench.peers
+    assert peers.active_peers(True, "tensorflow") == peers.KERAS_PEERS
+    assert peers.active_peers(True, "jax") == ("keras", "sklearn_wrapper")
+    assert peers.active_peers(False, "jax") == ()
+    assert peers.active_peers(["scikeras", "keras"], "jax") == ("keras", "scikeras")
+    assert set(peers.skipped_peers("jax")) == {"scikeras"}
+    assert peers.skipped_peers("tensorflow") == {}
+
+
+def _env_without_backend():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)
+    return env
+
+
+def test_importing_the_benchmark_imports_no_keras():
+    """run.py imports its modules before --backend sets KERAS_BACKEND."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import run; "
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        timeout=120,
+        env=_env_without_backend(),
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax")
+def test_jax_run_imports_no_tensorflow(tmp_path):
+    """A JAX run and the fresh processes it starts stay off TensorFlow."""
+    out = tmp_path / "partial.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RUN_PY),
+            "--backend",
+            "jax",
+            "--quick",
+            "--skip-peers",
+            "--only",
+            "first_fit",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env_without_backend(),  # the option alone sets the backend
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    meta = report["meta"]
+    assert meta["backend"] == "jax"
+    assert meta["command"].startswith("python benchmarks/run.py --backend jax")
+    assert meta["only"] == ["first_fit"]
+    assert meta["tensorflow_imported"] is False
+    assert "jax" in meta["machine"]["versions"]
+    children = report["results"]["first_fit"]["children"]
+    # The first-fit processes inherited the backend.
+    assert children["ours"] == {"backend": "jax", "tensorflow_imported": False}
+    assert children["mlp"] == {"backend": None, "tensorflow_imported": False}
+    assert "JAX backend. Targets" in proc.stdout
+    assert "Absolute figures (medians), JAX backend" in proc.stdout
+    assert list(tmp_path.iterdir()) == [out]  # no RST for a partial run
+
+
+def test_cold_script_runs_in_a_fresh_process(bench):
+    result = bench.measurements.bench_cold_script(
+        {"cold_script_repeats": 1}, models=("mlp",)
+    )
+    assert result["times"]["mlp"]["n"] == 1
+    assert result["times"]["mlp"]["median"] > 0
+    assert 0.8 < result["scores"]["mlp"][0] <= 1
+    assert result["children"]["mlp"] == {
+        "backend": None,
+        "tensorflow_imported": False,
+    }
+    json.dumps(result)
 
 
 def test_benchmark_pieces_on_real_data(bench, tmp_path):
@@ -277,6 +513,7 @@ def test_first_fit_child_runs_in_a_fresh_process(bench):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["which"] == "mlp"
     assert result["first_fit"] > 0 and result["import"] > 0
+    assert result["backend"] is None and result["tensorflow"] is False
 
 
 def test_peers_fit_the_tutorial_network(bench, digits):

@@ -590,18 +590,34 @@ def test_int_random_state_is_bit_reproducible_and_none_is_not(small_digits):
 
 
 def _global_random_states():
+    """The global state a user owns: RNGs, Keras' and the backend's settings."""
     import keras
-    import tensorflow as tf
     from keras.src.backend.common import global_state
-    from tensorflow.python.framework import random_seed
 
     generator = global_state.get_global_attribute("global_seed_generator")
-    return (
+    common = (
         pickle.dumps(np.random.get_state()),
         pickle.dumps(random.getstate()),
-        None if generator is None else generator.state.numpy().tobytes(),
+        None if generator is None else np.asarray(generator.state.value).tobytes(),
         keras.config.floatx(),
         str(keras.config.dtype_policy().name),
+    )
+    if keras.backend.backend() == "jax":
+        import jax
+
+        names = (
+            "jax_enable_x64",
+            "jax_default_matmul_precision",
+            "jax_default_prng_impl",
+            "jax_numpy_dtype_promotion",
+            "jax_debug_nans",
+            "jax_disable_jit",
+        )
+        return common + tuple(getattr(jax.config, name) for name in names)
+    import tensorflow as tf
+    from tensorflow.python.framework import random_seed
+
+    return common + (
         random_seed.get_seed(None),  # TensorFlow's global seed
         tf.config.threading.get_inter_op_parallelism_threads(),
         tf.config.threading.get_intra_op_parallelism_threads(),

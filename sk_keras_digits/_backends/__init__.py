@@ -37,6 +37,9 @@ A backend module implements:
     private optimizer whose variables each call loads and reads back.
 ``to_numpy(value)``
     One tensor as a NumPy array.
+``start()``
+    Start the backend's runtime (find its devices) and describe it with its
+    version, e.g. ``"JAX 0.10.2"``.
 ``activation(name)``
     Keras' activation ``name`` as a function that keeps its input's dtype
     (the default network's layers; a fix where Keras' own does not).

@@ -62,6 +62,18 @@ def to_numpy(value):
     return np.asarray(value)
 
 
+def start():
+    """Start JAX's runtime (its devices).
+
+    Returns
+    -------
+    description : str
+        ``"JAX 0.10.2"``.
+    """
+    jax.devices()
+    return f"JAX {jax.__version__}"
+
+
 def activation(name):
     """Keras' activation ``name``, keeping its input's dtype.
 

@@ -78,6 +78,18 @@ def to_numpy(value):
     return np.asarray(value)
 
 
+def start():
+    """Start TensorFlow's runtime (it logs while finding its devices).
+
+    Returns
+    -------
+    description : str
+        ``"TensorFlow 2.21.0"``.
+    """
+    tf.config.list_logical_devices()
+    return f"TensorFlow {tf.__version__}"
+
+
 def activation(name):
     """Keras' activation ``name`` (each keeps its input's dtype here)."""
     import keras

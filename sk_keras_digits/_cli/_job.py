@@ -108,10 +108,9 @@ def import_backend_quietly():
         os.dup2(captured.fileno(), 2)
         try:
             name = import_backend()
-            if name == "tensorflow":
-                import tensorflow as tf
+            from .._backends import current
 
-                tf.config.list_logical_devices()
+            current().start()
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -262,14 +261,6 @@ def grid_searches(split, settings, bar):
     return searches
 
 
-def _backend_version(name):
-    """``"JAX 0.10.2"``: the backend Keras runs on, with its version."""
-    import importlib
-
-    label = {"tensorflow": "TensorFlow", "jax": "JAX"}.get(name, name)
-    return f"{label} {importlib.import_module(name).__version__}"
-
-
 def _write_report(settings, tables, figures, seconds):
     import platform
 
@@ -289,7 +280,7 @@ def _write_report(settings, tables, figures, seconds):
         (
             "Versions",
             f"sk_keras_digits {__version__}, scikit-learn {sklearn.__version__}, "
-            f"Keras {keras.__version__} on {_backend_version(current().NAME)}, "
+            f"Keras {keras.__version__} on {current().start()}, "
             f"Python {platform.python_version()}",
         ),
     ]

@@ -12,6 +12,8 @@ create match the saved weights.
 import copy
 import json
 
+import numpy as np
+
 from .._activations import KERAS_ACTIVATIONS
 from .archive import MEMBER_OVERHEAD, check_names, open_zip, zip_bytes
 from .errors import Refused
@@ -102,8 +104,11 @@ def network_bytes(estimator):
     """The fitted network's architecture as a ``.keras`` archive without weights."""
     import keras
 
+    from .._fixes import serialization_without_tensorflow
+
     try:
-        config = keras.saving.serialize_keras_object(estimator.model_)
+        with serialization_without_tensorflow():
+            config = keras.saving.serialize_keras_object(estimator.model_)
         config_bytes = json.dumps(config).encode()
     except Exception as exc:
         raise ValueError(
@@ -187,7 +192,9 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
     )
     saved = [(p.shape, p.dtype.name) for p in weights.params]
     saved_buffers = [(b.shape, b.dtype.name) for b in weights.buffers]
-    if trainable != saved or non_trainable != saved_buffers:
+    # Integer state (a seed generator's) is int64 on TensorFlow and uint32 on
+    # JAX: a file saved on either backend loads on the other.
+    if trainable != saved or _integers(non_trainable) != _integers(saved_buffers):
         raise Refused(
             f"{NETWORK}: the architecture's variables (trainable "
             f"{str(trainable)[:300]}, non-trainable {str(non_trainable)[:200]}) "
@@ -202,6 +209,14 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
             f"but {state.labels.kind} targets need {expected!r}."
         )
     return SavedNetwork(config, custom_objects=custom_objects, safe_mode=safe_mode)
+
+
+def _integers(specs):
+    """Variable specs with every integer dtype read as one kind."""
+    return [
+        (shape, "integer" if np.dtype(dtype).kind in "iu" else dtype)
+        for shape, dtype in specs
+    ]
 
 
 def build_checked(estimator):

@@ -146,7 +146,10 @@ _MAX_MAPPING = 100_000
 
 def _optimizer_to_json(optimizer):
     """A Keras optimizer object as its class name and plain config."""
-    config = dict(optimizer.get_config())
+    from .._fixes import serialization_without_tensorflow
+
+    with serialization_without_tensorflow():
+        config = dict(optimizer.get_config())
     rate = config.get("learning_rate")
     if type(rate) is dict:  # a LearningRateSchedule, serialized by Keras
         config["learning_rate"] = {
@@ -240,8 +243,11 @@ def _check_optimizer_config(cls, config, where):
     Unknown names; anything but a finite number where Keras' default is a
     number, and anything but a boolean where it is a boolean.
     """
+    from .._fixes import serialization_without_tensorflow
+
     try:
-        defaults = cls().get_config()
+        with serialization_without_tensorflow():
+            defaults = cls().get_config()
     except Exception as exc:  # e.g. a wrapper that needs an inner optimizer
         raise Refused(
             f"manifest.json: {where} names {cls.__name__}, which a model file "

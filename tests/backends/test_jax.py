@@ -1,0 +1,82 @@
+"""The JAX backend: float64 in a scope of its own, nothing global changed."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+if os.environ.get("KERAS_BACKEND") != "jax":
+    pytest.skip("tests of the JAX backend (--backend jax)", allow_module_level=True)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from sk_keras_digits import KerasDigitClassifier  # noqa: E402
+from sk_keras_digits._backends import jax as backend  # noqa: E402
+from tests._helpers import IGNORE_CONVERGENCE, QUICK  # noqa: E402
+
+pytestmark = IGNORE_CONVERGENCE
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fits_in_the_inputs_dtype_without_enabling_x64_globally(small_digits, dtype):
+    X, y = small_digits
+    assert not jax.config.jax_enable_x64
+    est = KerasDigitClassifier(**QUICK).fit(X.astype(dtype), y)
+    assert not jax.config.jax_enable_x64
+    assert {c.dtype for c in est.coefs_ + est.intercepts_} == {np.dtype(dtype)}
+    assert est.predict_proba(X.astype(dtype)).dtype == dtype
+    assert est.model_.weights[0].dtype == np.dtype(dtype).name
+    assert jnp.asarray(np.ones(2)).dtype == jnp.float32  # still JAX's default
+
+
+def test_float64_stays_in_the_fitting_thread(small_digits):
+    """Another thread computing meanwhile keeps JAX's default (float32)."""
+    X, y = small_digits
+    seen, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add(str(jnp.asarray(np.ones(2)).dtype))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        KerasDigitClassifier(**QUICK).fit(X, y)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {"float32"}
+
+
+def test_float64_matches_numpy_where_keras_tanh_would_not():
+    """Keras 3.15's ops.tanh computes float64 in float32 on JAX; ours keeps it."""
+    x = np.linspace(-3, 3, 101)
+    with backend.compute_scope("float64"):
+        ours = np.asarray(backend.activation("tanh")(jnp.asarray(x)))
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, np.tanh(x), rtol=1e-15, atol=1e-15)
+
+
+def test_a_float32_fit_is_the_same_with_x64_enabled_by_the_user(small_digits):
+    """The user's own x64 setting changes nothing of a float32 fit."""
+    X, y = small_digits
+    X = X.astype(np.float32)
+    plain = KerasDigitClassifier(**QUICK).fit(X, y)
+    with jax.enable_x64(True):
+        under_x64 = KerasDigitClassifier(**QUICK).fit(X, y)
+        assert under_x64.coefs_[0].dtype == np.float32
+    for a, b in zip(plain.coefs_, under_x64.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_program_compiles_once_per_shape(small_digits):
+    from sk_keras_digits import _training
+
+    X, y = small_digits
+    _training.PROGRAMS.clear()
+    for seed in range(3):
+        KerasDigitClassifier(**dict(QUICK, random_state=seed)).fit(X, y)
+    (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
+    assert program.compilations() == 1

@@ -1,0 +1,151 @@
+"""The backend seam: one module per backend, chosen by Keras' configuration."""
+
+import importlib
+import inspect
+import json
+
+import pytest
+
+from sk_keras_digits import _backends
+
+#: What every backend module implements (see ``sk_keras_digits._backends``).
+INTERFACE = (
+    "NAME",
+    "TrainingProgram",
+    "activation",
+    "bind_optimizer",
+    "build_scope",
+    "compute_scope",
+    "start",
+    "to_numpy",
+)
+PROGRAM_METHODS = (
+    "predict",
+    "objective",
+    "prepare",
+    "run",
+    "to_numpy",
+    "compilations",
+)
+
+
+def test_the_configured_backend_is_the_one_used(backend):
+    module = _backends.current()
+    assert module.NAME == backend == _backends.name()
+    assert module.__name__ == _backends.MODULES[backend]
+
+
+def test_the_backend_module_implements_the_seam():
+    module = _backends.current()
+    for name in INTERFACE:
+        assert hasattr(module, name), name
+    for name in PROGRAM_METHODS:
+        assert inspect.isfunction(getattr(module.TrainingProgram, name)), name
+
+
+def test_only_the_backend_modules_import_a_backend_library():
+    """Everything else is written once, against Keras and NumPy."""
+    import pathlib
+
+    import sk_keras_digits
+
+    root = pathlib.Path(sk_keras_digits.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.parent.name == "_backends" and path.stem in _backends.MODULES:
+            continue
+        text = path.read_text()
+        for library in ("tensorflow", "jax"):
+            for form in (f"import {library}", f"from {library}"):
+                assert form not in text, f"{path.relative_to(root)} has {form!r}"
+
+
+def test_an_unsupported_backend_is_refused_at_fit_naming_it(run_on):
+    """Keras' NumPy backend cannot train: fit says so, naming the backend."""
+    result = run_on(
+        "numpy",
+        """
+        import json
+        import numpy as np
+        import sk_keras_digits
+        from sk_keras_digits import KerasDigitClassifier
+        X = np.random.RandomState(0).rand(20, 4); y = np.arange(20) % 2
+        est = KerasDigitClassifier(max_iter=2)
+        try:
+            est.fit(X, y)
+        except RuntimeError as exc:
+            print(json.dumps([type(exc).__name__, str(exc), hasattr(est, "_state")]))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    kind, message, fitted = json.loads(result.stdout)
+    assert kind == "RuntimeError" and not fitted
+    assert "'numpy' backend" in message
+    assert "'tensorflow'" in message and "'jax'" in message
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_importing_the_package_imports_no_backend(run_on, backend):
+    result = run_on(
+        backend,
+        """
+        import sys
+        import sk_keras_digits, sk_keras_digits.tutorial
+        from sk_keras_digits import KerasDigitClassifier
+        KerasDigitClassifier().get_params()
+        print(sorted(m for m in ("tensorflow", "jax", "keras") if m in sys.modules))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
+
+
+def test_on_jax_nothing_imports_tensorflow(run_on, tmp_path):
+    """Fit, predict, model_, save and load, for default and custom networks."""
+    pytest.importorskip("jax")
+    result = run_on(
+        "jax",
+        f"""
+        import sys
+        import keras
+        import numpy as np
+        from sklearn.datasets import load_digits
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import MinMaxScaler
+        from sk_keras_digits import KerasDigitClassifier, load, save
+
+        def network(n_features_in, n_outputs, output_activation):
+            return keras.Sequential([
+                keras.Input((n_features_in,)),
+                keras.layers.Dense(8, activation="relu"),
+                keras.layers.Dense(n_outputs, activation=output_activation),
+            ])
+
+        X, y = load_digits(return_X_y=True)
+        X, y = X[:200] / 16, y[:200]
+        for i, params in enumerate([
+            dict(max_iter=3),
+            dict(network=network, max_iter=3),
+            dict(solver="lbfgs", max_iter=3),
+            dict(solver=keras.optimizers.Adam(), max_iter=3, early_stopping=True),
+        ]):
+            est = KerasDigitClassifier(random_state=0, **params).fit(X, y)
+            est.predict_proba(X)
+            est.model_.predict(X, verbose=0)
+            path = {str(tmp_path)!r} + f"/model{{i}}.skd"
+            save(est, path)
+            load(path).predict(X)
+        pipe = make_pipeline(MinMaxScaler(), KerasDigitClassifier(max_iter=2))
+        pipe.fit(X, y)
+        print("tensorflow" in sys.modules, keras.backend.backend())
+        """,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-2:] == ["False", "jax"]
+
+
+def test_backend_modules_are_named_for_their_backend():
+    for name, module in _backends.MODULES.items():
+        assert module.rsplit(".", 1)[-1] == name
+        spec = importlib.util.find_spec(module)
+        assert spec is not None

@@ -1,0 +1,80 @@
+"""The TensorFlow backend: records as ``tf.TensorSpec`` s, dynamic shapes."""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    pytest.skip("tests of the TensorFlow backend", allow_module_level=True)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sk_keras_digits._backends import tensorflow as backend  # noqa: E402
+from sk_keras_digits._backends._records import restore  # noqa: E402
+from sk_keras_digits._network import DenseNetwork  # noqa: E402
+from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer  # noqa: E402
+from sk_keras_digits._state import Progress, TrainingState  # noqa: E402
+
+
+def dense_weights():
+    network = DenseNetwork([64, 12, 10], "logistic", "softmax", "float64")
+    return network.initial_weights(np.random.RandomState(0))
+
+
+def test_state_round_trips_through_tensors():
+    weights = dense_weights()
+    for solver in (SGD(), Adam()):
+        state = TrainingState(
+            weights,
+            solver.initial_state(weights),
+            Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
+        )
+        spec = backend.signature(state, "float64", dynamic=True)
+        assert spec.progress.best_weights is None
+        assert spec.progress.no_improvement.dtype == tf.int32
+        assert spec.weights.params[0].shape.as_list() == [None, None]
+        tensors = backend.to_tensors(state, spec)
+        assert tensors.progress.best_weights == ()
+        back = restore(tensors, state, backend.to_numpy)
+        assert type(back) is TrainingState and type(back.solver) is type(state.solver)
+        assert back.progress == state.progress
+        for a, b in zip(back.weights.params, weights.params, strict=True):
+            np.testing.assert_array_equal(a, b)
+        with_best = state._replace(
+            progress=state.progress._replace(best_weights=weights)
+        )
+        spec = backend.signature(with_best, "float32", dynamic=False)
+        assert spec.progress.learning_rate.dtype == tf.float32
+        assert spec.weights.params[0].shape.as_list() == [64, 12]
+        tensors = backend.to_tensors(with_best, spec)
+        back = restore(tensors, with_best, backend.to_numpy)
+        # Arrays keep their own dtype; Python numbers take the compute dtype.
+        assert back.progress.best_weights.params[0].dtype == np.float64
+        assert type(back.progress.learning_rate) is float
+
+
+def test_optimizer_state_round_trips_through_tensors():
+    weights = dense_weights()
+    solver = KerasOptimizer(keras.optimizers.Adam())
+    state = TrainingState(
+        weights,
+        solver.initial_state(weights),
+        Progress(0.1, np.inf, -np.inf, 3, 12.0, best_weights=None),
+    )
+    spec = backend.signature(state, "float64", dynamic=False)
+    assert spec.solver.variables[0].dtype == tf.int64  # iterations
+    assert spec.solver.variables[1].dtype == tf.float32  # learning rate
+    back = restore(backend.to_tensors(state, spec), state, backend.to_numpy)
+    for a, b in zip(back.solver.variables, state.solver.variables, strict=True):
+        assert type(a) is np.ndarray and a.dtype == b.dtype  # 0-d stays an array
+        np.testing.assert_array_equal(a, b)
+
+
+def test_variables_built_in_the_scope_share_one_tensorflow_name():
+    with backend.build_scope("float64"):
+        a = keras.Variable(np.zeros(3), name="kernel")
+        b = keras.Variable(np.zeros(2), name="bias")
+    assert a.value.name.split(":")[0] == b.value.name.split(":")[0]
+    assert a.path != b.path  # Keras' own names are kept

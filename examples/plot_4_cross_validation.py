@@ -6,7 +6,7 @@ Are the two implementations of the tutorial's network equally accurate? Both
 are scored on the same ten stratified folds of all 1797 digits, and the
 accuracies are compared fold by fold. Each fold trains the same network from
 the same initial weights; what differs is the order of the mini-batches and
-the floating-point arithmetic (TensorFlow's kernels against NumPy's).
+the floating-point arithmetic (the Keras backend's kernels against NumPy's).
 """
 
 # %%

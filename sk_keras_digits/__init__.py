@@ -1,8 +1,8 @@
 """sk_keras_digits: a Keras network as a scikit-learn estimator.
 
-``import sk_keras_digits`` is light: TensorFlow and Keras load on the first
-fit, so that import, :func:`~sklearn.base.clone`, ``get_params`` and the
-command line's ``--help`` stay fast.
+``import sk_keras_digits`` is light: Keras and its backend (TensorFlow or
+JAX) load on the first fit, so that import, :func:`~sklearn.base.clone`,
+``get_params`` and the command line's ``--help`` stay fast.
 """
 
 from ._classifier import KerasDigitClassifier

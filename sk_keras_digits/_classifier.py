@@ -14,7 +14,8 @@ from ._labels import LabelEncoding
 class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
     """A Keras network as a scikit-learn classifier, MLPClassifier's twin.
 
-    The network is a Keras 3 model trained with TensorFlow. By default it is
+    The network is a Keras 3 model, trained on the backend Keras is configured
+    with (TensorFlow, the default, or JAX; see :ref:`backends`). By default it is
     :class:`~sklearn.neural_network.MLPClassifier`'s multi-layer perceptron,
     with the same parameters, defaults, initialisation, loss, solvers and
     stopping rules; pass ``network`` to train any Keras architecture instead.
@@ -33,7 +34,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
     solver : {'lbfgs', 'sgd', 'adam'} or keras.optimizers.Optimizer, \
             default='adam'
         The solver for weight optimisation. ``'sgd'`` and ``'adam'`` run in a
-        compiled TensorFlow loop; ``'lbfgs'`` drives Keras-computed loss and
+        compiled loop of Keras' backend; ``'lbfgs'`` drives Keras-computed loss and
         gradients with SciPy's L-BFGS-B, as MLPClassifier does with its own.
         A Keras optimizer instance (e.g. ``keras.optimizers.AdamW(1e-3,
         weight_decay=1e-4)``, with a float learning rate or a
@@ -117,7 +118,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
     epsilon : float, default=1e-8
         Adam's numerical stability term. One below the smallest normal number
         of the compute dtype (about 2.2e-308 in float64) counts as that
-        number: TensorFlow flushes subnormal numbers to zero.
+        number: TensorFlow and XLA flush subnormal numbers to zero.
 
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement before stopping (or, with
@@ -232,12 +233,15 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
 
     Notes
     -----
-    Training runs whole epochs inside one compiled TensorFlow function that is
-    traced once per network structure and reused by every later fit in the
-    process, so repeated fits cost about as much as MLPClassifier's. The
-    default network computes in float64, or float32 when ``X`` is float32.
-    TensorFlow and Keras are imported on the first fit (or the first
-    prediction of an unpickled custom network), never at import.
+    Training runs whole epochs inside one compiled program of Keras' backend
+    (a ``tf.function`` on TensorFlow, traced once per network depth; a
+    ``jax.jit`` function on JAX, compiled once per layer widths and bucket of
+    data sizes) reused by every later fit in the process, so repeated fits
+    cost about as much as MLPClassifier's, or less. The default network
+    computes in float64, or float32 when ``X`` is float32 (on JAX, float64
+    within a scoped ``jax.enable_x64``). Keras and its backend are imported on
+    the first fit (or the first prediction of an unpickled custom network),
+    never at import.
 
     A call to fit that fails (bad input, a diverging loss) leaves the estimator
     exactly as it was. An interrupt (``KeyboardInterrupt``) during fit is

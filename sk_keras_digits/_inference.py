@@ -1,7 +1,7 @@
 """Prediction: the network's output probabilities for X.
 
 A fitted default (dense) network is a handful of matrices, so its prediction is
-a few NumPy products, as in MLPClassifier: no TensorFlow call, no per-call
+a few NumPy products, as in MLPClassifier: no backend call, no per-call
 graph overhead, and sparse input is multiplied as it is. The activations are
 the functions the Keras layers of ``model_`` apply; ``tests/test_inference.py``
 checks that the results equal the Keras model's. A custom network predicts

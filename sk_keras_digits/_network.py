@@ -61,6 +61,9 @@ class DenseNetwork:
 
     #: Layer widths are unknown to the compiled program (one trace per depth).
     dynamic_shapes = True
+    #: Each row's output and loss depend on that row alone, so rows of zero
+    #: weight added to a batch change nothing: a program may pad the data.
+    rows_independent = True
 
     def skeleton(self):
         """The network a compiled program traces: this one (it holds no state)."""
@@ -279,6 +282,9 @@ class CustomNetwork:
 
     #: Variable shapes are part of the trace key, so the program knows them.
     dynamic_shapes = False
+    #: A user's layers may mix rows (batch normalisation) or draw per row
+    #: (dropout): batches are never padded.
+    rows_independent = False
 
     def skeleton(self):
         """A separately built twin for a compiled program to trace.

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from sk_keras_digits._inference import dense_forward
 from sk_keras_digits._network import DenseNetwork
+from tests._helpers import backend_name, compute_scope
 
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
@@ -21,9 +22,12 @@ def test_dense_forward_equals_the_keras_model(
     params = weights.params
     model = network.build_model(weights)
     proba = dense_forward(params[::2], params[1::2], X, activation, out_activation)
-    np.testing.assert_allclose(
-        proba, model.predict(X, verbose=0), rtol=1e-12, atol=1e-15
-    )
+    with compute_scope("float64"):
+        expected = model.predict(X, verbose=0)
+    # Keras 3.15's tanh layers compute float64 in float32 on JAX.
+    keras_tanh = activation == "tanh" and backend_name() == "jax"
+    rtol, atol = (1e-6, 1e-7) if keras_tanh else (1e-12, 1e-15)
+    np.testing.assert_allclose(proba, expected, rtol=rtol, atol=atol)
     sparse = dense_forward(
         params[::2], params[1::2], sp.csr_matrix(X), activation, out_activation
     )

@@ -23,14 +23,14 @@ A backend module implements:
     ``jax.enable_x64`` (the user's global configuration is never changed).
 ``TrainingProgram(network, config=None, state=None)``
     The compiled functions of one network structure and training setting:
-    ``predict(weights, X)``, ``loss_and_grad(weights, data, alpha)`` (NumPy in,
-    the loss and the flat float64 gradient out, for ``lbfgs``),
-    ``prepare(state, data, validation, hyper)`` (the inputs of a fit, put on
-    the device once), ``run(inputs, state, n_epochs, seed)`` (up to
-    ``n_epochs`` epochs, returning a :class:`ChunkResult`) and
-    ``to_numpy(state, like)`` (a returned state back to NumPy records) and
-    ``compilations()`` (how many variants of the training function it has
-    compiled).
+    ``predict(weights, X)``; ``objective(weights, data, alpha)`` (for
+    ``lbfgs``: the full-batch loss and flat float64 gradient as a function of
+    the flat float64 parameters); ``prepare(state, data, validation, hyper)``
+    (a fit's inputs and starting state, put on the device once);
+    ``run(state, inputs, batch_size, n_epochs, seed)`` (up to ``n_epochs``
+    epochs, returning a :class:`ChunkResult`); ``to_numpy(state, like)`` (a
+    returned state back to NumPy records); and ``compilations()`` (how many
+    variants of the training function it has compiled).
 ``bind_optimizer(solver, shapes, dtype)``
     The form of a user's Keras optimizer a program trains with: stateless
     (``Optimizer.stateless_apply``) where the backend supports it, else a

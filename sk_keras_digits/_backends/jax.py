@@ -58,8 +58,11 @@ def build_scope(dtype):
 
 
 def to_numpy(value):
-    """A JAX array (or Keras variable's value) as a NumPy array."""
-    return np.asarray(value)
+    """A JAX array (or Keras variable's value) as a writable NumPy array.
+
+    (``np.asarray`` of a JAX array is a read-only view.)
+    """
+    return np.array(value)
 
 
 def start():
@@ -113,18 +116,40 @@ def _flattener(shapes):
     return pack, unpack
 
 
+def _padded_rows(n):
+    """The rows data of ``n`` rows are padded to: a power of two >= ``n``."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _padded(part, rows):
+    """``part`` (a TrainingData of NumPy arrays) with zero rows up to ``rows``.
+
+    The added rows have zero weight: they change no loss, gradient or score.
+    """
+    extra = rows - len(part.X)
+    if extra == 0:
+        return part
+    return TrainingData(
+        *(np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for v in part)
+    )
+
+
 def _capacity(n_epochs):
     """The length of a call's curve buffers: a power of two >= ``n_epochs``."""
     return max(_MIN_CAPACITY, 1 << max(n_epochs - 1, 0).bit_length())
 
 
 class FitInputs:
-    """A fit's data and numbers as JAX arrays, put on the device once."""
+    """A fit's data and numbers as JAX arrays, put on the device once.
 
-    def __init__(self, data, validation, hyper):
+    ``n_rows`` is the number of real rows of ``data`` (the rest is padding).
+    """
+
+    def __init__(self, data, validation, hyper, n_rows):
         self.data = data
         self.validation = validation
         self.hyper = hyper
+        self.n_rows = n_rows
 
 
 class TrainingProgram:
@@ -153,6 +178,10 @@ class TrainingProgram:
         self.early_stopping = config.early_stopping
         shapes = tuple(tuple(p.shape) for p in state.weights.params)
         self.solver = config.solver.bind(shapes, self.dtype, bind_optimizer)
+        #: Whether the data are padded to a power of two of rows (with zero
+        #: weights), so that one compiled program serves every data size in
+        #: a bucket: only for networks whose rows do not interact.
+        self.padded = network.rows_independent
         self._run = jax.jit(self._run_impl, static_argnames=("batch_size", "capacity"))
 
     def scope(self):
@@ -168,7 +197,7 @@ class TrainingProgram:
         """Probabilities of ``X`` under ``weights`` (NumPy in and out)."""
         with self.scope():
             proba = self._predict(weights.params, weights.buffers, X)
-            return np.asarray(proba)
+            return to_numpy(proba)
 
     # -- full-batch loss and gradient (lbfgs) --------------------------------
     def _loss_and_grad_impl(self, params, buffers, data, alpha):
@@ -189,6 +218,8 @@ class TrainingProgram:
         dtype = self.dtype
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+        if self.network.rows_independent:
+            data = _padded(data, _padded_rows(len(data.X)))
         with self.scope():
             data = TrainingData(*(jnp.asarray(v, dtype) for v in data))
             alpha = jnp.asarray(alpha, dtype)
@@ -208,13 +239,26 @@ class TrainingProgram:
 
     # -- stochastic epochs ---------------------------------------------------
     def _run_impl(
-        self, state, data, validation, hyper, n_epochs, seed, *, batch_size, capacity
+        self,
+        state,
+        data,
+        validation,
+        hyper,
+        n_epochs,
+        seed,
+        n_rows,
+        *,
+        batch_size,
+        capacity,
     ):
         network, solver = self.network, self.solver
         schedule = solver.schedule
         dtype = data.X.dtype
-        n = data.X.shape[0]
-        n_full, rest = divmod(n, batch_size)
+        rows = data.X.shape[0]
+        # Padded data: ``n_rows`` real rows (a traced number) then rows of
+        # zero weight. Unpadded: every row is real, and ``n`` is static.
+        n = n_rows if self.padded else rows
+        n_full, rest = n // batch_size, n % batch_size
         pack, unpack = _flattener([p.shape for p in state.weights.params])
         base_key = jax.random.key(seed[0])
 
@@ -256,7 +300,14 @@ class TrainingProgram:
                 # Keyed by the epoch's index in the fit (``seed[1]`` is the
                 # index of this call's first epoch): chunks do not matter.
                 key = jax.random.fold_in(base_key, seed[1] + epoch.astype(seed.dtype))
-                order = jax.random.permutation(key, n)
+                if self.padded:
+                    # A random order of the real rows, the padding after them:
+                    # the real rows of a permutation of all rows, in its order
+                    # (a uniform permutation of them, whatever the dtype).
+                    order = jax.random.permutation(key, rows)
+                    order = order[jnp.argsort(order >= n, stable=True)]
+                else:
+                    order = jax.random.permutation(key, n)
                 batches = TrainingData(*(part[order] for part in data))
             lr = progress.learning_rate
 
@@ -274,16 +325,45 @@ class TrainingProgram:
                 return flat, buffers, solver_state, total + loss * batch_size
 
             inner = (flat, buffers, solver_state, jnp.zeros([], dtype))
-            if n_full:
-                inner = lax.fori_loop(0, n_full, run_batch, inner)
-            flat, buffers, solver_state, total = inner
-            if rest:
-                batch = TrainingData(*(part[n_full * batch_size :] for part in batches))
-                flat, buffers, solver_state, loss = step(
-                    flat, buffers, solver_state, lr, batch
-                )
-                total = total + loss * rest
-            n_float = jnp.asarray(n, dtype)
+            inner = lax.fori_loop(0, n_full, run_batch, inner)
+            if self.padded:
+                # The last, smaller batch: the ``batch_size`` rows ending at
+                # the last real row, those of earlier batches weighing zero.
+                def run_last(inner):
+                    flat, buffers, solver_state, total = inner
+                    start = n - batch_size
+                    batch = TrainingData(
+                        *(
+                            lax.dynamic_slice_in_dim(part, start, batch_size)
+                            for part in batches
+                        )
+                    )
+                    index = start + jnp.arange(batch_size)
+                    weight = jnp.where(
+                        index >= n_full * batch_size, batch.sample_weight, 0
+                    )
+                    flat, buffers, solver_state, loss = step(
+                        flat,
+                        buffers,
+                        solver_state,
+                        lr,
+                        batch._replace(sample_weight=weight),
+                    )
+                    return flat, buffers, solver_state, total + loss * rest
+
+                inner = lax.cond(rest > 0, run_last, lambda inner: inner, inner)
+                flat, buffers, solver_state, total = inner
+            else:
+                flat, buffers, solver_state, total = inner
+                if rest:
+                    batch = TrainingData(
+                        *(part[n_full * batch_size : n] for part in batches)
+                    )
+                    flat, buffers, solver_state, loss = step(
+                        flat, buffers, solver_state, lr, batch
+                    )
+                    total = total + loss * rest
+            n_float = jnp.asarray(n).astype(dtype)
             loss = total / n_float
             score = best = None
             if self.early_stopping:
@@ -344,8 +424,18 @@ class TrainingProgram:
         return new_state, curves, epoch, status
 
     def prepare(self, state, data, validation, hyper):
-        """The fit's inputs and starting state as JAX arrays (converted once)."""
+        """The fit's inputs and starting state as JAX arrays (converted once).
+
+        With :attr:`padded`, the data and the validation split are padded to
+        a power of two of rows with zero weights, so that fits on 600 or 1000
+        rows (the folds of a grid search) run one compiled program.
+        """
         dtype = self.dtype
+        n_rows = len(data.X)
+        if self.padded:
+            data = _padded(data, _padded_rows(n_rows))
+            if validation is not None:
+                validation = _padded(validation, _padded_rows(len(validation.X)))
         with self.scope():
 
             def arrays(part):
@@ -355,6 +445,7 @@ class TrainingProgram:
                 arrays(data),
                 None if validation is None else arrays(validation),
                 jax.tree.map(lambda v: jnp.asarray(v, dtype), hyper),
+                n_rows,
             )
             return inputs, _to_arrays(state, dtype)
 
@@ -373,6 +464,7 @@ class TrainingProgram:
                 inputs.hyper,
                 jnp.asarray(n_epochs, jnp.int32),
                 jnp.asarray(seed, jnp.uint32),
+                jnp.asarray(inputs.n_rows, jnp.int32),
                 batch_size=int(batch_size),
                 capacity=_capacity(n_epochs),
             )

@@ -7,9 +7,9 @@ It runs the tutorial's main job on the 8x8 digits that ship with scikit-learn
 tutorial's split; a grid search over ``hidden_layer_sizes`` for both, with
 k-fold cross-validation inside a Pipeline; figures; and an HTML report.
 
-TensorFlow is imported only once the arguments are parsed and the job starts,
-so ``--help`` and bad options answer at once; its C++ start-up messages are
-kept off the terminal.
+Keras and its backend are imported only once the arguments are parsed and the
+job starts, so ``--help`` and bad options answer at once; TensorFlow's C++
+start-up messages are kept off the terminal.
 
 Modules: ``_parser`` (options and their checks), ``_job`` (the fits, the grid
 searches and :func:`~._job.run`), ``_tables``, ``_figures`` and ``_report``

@@ -1,7 +1,7 @@
 """The command line's parser: options, ``--quick`` and the checks of ``--out``.
 
 :func:`parse_args` reads and checks the command line without importing
-TensorFlow, so ``--help`` and bad options answer at once: ``--out`` is checked
+Keras or its backend, so ``--help`` and bad options answer at once: ``--out`` is checked
 by writing into the folder before the job starts, ``--hidden-sizes`` is
 bounded by :data:`MAX_HIDDEN_SIZE` and ``--cv`` by :func:`most_folds`.
 """
@@ -178,7 +178,7 @@ class Settings:
 
 
 def parse_args(argv=None):
-    """Parse and check the command line, without importing TensorFlow.
+    """Parse and check the command line, without importing Keras or a backend.
 
     Parameters
     ----------

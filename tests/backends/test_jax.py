@@ -80,3 +80,41 @@ def test_a_program_compiles_once_per_shape(small_digits):
         KerasDigitClassifier(**dict(QUICK, random_state=seed)).fit(X, y)
     (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
     assert program.compilations() == 1
+
+
+def test_padded_data_train_exactly_as_mlpclassifier(small_digits):
+    """Rows padded to a power of two, a masked last batch: MLP's weights."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = small_digits
+    X, y = X[:290], y[:290]  # padded to 512 rows; batches of 64, then 34
+    for solver in ("sgd", "adam"):
+        params = dict(
+            hidden_layer_sizes=(9,),
+            solver=solver,
+            batch_size=64,
+            shuffle=False,
+            max_iter=8,
+            random_state=0,
+            learning_rate_init=0.05,
+        )
+        ours = KerasDigitClassifier(**params).fit(X, y)
+        theirs = MLPClassifier(**params).fit(X, y)
+        for a, b in zip(ours.coefs_, theirs.coefs_, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+
+
+def test_fits_on_data_sizes_of_one_bucket_share_one_compilation(small_digits):
+    """Folds of a grid search (257 to 300 rows, padded to 512) run one program."""
+    from sk_keras_digits import _training
+
+    X, y = small_digits
+    params = dict(hidden_layer_sizes=(11,), solver="sgd", max_iter=2, random_state=0)
+    _training.PROGRAMS.clear()
+    KerasDigitClassifier(**params).fit(X[:260], y[:260])
+    (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
+    assert program.padded and program.compilations() == 1
+    for n in (257, 270, 288, 300):
+        KerasDigitClassifier(**params).fit(X[:n], y[:n])
+    assert program.compilations() == 1

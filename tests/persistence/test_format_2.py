@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from sk_keras_digits import KerasDigitClassifier, load, save
 from sk_keras_digits._persistence import SavedNetwork
+from tests._helpers import backend_name
 from tests._networks import SmallDense
 
 DATA = pathlib.Path(__file__).parents[1] / "data" / "format_2"
@@ -33,6 +34,15 @@ def X():
     return np.load(DATA.parent / "format_1" / "X.npy")
 
 
+def _rtol(case):
+    """Files were written on TensorFlow. A custom network's Keras layers compute
+    a little differently on another backend (batch normalisation's epsilon is
+    a float32 constant on JAX): the default network is exact everywhere."""
+    if case == "custom_adam" and backend_name() != "tensorflow":
+        return 1e-6
+    return 1e-12
+
+
 def _attributes(estimator):
     return estimator[-1] if isinstance(estimator, Pipeline) else estimator
 
@@ -42,7 +52,7 @@ def test_format_2_files_load_as_they_were_saved(case, X, tmp_path):
     expected = json.loads((DATA / "attributes.json").read_text())[case]
     est = load(DATA / f"{case}.skd")
     np.testing.assert_allclose(
-        est.predict_proba(X), np.load(DATA / f"{case}_proba.npy"), rtol=1e-12, atol=0
+        est.predict_proba(X), np.load(DATA / f"{case}_proba.npy"), rtol=_rtol(case)
     )
     last = _attributes(est)
     assert isinstance(last, KerasDigitClassifier)
@@ -65,5 +75,7 @@ def test_format_2_custom_network_loads_with_its_builder(X):
     est = load(DATA / "custom_adam.skd", network=SmallDense())
     assert est.network == SmallDense()
     np.testing.assert_allclose(
-        est.predict_proba(X), np.load(DATA / "custom_adam_proba.npy"), rtol=1e-12
+        est.predict_proba(X),
+        np.load(DATA / "custom_adam_proba.npy"),
+        rtol=_rtol("custom_adam"),
     )

@@ -1,8 +1,14 @@
-"""The measurements: fit, first fit, predict_proba, grid search, checks, memory.
+"""The measurements: fit, first fit, cold script, predict_proba, grid search, ...
 
 Each ``bench_*`` function takes a settings dict of :data:`settings.SETTINGS`
 and the tutorial's split, and returns its figures as plain JSON (times as
-:func:`stats` of :func:`timed` runs).
+:func:`stats` of :func:`timed` runs). They run on the backend Keras runs on;
+the ones that start fresh processes (:func:`bench_first_fit`,
+:func:`bench_cold_script`) hand it on through ``KERAS_BACKEND``
+(:func:`child_env`). Their ``peers`` argument is passed to
+:func:`peers.active_peers`: True measures every Keras peer the backend can run.
+
+Importing this module imports neither Keras nor a backend.
 """
 
 import gc
@@ -16,7 +22,9 @@ import warnings
 from pathlib import Path
 
 from peers import (
-    core_loop_fit,
+    active_peers,
+    core_loop_score,
+    current_backend,
     keras_fit,
     keras_init_network,
     mlp,
@@ -30,6 +38,81 @@ from sk_keras_digits.tutorial import grid_search, import_backend, load_split
 
 #: The entry point, run again with ``--first-fit-child`` in fresh processes.
 RUN_PY = Path(__file__).resolve().with_name("run.py")
+
+#: The cold script, run by ``python -c`` with ``{model!r}`` filled in: the
+#: tutorial's job from a fresh interpreter (imports, data, one fit, the test
+#: score). Its last line reports the score, the backend Keras ran on (None
+#: when Keras was not imported) and whether TensorFlow was imported.
+COLD_SCRIPT = """\
+from sk_keras_digits.tutorial import load_split, tutorial_classifier
+X, y, X_test, y_test = load_split()
+clf = tutorial_classifier({model!r}, random_state=0).fit(X, y)
+score = clf.score(X_test, y_test)
+import json, sys
+keras = sys.modules.get("keras")
+print(json.dumps({{
+    "score": score,
+    "backend": keras.backend.backend() if keras else None,
+    "tensorflow": "tensorflow" in sys.modules,
+}}))
+"""
+
+
+def child_env(backend=None):
+    """The environment of the benchmark's fresh processes.
+
+    Parameters
+    ----------
+    backend : str, default=None
+        The backend their Keras runs on; None: :func:`peers.current_backend`.
+
+    Returns
+    -------
+    env : dict
+        ``os.environ`` with ``KERAS_BACKEND`` set to ``backend`` and
+        TensorFlow's C++ logs off.
+    """
+    return dict(
+        os.environ,
+        KERAS_BACKEND=backend or current_backend(),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+
+
+def _run_child(args, what, backend):
+    """Run a fresh Python process; its last stdout line as JSON, and its seconds.
+
+    Raises a RuntimeError with the end of its stderr if it fails, or if Keras
+    ran on another backend than ``backend`` there.
+    """
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=child_env(backend),
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{what} subprocess failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result.get("backend") not in (None, backend):
+        raise RuntimeError(
+            f"{what} subprocess ran Keras on {result['backend']!r}, not {backend!r}"
+        )
+    return result, seconds
+
+
+def _child_record(results):
+    """What the fresh processes of one estimator ran on."""
+    backends = {r.get("backend") for r in results} - {None}
+    return {
+        "backend": backends.pop() if backends else None,
+        "tensorflow_imported": any(r.get("tensorflow") for r in results),
+    }
 
 
 # ----------------------------------------------------------------- timing
@@ -74,7 +157,8 @@ def bench_fit(cfg, data, peers):
         "ours": stats([p[0] for p in pairs]),
         "mlp": stats([p[1] for p in pairs]),
     }
-    if peers:
+    names = active_peers(peers)
+    if names:
         import keras
 
         Y = keras.utils.to_categorical(y, 10)
@@ -84,7 +168,8 @@ def bench_fit(cfg, data, peers):
             "sklearn_wrapper": lambda: sklearn_wrapper().fit(X, y),
             "scikeras": lambda: scikeras().fit(X, y),
         }
-        for name, run in runs.items():
+        for name in names:
+            run = runs[name]
             run()  # warm-up: the first Keras fit of a process pays extra setup
             out["times"][name] = stats([timed(run) for _ in range(m)])
     return out
@@ -136,13 +221,18 @@ def bench_keras_optimizer(cfg, data):
 
 
 def first_fit_child(which):
-    """In a fresh process: time the imports, then the first fit; print JSON."""
+    """In a fresh process: time the imports, then the first fit; print JSON.
+
+    The JSON names the estimator, the import and first-fit seconds, the
+    backend Keras ran on (None for MLPClassifier) and whether TensorFlow was
+    imported.
+    """
     start = time.perf_counter()
     import numpy  # noqa: F401
     import sklearn  # noqa: F401
 
     if which == "ours":
-        import_backend()  # TensorFlow, Keras and the training code
+        import_backend()  # Keras, its backend and the training code
     elif which == "keras":
         import keras
     imports = time.perf_counter() - start
@@ -155,35 +245,84 @@ def first_fit_child(which):
     else:
         Y = keras.utils.to_categorical(y, 10)
         seconds = timed(lambda: keras_fit(X, Y, seed=0))
-    print(json.dumps({"which": which, "import": imports, "first_fit": seconds}))
+    keras = sys.modules.get("keras")
+    print(
+        json.dumps(
+            {
+                "which": which,
+                "import": imports,
+                "first_fit": seconds,
+                "backend": keras.backend.backend() if keras else None,
+                "tensorflow": "tensorflow" in sys.modules,
+            }
+        )
+    )
 
 
-def bench_first_fit(cfg, peers):
-    """First fit in fresh subprocesses, after the imports."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    names = ["ours", "mlp"] + (["keras"] if peers else [])
-    out = {"times": {}, "imports": {}}
+def bench_first_fit(cfg, peers, backend=None):
+    """First fit in fresh subprocesses, after the imports.
+
+    Each runs ``run.py --first-fit-child NAME --backend BACKEND`` with
+    ``KERAS_BACKEND`` set (:func:`child_env`); ``children`` records the
+    backend each estimator's processes ran on and whether they imported
+    TensorFlow.
+    """
+    backend = backend or current_backend()
+    names = ["ours", "mlp"] + (["keras"] if "keras" in active_peers(peers) else [])
+    out = {"times": {}, "imports": {}, "children": {}}
     for name in names:
-        fits, imports = [], []
-        for _ in range(cfg["first_fit_repeats"]):
-            proc = subprocess.run(
-                [sys.executable, str(RUN_PY), "--first-fit-child", name],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(
-                    f"first-fit subprocess for {name!r} failed "
-                    f"(exit {proc.returncode}):\n{proc.stderr[-2000:]}"
-                )
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            fits.append(result["first_fit"])
-            imports.append(result["import"])
-        out["times"][name] = stats(fits)
-        out["imports"][name] = stats(imports)
+        results = [
+            _run_child(
+                [str(RUN_PY), "--first-fit-child", name, "--backend", backend],
+                f"first-fit ({name})",
+                backend,
+            )[0]
+            for _ in range(cfg["first_fit_repeats"])
+        ]
+        out["times"][name] = stats([r["first_fit"] for r in results])
+        out["imports"][name] = stats([r["import"] for r in results])
+        out["children"][name] = _child_record(results)
     return out
+
+
+def bench_cold_script(cfg, models=("ours", "mlp"), backend=None):
+    """Wall time of a fresh ``python -c`` running the tutorial's job.
+
+    :data:`COLD_SCRIPT` for ``KerasDigitClassifier`` and for
+    ``MLPClassifier``: interpreter start, imports, data, one fit and the test
+    score, timed from the parent around the whole process; the runs of the
+    two alternate. ``children`` records the backend each ran on and whether
+    it imported TensorFlow.
+
+    Parameters
+    ----------
+    cfg : dict
+        ``cold_script_repeats``: the runs of each script.
+    models : tuple of str, default=("ours", "mlp")
+        The scripts run.
+    backend : str, default=None
+        The backend of the processes; None: :func:`peers.current_backend`.
+
+    Returns
+    -------
+    figures : dict
+        ``times`` and ``scores`` by model, ``children``.
+    """
+    backend = backend or current_backend()
+    classes = {"ours": "KerasDigitClassifier", "mlp": "MLPClassifier"}
+    results = {name: [] for name in models}
+    seconds = {name: [] for name in models}
+    for _ in range(cfg["cold_script_repeats"]):
+        for name in models:
+            script = COLD_SCRIPT.format(model=classes[name])
+            result, wall = _run_child(["-c", script], f"cold script ({name})", backend)
+            results[name].append(result)
+            seconds[name].append(wall)
+    return {
+        "times": {name: stats(values) for name, values in seconds.items()},
+        "scores": {name: [r["score"] for r in rs] for name, rs in results.items()},
+        "children": {name: _child_record(rs) for name, rs in results.items()},
+    }
 
 
 def _time_calls(fn, X, calls):
@@ -200,14 +339,17 @@ def bench_predict(cfg, data, peers):
         "ours": ours(random_state=0).fit(X, y).predict_proba,
         "mlp": mlp(random_state=0).fit(X, y).predict_proba,
     }
-    if peers:
+    names = active_peers(peers)
+    if "keras" in names:
         import keras
 
         model = keras_fit(X, keras.utils.to_categorical(y, 10), seed=0)
         fitted["keras"] = lambda X: model.predict(X, verbose=0)
+    if "sklearn_wrapper" in names:
         # SKLearnClassifier has no predict_proba: decision_function returns
         # the softmax output of model.predict.
         fitted["sklearn_wrapper"] = sklearn_wrapper().fit(X, y).decision_function
+    if "scikeras" in names:
         fitted["scikeras"] = scikeras().fit(X, y).predict_proba
     out = {}
     for key, X_rows in rows.items():
@@ -226,7 +368,7 @@ def bench_grid(cfg, data, peers):
     sizes, cv = cfg["grid_sizes"], cfg["grid_cv"]
     out = {"sizes": [list(s) for s in sizes], "cv": cv, "times": {}, "best": {}}
     makers = {"ours": lambda: ours(random_state=0), "mlp": lambda: mlp(random_state=0)}
-    if peers:
+    if "scikeras" in active_peers(peers):
         makers["scikeras"] = scikeras
     for name, make in makers.items():
         repeats = 1 if name == "scikeras" else cfg["grid_repeats"]
@@ -251,8 +393,10 @@ def bench_check_estimator(peers):
     from sk_keras_digits import KerasDigitClassifier
 
     estimators = {"ours": KerasDigitClassifier(), "mlp": MLPClassifier()}
-    if peers:
+    names = active_peers(peers)
+    if "sklearn_wrapper" in names:
         estimators["sklearn_wrapper"] = sklearn_wrapper(tutorial=False)
+    if "scikeras" in names:
         estimators["scikeras"] = scikeras(tutorial=False)
     out = {"times": {}, "counts": {}, "failed": {}}
     for name, estimator in estimators.items():
@@ -323,17 +467,9 @@ def bench_accuracy(cfg, data, peers):
             for s in seeds
         ],
         "mlp": [mlp(random_state=s).fit(X, y).score(X_test, y_test) for s in seeds],
-        "core": [
-            float(
-                np.mean(
-                    core_loop_fit(X, y, s).predict(X_test, verbose=0).argmax(1)
-                    == y_test
-                )
-            )
-            for s in seeds
-        ],
+        "core": [core_loop_score(X, y, X_test, y_test, s) for s in seeds],
     }
-    if peers:
+    if "keras" in active_peers(peers):
         import keras
 
         Y = keras.utils.to_categorical(y, 10)

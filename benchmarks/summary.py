@@ -2,9 +2,11 @@
 
 :func:`summarize` compares the figures with the targets of
 :data:`settings.TARGETS`; :func:`target_table` and :func:`peers_table` give
-them as rows of strings, printed by :func:`format_text` and written into the
-docs' ``benchmark_table.rst`` by :func:`write_rst`; :func:`write_json` keeps
-every number.
+them as rows of strings, printed by :func:`format_text`; :func:`write_json`
+keeps every number, one file per backend. The docs' ``benchmark_table.rst``
+(:func:`write_rst`) is rendered from the latest report of each backend
+(:func:`latest_reports`): :func:`backend_table` puts their compared values
+side by side, one column per backend, then each backend's own tables follow.
 """
 
 import json
@@ -13,11 +15,19 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from settings import COMPARED_ACCURACY, PEERS, RATIO_REFERENCE, TARGETS
+from settings import (
+    BACKEND_DISTRIBUTIONS,
+    BACKENDS,
+    COMPARED_ACCURACY,
+    PEERS,
+    RATIO_REFERENCE,
+    TARGETS,
+)
 
 from sk_keras_digits.tutorial import Table
 
-#: Titles of the targets table and of the absolute figures.
+#: Titles of the targets table and of the absolute figures (see
+#: :func:`targets_title` and :func:`peers_title`, which name the backend).
 TARGETS_TITLE = (
     "Targets, measured side by side. Reference: MLPClassifier for the "
     "ratios (solver='adam' for the Keras optimizer's); for the "
@@ -25,6 +35,30 @@ TARGETS_TITLE = (
     "estimator's training written as plain per-batch Keras steps)"
 )
 PEERS_TITLE = "Absolute figures (medians)"
+BACKENDS_TITLE = (
+    "Compared values by backend (ratio ours / reference; RSS growth in MB; "
+    "accuracy difference), target met or not, from the latest run on each"
+)
+
+
+def backend_name(backend):
+    """The printed name of a backend: 'TensorFlow', 'JAX' (else as given)."""
+    return BACKENDS.get(backend, backend)
+
+
+def report_backend(report):
+    """The backend a report was measured on (reports without one: TensorFlow)."""
+    return report.get("meta", {}).get("backend") or "tensorflow"
+
+
+def targets_title(backend):
+    """:data:`TARGETS_TITLE`, naming the backend."""
+    return f"{backend_name(backend)} backend. {TARGETS_TITLE}"
+
+
+def peers_title(backend):
+    """:data:`PEERS_TITLE`, naming the backend."""
+    return f"{PEERS_TITLE}, {backend_name(backend)} backend"
 
 
 def _median(results, key, name):
@@ -50,8 +84,9 @@ def summarize(results):
         ``key``, ``figure``, ``kind``, ``unit``, ``ours``, ``reference``
         (MLPClassifier's figure, or the one :data:`RATIO_REFERENCE` names),
         ``value`` (the ratio, the absolute figure or the difference compared
-        with the target), ``target`` (the limit) and
-        ``ok`` (bool, or None when a figure is missing).
+        with the target), ``target`` (the limit; None for a figure without
+        a target) and ``ok`` (bool, or None when a figure is missing or has
+        no target).
     """
     rows = []
     for key, figure, kind, limit in TARGETS:
@@ -77,7 +112,7 @@ def summarize(results):
             if row["ours"] is not None and row["reference"] is not None:
                 row["value"] = row["ours"] - row["reference"]
         value = row.setdefault("value", None)
-        if value is None:
+        if value is None or limit is None:
             row["ok"] = None
         elif kind == "difference":
             row["ok"] = bool(abs(value) <= limit)
@@ -122,11 +157,15 @@ def _fmt_value(row):
 
 
 def _fmt_target(row):
+    if row["target"] is None:
+        return "none"
     return _ROW_FORMATS[row["kind"]][1].format(row["target"])
 
 
-def _fmt_ok(ok):
-    return {True: "yes", False: "NO", None: "n/a"}[ok]
+def _fmt_ok(row):
+    if row["target"] is None:
+        return "-"
+    return {True: "yes", False: "NO", None: "n/a"}[row["ok"]]
 
 
 def target_table(rows):
@@ -140,7 +179,7 @@ def target_table(rows):
                 _fmt_figure(row["reference"], row["unit"]),
                 _fmt_value(row),
                 _fmt_target(row),
-                _fmt_ok(row["ok"]),
+                _fmt_ok(row),
             ]
         )
     return table
@@ -152,6 +191,7 @@ def peers_table(results):
     timed_rows = [
         ("fit", "fit, tutorial configuration (2nd and later)"),
         ("first_fit", "first fit in a process (after imports)"),
+        ("cold_script", "cold script (python -c: import, fit, score)"),
         ("predict_proba_1", "predict_proba, 1 row"),
         ("predict_proba_797", "predict_proba, 797 rows"),
         ("grid_search", "GridSearchCV 5x5, Pipeline"),
@@ -193,7 +233,12 @@ def details(report):
     lines : list of str
     """
     results, cfg = report["results"], report.get("config", {})
+    meta = report.get("meta", {})
+    backend = report_backend(report)
     lines = []
+    for name, note in (meta.get("skipped_peers") or {}).items():
+        header = dict(PEERS).get(name, name)
+        lines.append(f"{header} left out on {backend_name(backend)}: {note}.")
     fit = results.get("fit") or {}
     inter = fit.get("interleaved") or {}
     if "ours" in inter and "mlp" in inter:
@@ -213,6 +258,45 @@ def details(report):
                 if name in imports
             )
             + "."
+        )
+    cold = results.get("cold_script") or {}
+    cold_times = cold.get("times") or {}
+    if "ours" in cold_times and "mlp" in cold_times:
+        o, m = cold_times["ours"], cold_times["mlp"]
+        scores = cold.get("scores") or {}
+        lines.append(
+            "Cold script (a fresh python -c: interpreter start, imports, the "
+            "digits, one fit of the tutorial configuration, the test score), "
+            f"median of {o['n']}: ours {fmt_seconds(o['median'])}, "
+            f"MLPClassifier {fmt_seconds(m['median'])}, ratio "
+            f"{o['median'] / m['median']:.2f}"
+            + (
+                f"; test accuracy ours {scores['ours'][0]:.4f}, MLPClassifier "
+                f"{scores['mlp'][0]:.4f}"
+                if scores.get("ours") and scores.get("mlp")
+                else ""
+            )
+            + "."
+        )
+    if backend != "tensorflow" and "tensorflow_imported" in meta:
+        imported = [
+            f"{key} ({name})"
+            for key in ("first_fit", "cold_script")
+            for name, child in ((results.get(key) or {}).get("children") or {}).items()
+            if child.get("tensorflow_imported")
+        ]
+        if meta["tensorflow_imported"]:
+            step = meta.get("tensorflow_imported_at")
+            imported.insert(
+                0,
+                "the benchmark's own process"
+                + (f" (first during the {step} step)" if step else ""),
+            )
+        lines.append(
+            "TensorFlow imported by: " + ", ".join(imported) + "."
+            if imported
+            else "TensorFlow was imported neither by the run nor by its fresh "
+            "processes."
         )
     grid = results.get("grid_search") or {}
     if grid.get("best"):
@@ -313,18 +397,27 @@ def _rst_list_table(title, table):
     return "\n".join(lines)
 
 
-def machine_info():
-    """CPU, platform and library versions (read without importing them)."""
+def machine_info(backend=None):
+    """CPU, platform and library versions (read without importing them).
+
+    Parameters
+    ----------
+    backend : str, default=None
+        The versions of its libraries are recorded (those of every backend of
+        :data:`settings.BACKEND_DISTRIBUTIONS` when None).
+
+    Returns
+    -------
+    info : dict
+        ``cpu_model``, ``cpu_count``, ``cpus_usable``, ``platform``,
+        ``python`` and ``versions`` (distribution -> version or None).
+    """
+    if backend is None:
+        extra = [d for dists in BACKEND_DISTRIBUTIONS.values() for d in dists]
+    else:
+        extra = list(BACKEND_DISTRIBUTIONS.get(backend, ()))
     versions = {}
-    for dist in (
-        "numpy",
-        "scipy",
-        "scikit-learn",
-        "tensorflow",
-        "keras",
-        "scikeras",
-        "sk-keras-digits",
-    ):
+    for dist in ("numpy", "scipy", "scikit-learn", *extra, "keras", "sk-keras-digits"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -351,28 +444,99 @@ def machine_info():
     }
 
 
-def format_rst(report):
-    """The reStructuredText page fragment shown by the docs.
+def backend_table(reports):
+    """The compared value of each target, one column per backend.
 
     Parameters
     ----------
-    report : dict
-        A run's report, as written to JSON (``meta``, ``results``,
-        ``summary``).
+    reports : list of dict
+        One report per backend (see :func:`latest_reports`); each one's
+        targets are summarised again from its ``results``.
 
     Returns
     -------
-    text : str
+    table : list of list of str
+        A header (figure, target, then the backends' names), then one row per
+        target: the value and, for a target, whether it is met, as
+        ``"0.50 (yes)"``.
     """
+    table = [["figure", "target"] + [backend_name(report_backend(r)) for r in reports]]
+    summaries = [
+        {row["key"]: row for row in summarize(r.get("results") or {})} for r in reports
+    ]
+    for row in summarize({}):
+        cells = [row["figure"], _fmt_target(row)]
+        for summary in summaries:
+            measured = summary[row["key"]]
+            cell = _fmt_value(measured)
+            if measured["value"] is not None and measured["target"] is not None:
+                cell += f" ({_fmt_ok(measured)})"
+            cells.append(cell)
+        table.append(cells)
+    return table
+
+
+def _backend_order(backend):
+    names = list(BACKENDS)
+    return (names.index(backend) if backend in names else len(names), backend)
+
+
+def latest_reports(folder, quick=False, current=None):
+    """The latest report of each backend among the JSON files of a folder.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where the runs wrote their JSON (``benchmarks/results``); files that
+        are not reports are ignored.
+    quick : bool, default=False
+        Keep ``--quick`` runs (True) or full runs (False); runs of only some
+        figures (``--only``) are left out.
+    current : dict, default=None
+        A report to count in even if it was written elsewhere (the run
+        being written); it wins a tie of dates.
+
+    Returns
+    -------
+    reports : list of dict
+        The newest (by ``meta.date``) of each backend, in the order of
+        :data:`settings.BACKENDS`; a report without a backend counts as
+        TensorFlow's.
+    """
+    candidates = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        meta = report.get("meta") if isinstance(report, dict) else None
+        if not isinstance(meta, dict) or "results" not in report:
+            continue
+        if bool(meta.get("quick")) == quick and not meta.get("only"):
+            candidates.append(report)
+    if current is not None:
+        candidates.append(current)
+    newest = {}
+    for report in candidates:
+        backend = report_backend(report)
+        date = report["meta"].get("date") or ""
+        if backend not in newest or date >= (newest[backend]["meta"].get("date") or ""):
+            newest[backend] = report
+    return [newest[b] for b in sorted(newest, key=_backend_order)]
+
+
+def _rst_run(report):
+    """One backend's part of the RST page: the run, its tables, side figures."""
     meta = report["meta"]
     machine = meta["machine"]
+    backend = report_backend(report)
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     load = meta.get("load_average") or {}
     mode = "quick smoke run" if meta.get("quick") else "full run"
     if meta.get("skip_peers"):
         mode += ", peers skipped"
     lines = [
-        ".. This file is written by benchmarks/run.py; do not edit it by hand.",
+        f".. rubric:: {backend_name(backend)} backend",
         "",
         f"Measured on {meta['date']} ({mode}) with ``{meta['command']}``: "
         f"{machine['cpu_model'] or 'unknown CPU'}, {machine['cpus_usable']} usable "
@@ -380,19 +544,55 @@ def format_rst(report):
     ]
     if load:
         lines[-1] += (
-            f" Load average (1 min) {load.get('start', 0):.2f} at the start, "
-            f"{load.get('end', 0):.2f} at the end."
+            f" Load average (1 min) {load.get('start') or 0:.2f} at the start, "
+            f"{load.get('end') or 0:.2f} at the end."
         )
     if meta.get("note"):
-        lines += ["", meta["note"]]
+        lines += ["", rst_escape(meta["note"])]
     lines += [
         "",
-        _rst_list_table(TARGETS_TITLE, target_table(report["summary"])),
+        _rst_list_table(
+            targets_title(backend), target_table(summarize(report["results"]))
+        ),
         "",
-        _rst_list_table(PEERS_TITLE, peers_table(report["results"])),
+        _rst_list_table(peers_title(backend), peers_table(report["results"])),
         "",
     ]
     lines += [f"* {rst_escape(line)}" for line in details(report)] + [""]
+    return lines
+
+
+def format_rst(reports):
+    """The reStructuredText page fragment shown by the docs.
+
+    Parameters
+    ----------
+    reports : dict or list of dict
+        A run's report, as written to JSON (``meta``, ``results``), or one
+        report per backend (see :func:`latest_reports`).
+
+    Returns
+    -------
+    text : str
+        :func:`backend_table` (one column per backend), then each backend's
+        run: the machine and date, its targets, its absolute figures and its
+        side figures.
+    """
+    if isinstance(reports, dict):
+        reports = [reports]
+    reports = sorted(reports, key=lambda r: _backend_order(report_backend(r)))
+    lines = [
+        ".. This file is written by benchmarks/run.py; do not edit it by hand.",
+        "",
+        "The latest run on each backend Keras was configured with "
+        "(``python benchmarks/run.py --backend NAME``); each is described "
+        "below the table.",
+        "",
+        _rst_list_table(BACKENDS_TITLE, backend_table(reports)),
+        "",
+    ]
+    for report in reports:
+        lines += _rst_run(report)
     return "\n".join(lines)
 
 
@@ -405,8 +605,8 @@ def write_json(report, path):
     os.replace(tmp, path)
 
 
-def write_rst(report, path):
-    """Write :func:`format_rst` of the report."""
+def write_rst(reports, path):
+    """Write :func:`format_rst` of the reports (one, or one per backend)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(format_rst(report))
+    path.write_text(format_rst(reports))

@@ -62,8 +62,9 @@ def assert_same_search(a, b):
 
 
 def worker_state():
-    """Run on each Dask worker: its process id and whether it ran Keras."""
-    return os.getpid(), "tensorflow" in sys.modules
+    """Run on each Dask worker: its process id and the backend Keras ran on."""
+    keras = sys.modules.get("keras")
+    return os.getpid(), None if keras is None else keras.backend.backend()
 
 
 def local_cluster(n_workers):
@@ -91,7 +92,7 @@ def client(cluster):
         yield client
 
 
-def test_grid_search_on_a_dask_cluster(sequential, data, client):
+def test_grid_search_on_a_dask_cluster(sequential, data, client, backend):
     with (
         distributed.get_task_stream(client) as tasks,
         joblib.parallel_backend("dask"),
@@ -104,7 +105,8 @@ def test_grid_search_on_a_dask_cluster(sequential, data, client):
     assert all(pid != os.getpid() for pid, _ in workers.values())
     ran = {task["worker"] for task in tasks.data}
     assert ran and ran <= set(workers)
-    assert all(workers[address][1] for address in ran)
+    # ... on this session's backend (workers inherit KERAS_BACKEND).
+    assert all(workers[address][1] == backend for address in ran)
 
 
 class KillOneWorker(distributed.SchedulerPlugin):

@@ -45,8 +45,8 @@ BACKENDS = ("tensorflow", "jax")
 #: solvers, the training programs, the callbacks, the model files and the
 #: backends, sized so that CI runs the whole suite on TensorFlow and this on
 #: JAX within its 20 minutes. The other tests also pass on JAX (give their
-#: paths to run them): the Dask cluster, network builders, docstring examples,
-#: pipeline files and pickling.
+#: paths to run them): scikit-learn's own MLP tests, the Dask cluster, network
+#: builders, docstring examples, pipeline files and pickling.
 JAX_SUITE = (
     "tests/backends",
     "tests/persistence/test_format_2.py",
@@ -57,7 +57,6 @@ JAX_SUITE = (
     "tests/test_classifier.py",
     "tests/test_common.py",
     "tests/test_keras_optimizers.py",
-    "tests/test_sklearn_mlp.py",
     "tests/test_solvers.py",
     "tests/test_training.py",
 )

@@ -50,8 +50,8 @@ def tutorial_table(tutorial, split, settings):
         rows=rows,
         notes=[
             "Settings: " + ", ".join(f"{k}={v!r}" for k, v in TUTORIAL_PARAMS.items()),
-            "KerasDigitClassifier's first fit in a process includes tracing its "
-            "compiled training loop; later fits reuse it.",
+            "KerasDigitClassifier's first fit in a process includes compiling "
+            "its training loop; later fits of the same shapes reuse it.",
         ],
     )
 

@@ -309,6 +309,20 @@ class Adam(_Solver):
         return params, AdamState(step, m, v)
 
 
+def apply_update(solver, flat, params, grads, pack, state, learning_rate, hyper):
+    """One step of a bound solver: the new flat parameters and solver state.
+
+    A flat solver updates the flat parameter vector with the flat gradient;
+    the others (a Keras optimizer on the parameters' shapes) update the list
+    of parameters, packed again after. ``pack`` turns a list of tensors into
+    one flat vector; ``hyper`` is the solver's numbers.
+    """
+    if solver.flat:
+        return solver.update(flat, pack(grads), state, learning_rate, hyper)
+    params, state = solver.update(params, grads, state, learning_rate, hyper)
+    return pack(params), state
+
+
 def _dtype(weights):
     return weights.params[0].dtype
 

@@ -8,7 +8,58 @@ that rule as a function of tensors written with ``keras.ops``, which a backend
 module (:mod:`sk_keras_digits._backends`) traces into its compiled loop.
 """
 
+import numpy as np
+
+from ._objective import constant, dtype_of, validation_score
 from ._state import DIVERGED, RUNNING, Weights
+
+
+def close_epoch(
+    network,
+    validation,
+    params,
+    flat,
+    buffers,
+    progress,
+    loss,
+    samples,
+    hyper,
+    schedule,
+    solver_state,
+):
+    """Score the epoch (with early stopping) and apply :func:`end_of_epoch`.
+
+    What every backend's loop does after an epoch's batches.
+
+    Parameters
+    ----------
+    network : DenseNetwork or CustomNetwork
+    validation : TrainingData or None
+        The validation split (tensors), with early stopping; None without.
+    params, flat, buffers : tensors
+        The weights after the epoch: the parameters, the same as one flat
+        vector (what the best weights are kept as), and the buffers.
+    progress, loss, samples, hyper, schedule, solver_state
+        As :func:`end_of_epoch`.
+
+    Returns
+    -------
+    progress, triggered, status
+        As :func:`end_of_epoch`.
+    score : scalar tensor
+        The validation score, NaN without early stopping.
+    """
+    score = best = None
+    if validation is not None:
+        proba, _, _ = network.forward(params, list(buffers), validation.X, False)
+        score = validation_score(network, proba, validation.Y, validation.sample_weight)
+        best = Weights((flat,), buffers)
+    progress, triggered, status = end_of_epoch(
+        progress, loss, score, samples, hyper, schedule, solver_state, best
+    )
+    if score is None:
+        score = constant(np.nan, dtype_of(loss))
+    return progress, triggered, status, score
 
 
 def end_of_epoch(progress, loss, score, samples, hyper, schedule, solver_state, best):

@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._objective import batch_loss, validation_score
-from .._solvers import StatelessKerasOptimizer
+from .._objective import batch_loss
+from .._solvers import StatelessKerasOptimizer, apply_update
 from .._state import RUNNING, TrainingState, Weights
-from .._stopping import end_of_epoch
+from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult
 from ._records import leaf_dtype, restore
@@ -282,15 +282,9 @@ class TrainingProgram:
             (loss, new_buffers), grads = jax.value_and_grad(loss_of, has_aux=True)(
                 params
             )
-            if solver.flat:
-                flat, solver_state = solver.update(
-                    flat, pack(grads), solver_state, lr, hyper.solver
-                )
-            else:
-                params, solver_state = solver.update(
-                    params, grads, solver_state, lr, hyper.solver
-                )
-                flat = pack(params)
+            flat, solver_state = apply_update(
+                solver, flat, params, grads, pack, solver_state, lr, hyper.solver
+            )
             return flat, new_buffers, solver_state, loss
 
         def run_epoch(carry):
@@ -365,20 +359,19 @@ class TrainingProgram:
                     total = total + loss * rest
             n_float = jnp.asarray(n).astype(dtype)
             loss = total / n_float
-            score = best = None
-            if self.early_stopping:
-                proba, _, _ = network.forward(
-                    unpack(flat), list(buffers), validation.X, False
-                )
-                score = validation_score(
-                    network, proba, validation.Y, validation.sample_weight
-                )
-                best = Weights((flat,), buffers)
-            progress, triggered, status = end_of_epoch(
-                progress, loss, score, n_float, hyper, schedule, solver_state, best
+            progress, triggered, status, score = close_epoch(
+                network,
+                validation if self.early_stopping else None,
+                unpack(flat),
+                flat,
+                buffers,
+                progress,
+                loss,
+                n_float,
+                hyper,
+                schedule,
+                solver_state,
             )
-            if score is None:
-                score = jnp.asarray(np.nan, dtype)
             values = (loss, score, progress.learning_rate, triggered)
             curves = tuple(
                 c.at[epoch].set(v) for c, v in zip(curves, values, strict=True)

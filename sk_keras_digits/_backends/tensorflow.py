@@ -26,9 +26,10 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from .._objective import batch_loss, validation_score
+from .._objective import batch_loss
+from .._solvers import apply_update
 from .._state import RUNNING, OptimizerState, TrainingState, Weights
-from .._stopping import end_of_epoch
+from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult
 from ._records import leaf_dtype, restore
@@ -326,15 +327,9 @@ class TrainingProgram:
                 proba, new_buffers, extra = network.forward(params, buffers, xb, True)
                 loss = batch_loss(network, params, proba, yb, wb, extra, hyper.alpha)
             grads = tape.gradient(loss, params)
-            if solver.flat:
-                flat, solver_state = solver.update(
-                    flat, pack(grads), solver_state, lr, hyper.solver
-                )
-            else:
-                params, solver_state = solver.update(
-                    params, grads, solver_state, lr, hyper.solver
-                )
-                flat = pack(params)
+            flat, solver_state = apply_update(
+                solver, flat, params, grads, pack, solver_state, lr, hyper.solver
+            )
             total += loss * tf.cast(stop - start, dtype)
             return i + 1, flat, tuple(new_buffers), solver_state, total
 
@@ -353,20 +348,19 @@ class TrainingProgram:
                 (tf.constant(0), flat, buffers, solver_state, tf.zeros([], dtype)),
             )
             loss = total / n_float
-            score = best = None
-            if self.early_stopping:
-                proba, _, _ = network.forward(
-                    unpack(flat), buffers, validation.X, False
-                )
-                score = validation_score(
-                    network, proba, validation.Y, validation.sample_weight
-                )
-                best = Weights((flat,), buffers)
-            progress, triggered, status = end_of_epoch(
-                progress, loss, score, n_float, hyper, schedule, solver_state, best
+            progress, triggered, status, score = close_epoch(
+                network,
+                validation if self.early_stopping else None,
+                unpack(flat),
+                flat,
+                buffers,
+                progress,
+                loss,
+                n_float,
+                hyper,
+                schedule,
+                solver_state,
             )
-            if score is None:
-                score = tf.constant(np.nan, dtype)
             curves = (
                 curves[0].write(epoch, loss),
                 curves[1].write(epoch, score),

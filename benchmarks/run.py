@@ -45,6 +45,7 @@ from measurements import (
     bench_fit,
     bench_grid,
     bench_keras_optimizer,
+    bench_large_fit,
     bench_memory,
     bench_predict,
     first_fit_child,
@@ -89,6 +90,7 @@ STEPS = (
     "keras_optimizer",
     "predict",
     "grid_search",
+    "large_adam",
     "memory",
     "accuracy",
     # Last: scikeras' checks seed and switch TensorFlow's global state.
@@ -141,6 +143,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
         "keras_optimizer": lambda: bench_keras_optimizer(cfg, data),
         "predict": lambda: bench_predict(cfg, data, peers),
         "grid_search": lambda: bench_grid(cfg, data, peers),
+        "large_adam": lambda: bench_large_fit(cfg),
         "memory": lambda: bench_memory(cfg, data),
         "accuracy": lambda: bench_accuracy(cfg, data, peers),
         "check_estimator": lambda: bench_check_estimator(peers),
@@ -172,7 +175,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
         ):
             warnings.simplefilter("ignore")
             result = steps[name]()
-        if name == "predict":
+        if name in ("predict", "first_fit"):
             results.update(result)
         else:
             results[name] = result
@@ -213,7 +216,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
         },
         "results": results,
     }
-    report["summary"] = summarize(results)
+    report["summary"] = summarize(results, backend)
     return report
 
 

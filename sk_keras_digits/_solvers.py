@@ -309,16 +309,23 @@ class Adam(_Solver):
         return params, AdamState(step, m, v)
 
 
-def apply_update(solver, flat, params, grads, pack, state, learning_rate, hyper):
+def apply_update(
+    solver, flat, params, grads, pack, state, learning_rate, hyper, mask=None
+):
     """One step of a bound solver: the new flat parameters and solver state.
 
     A flat solver updates the flat parameter vector with the flat gradient;
     the others (a Keras optimizer on the parameters' shapes) update the list
     of parameters, packed again after. ``pack`` turns a list of tensors into
-    one flat vector; ``hyper`` is the solver's numbers.
+    one flat vector; ``hyper`` is the solver's numbers. ``mask`` (a boolean
+    flat vector, for a fit padded in width, see :mod:`sk_keras_digits._padding`)
+    zeroes the gradient of the padding, which so never moves.
     """
     if solver.flat:
-        return solver.update(flat, pack(grads), state, learning_rate, hyper)
+        grad = pack(grads)
+        if mask is not None:
+            grad = _ops().where(mask, grad, _ops().zeros_like(grad))
+        return solver.update(flat, grad, state, learning_rate, hyper)
     params, state = solver.update(params, grads, state, learning_rate, hyper)
     return pack(params), state
 

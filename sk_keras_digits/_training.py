@@ -29,6 +29,8 @@ import scipy.optimize
 from ._backends import current
 from ._cache import LRUCache
 from ._network import aligned_weights
+from ._padding import WidthPadding, padded_rows, pads_widths
+from ._shuffle import capacity, epoch_orders
 from ._state import RUNNING, EpochLog, Weights
 from ._training_config import Hyper, TrainingConfig, TrainingData
 
@@ -43,22 +45,97 @@ CHUNK_SAMPLES = 2_000_000
 PROGRAMS = LRUCache(CACHE_SIZE)
 
 
-def get_program(network, config=None, state=None):
+class FitLayout:
+    """How one stochastic fit's arrays are padded for its compiled program.
+
+    See :mod:`sk_keras_digits._padding`. Built by :meth:`plan`.
+
+    Attributes
+    ----------
+    n_rows : int
+        The real rows of the training data (the padded rows follow them).
+    widths : WidthPadding or None
+        The width padding of the default network with a built-in solver.
+    rows : bool
+        Whether the rows are padded (the network's rows are independent).
+    """
+
+    def __init__(self, n_rows, widths, rows):
+        self.n_rows = n_rows
+        self.widths = widths
+        self.rows = rows
+
+    @classmethod
+    def plan(cls, network, config, n_rows, pad=True):
+        """The layout of a fit of ``network`` on ``n_rows`` rows.
+
+        With ``pad=False`` nothing is padded: the reference a padded fit is
+        compared with.
+        """
+        widths = None
+        if pad and pads_widths(network, config.solver):
+            widths = WidthPadding(network.layer_units)
+        return cls(n_rows, widths, bool(pad and network.rows_independent))
+
+    @property
+    def masked(self):
+        """Whether the widths are padded (and the gradient masked)."""
+        return self.widths is not None
+
+    @property
+    def mask(self):
+        """The flat gradient mask (None without width padding)."""
+        return None if self.widths is None else self.widths.mask
+
+    def pad(self, state, data, validation):
+        """The state, data and validation split as the program takes them."""
+        if self.widths is not None:
+            state = self.widths.pad_state(state)
+            data = self.widths.pad_data(data)
+            validation = self.widths.pad_data(validation)
+        if self.rows:
+            data = padded_rows(data)
+            if validation is not None:
+                validation = padded_rows(validation)
+        return state, data, validation
+
+    def unpad_weights(self, weights):
+        """Weights (NumPy or tensors) in the network's real shapes."""
+        return weights if self.widths is None else self.widths.unpad_weights(weights)
+
+    def unpad_state(self, state):
+        """A returned state (NumPy) in the network's real shapes."""
+        return state if self.widths is None else self.widths.unpad_state(state)
+
+
+def get_program(network, config=None, state=None, layout=None):
     """Return the backend's compiled program for ``network`` and ``config``.
 
     ``config=None`` gives the program for prediction and ``lbfgs``; a training
-    program is compiled for the structure of ``state`` (a TrainingState).
+    program is compiled for the structure of ``state`` (a TrainingState) and
+    the padding of ``layout`` (a :class:`FitLayout`).
     """
     backend = current()
-    key = (network.trace_key,) if config is None else config.program_key(network, state)
+    if config is None:
+        key = (network.trace_key,)
+    else:
+        key = (*config.program_key(network, state), layout.rows, layout.masked)
     return PROGRAMS.get(
         (backend.NAME, *key),
-        lambda: backend.TrainingProgram(network.skeleton(), config, state),
+        lambda: backend.TrainingProgram(network.skeleton(), config, state, layout),
     )
 
 
 def train_stochastic(
-    network, config, state, data, validation, n_epochs, seed, on_epoch_end=None
+    network,
+    config,
+    state,
+    data,
+    validation,
+    n_epochs,
+    seed,
+    on_epoch_end=None,
+    pad=True,
 ):
     """Train with a stochastic solver for up to ``n_epochs`` epochs.
 
@@ -79,6 +156,10 @@ def train_stochastic(
         ``on_epoch_end(epoch_index, log, weights)`` after every epoch, with the
         weights as the backend's tensors; returning True stops training.
         Makes every call run one epoch.
+    pad : bool, default=True
+        Whether to pad the default network's data and widths to their buckets
+        (:mod:`sk_keras_digits._padding`); the result is the same either way,
+        to the rounding of sums, and padded fits share compiled programs.
 
     Returns
     -------
@@ -94,9 +175,17 @@ def train_stochastic(
     if config.early_stopping:
         best = state.progress._replace(best_weights=state.weights)
         state = state._replace(progress=best)
-    program = get_program(network, config, state)
-    inputs, tensors = program.prepare(state, data, validation, config.hyper)
     n_samples = data.X.shape[0]
+    layout = FitLayout.plan(network, config, n_samples, pad)
+    state, data, validation = layout.pad(state, data, validation)
+    program = get_program(network, config, state, layout)
+    inputs, tensors = program.prepare(state, data, validation, config.hyper, layout)
+    rows = len(data.X)
+    batch_size = min(config.batch_size, n_samples)  # as MLPClassifier clips it
+    if layout.rows and batch_size == n_samples:
+        # One batch per epoch: all the padded rows (the padding weighs zero),
+        # so that full-batch fits of every size in a bucket share a program.
+        batch_size = rows
     if on_epoch_end is None:
         chunk = max(1, min(n_epochs, math.ceil(CHUNK_SAMPLES / max(n_samples, 1))))
     else:
@@ -108,18 +197,17 @@ def train_stochastic(
     committed = (done, tensors, log)
     try:
         while done < n_epochs and log.status == RUNNING:
-            result = program.run(
-                tensors,
-                inputs,
-                config.batch_size,
-                min(chunk, n_epochs - done),
-                [seed, done],
-            )
+            count = min(chunk, n_epochs - done)
+            length = capacity(count, rows)
+            orders = None
+            if config.shuffle:
+                orders = epoch_orders(seed, done, count, layout.n_rows, rows, length)
+            result = program.run(tensors, inputs, batch_size, count, length, orders)
             new_log = log.extended(**result.curves, status=result.status)
             committed = (done + result.epochs, result.state, new_log)
             done, tensors, log = committed
             if on_epoch_end is not None and on_epoch_end(
-                done - 1, log, tensors.weights
+                done - 1, log, layout.unpad_weights(tensors.weights)
             ):
                 break
     except KeyboardInterrupt:
@@ -127,7 +215,7 @@ def train_stochastic(
         if done == 0:
             raise
         log = log._replace(interrupted=True)
-    return program.to_numpy(tensors, like=state), log
+    return layout.unpad_state(program.to_numpy(tensors, like=state)), log
 
 
 class LbfgsRun(NamedTuple):

@@ -9,6 +9,8 @@ run others.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Quiet TensorFlow's C++ logging in the test run; set before TensorFlow loads.
@@ -62,6 +64,7 @@ JAX_SUITE = (
 )
 
 _ROOT = Path(__file__).resolve().parent.parent
+_CACHE_FOLDER = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
@@ -78,6 +81,20 @@ def pytest_configure(config):
         "KERAS_BACKEND", "tensorflow"
     )
     os.environ["KERAS_BACKEND"] = backend
+    # The persistent compilation cache of the session (and of the processes
+    # it starts) is a folder of its own, removed at the end: the tests never
+    # read or write the user's cache.
+    if "SK_KERAS_DIGITS_COMPILE_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="sk-keras-digits-xla-")
+        config.stash[_CACHE_FOLDER] = folder
+        os.environ["SK_KERAS_DIGITS_COMPILE_CACHE"] = folder
+
+
+def pytest_unconfigure(config):
+    folder = config.stash.get(_CACHE_FOLDER, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("SK_KERAS_DIGITS_COMPILE_CACHE", None)
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -177,11 +177,13 @@ def weights(estimator):
 def sgd_program(hidden):
     network = dense_network(hidden=hidden, activation="relu")
     config = TrainingConfig(SGD(nesterov=True), None, 200, True, False)
-    key = (current().NAME, *config.program_key(network))
+    # The default network is padded in rows and widths.
+    key = (current().NAME, *config.program_key(network), True, True)
     return _training.PROGRAMS.get(key, None)
 
 
-def test_a_refit_of_the_same_shapes_compiles_nothing(small_digits):
+def test_a_refit_of_the_same_shapes_compiles_nothing(small_digits, monkeypatch):
+    monkeypatch.setattr(_training, "PROGRAMS", LRUCache(_training.CACHE_SIZE))
     X, y = small_digits
     params = dict(hidden_layer_sizes=(7,), solver="sgd", max_iter=2)
     fit(X, y, random_state=0, **params)
@@ -193,24 +195,20 @@ def test_a_refit_of_the_same_shapes_compiles_nothing(small_digits):
     assert program.compilations() == compiled
 
 
-def test_one_trace_serves_every_fit_of_the_same_depth(small_digits, backend):
-    if backend != "tensorflow":
-        pytest.skip("TensorFlow's programs take dynamic shapes; JAX compiles each")
+def test_fits_of_one_bucket_share_one_compilation(small_digits, monkeypatch):
+    """Hidden sizes 3 to 16 and 290 to 300 rows are padded alike: one compile."""
+    monkeypatch.setattr(_training, "PROGRAMS", LRUCache(_training.CACHE_SIZE))
     X, y = small_digits
-    fit(X, y, hidden_layer_sizes=(7,), solver="sgd", max_iter=2, random_state=0)
+    params = dict(solver="sgd", max_iter=2, batch_size=50)
+    fit(X[:300], y[:300], hidden_layer_sizes=(7,), random_state=0, **params)
     program = sgd_program((7,))
-    traces = program.compilations()
-    assert traces == 1
-    for hidden, n, seed in [((7,), 300, 1), ((31,), 120, 2), ((3,), 77, 3)]:
-        fit(
-            X[:n],
-            y[:n],
-            hidden_layer_sizes=hidden,
-            solver="sgd",
-            max_iter=2,
-            random_state=seed,
-        )
-    assert program.compilations() == traces
+    assert program.compilations() == 1
+    for hidden, n, seed in [((16,), 290, 1), ((3,), 297, 2), ((12,), 300, 3)]:
+        fit(X[:n], y[:n], hidden_layer_sizes=hidden, random_state=seed, **params)
+    assert program.compilations() == 1
+    # Another bucket of widths compiles once more.
+    fit(X[:300], y[:300], hidden_layer_sizes=(40,), random_state=0, **params)
+    assert program.compilations() == 2
 
 
 def test_program_cache_is_bounded(small_digits, monkeypatch):
@@ -272,7 +270,7 @@ def test_many_epochs_run_in_one_call_and_verbose_runs_one_per_call(
     run = program_class.run
 
     def counting_run(self, *args, **kwargs):
-        calls.append(args[-2])  # n_epochs of this call
+        calls.append(args[3])  # n_epochs of this call
         return run(self, *args, **kwargs)
 
     monkeypatch.setattr(program_class, "run", counting_run)
@@ -324,10 +322,12 @@ def test_state_round_trips_through_the_program(early_stopping):
             False,
             early_stopping,
         )
-        program = _training.get_program(network, config, state)
         data = TrainingData(np.zeros((3, 64)), np.zeros((3, 10)), np.ones(3))
-        _, tensors = program.prepare(state, data, data, config.hyper)
-        back = program.to_numpy(tensors, like=state)
+        layout = _training.FitLayout.plan(network, config, len(data.X))
+        padded, data, validation = layout.pad(state, data, data)
+        program = _training.get_program(network, config, padded, layout)
+        _, tensors = program.prepare(padded, data, validation, config.hyper, layout)
+        back = layout.unpad_state(program.to_numpy(tensors, like=padded))
         assert type(back) is TrainingState and type(back.solver) is type(state.solver)
         assert back.progress._replace(best_weights=None) == state.progress._replace(
             best_weights=None
@@ -440,8 +440,9 @@ def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
             w, cfg.solver.initial_state(w), Progress(0.1, np.inf, -np.inf, 0, 0.0)
         )
         _training.train_stochastic(net, cfg, state, data, None, n_epochs=1, seed=0)
+    # The default network with a Keras optimizer: rows padded, widths not.
     program = _training.PROGRAMS.get(
-        (current().NAME, *key(config, network, weights)), None
+        (current().NAME, *key(config, network, weights), True, False), None
     )
     assert program.compilations() == 1
 
@@ -457,3 +458,88 @@ def test_an_optimizer_state_of_another_backend_continues_here():
         aligned = solver.aligned_state(other, weights)
         assert aligned.variables[0].dtype == ours.variables[0].dtype
         assert int(aligned.variables[0]) == 7
+
+
+# ----------------------------------------------------------------- padding
+def _driver_fit(X, y, hidden, solver, early_stopping, shuffle, batch_size, pad):
+    network = dense_network(n_features=X.shape[1], hidden=hidden)
+    weights = network.initial_weights(np.random.RandomState(0))
+    numbers = (0.1, 0.9, 0.5) if solver.name == "sgd" else (0.01, 0.9, 0.999, 1e-8)
+    config = TrainingConfig(
+        solver,
+        Hyper(1e-3, 1e-4, 10.0, solver.Hyper(*numbers)),
+        batch_size,
+        shuffle,
+        early_stopping,
+    )
+    state = TrainingState(
+        weights,
+        solver.initial_state(weights),
+        Progress(numbers[0], np.inf, -np.inf, 0, 0.0),
+    )
+    n_train = len(X) * 4 // 5
+    data = TrainingData(X[:n_train], one_hot(y[:n_train]), np.ones(n_train))
+    validation = None
+    if early_stopping:
+        rest = len(X) - n_train
+        validation = TrainingData(X[n_train:], one_hot(y[n_train:]), np.ones(rest))
+    return _training.train_stochastic(
+        network, config, state, data, validation, n_epochs=6, seed=3, pad=pad
+    )
+
+
+@pytest.mark.parametrize(
+    "hidden, n_rows, solver, early_stopping, shuffle, batch_size",
+    [
+        ((15,), 300, SGD(nesterov=True), False, True, 64),
+        ((5, 40), 237, Adam(), True, True, 50),
+        ((20,), 161, SGD(nesterov=False), True, False, 17),
+        ((70,), 300, Adam(), False, False, 300),
+    ],
+)
+def test_a_padded_fit_equals_the_unpadded_one(
+    small_digits, hidden, n_rows, solver, early_stopping, shuffle, batch_size
+):
+    """Padded rows, features and units change nothing (to the rounding of sums)."""
+    X, y = small_digits
+    X, y = X[:n_rows, :50], y[:n_rows]  # 50 features: padded to 64
+    fits = [
+        _driver_fit(X, y, hidden, solver, early_stopping, shuffle, batch_size, pad)
+        for pad in (True, False)
+    ]
+    (padded, padded_log), (plain, plain_log) = fits
+    for a, b in zip(padded.weights.params, plain.weights.params, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(padded.solver, plain.solver, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(padded_log.losses, plain_log.losses, rtol=1e-9)
+    np.testing.assert_array_equal(padded_log.scores, plain_log.scores)
+    assert padded.progress.samples_seen == plain.progress.samples_seen
+
+
+def test_a_grid_search_compiles_at_most_two_programs(small_digits, monkeypatch):
+    """5 hidden sizes x 5 folds, in a Pipeline: two widths, one row bucket."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    monkeypatch.setattr(_training, "PROGRAMS", LRUCache(_training.CACHE_SIZE))
+    X, y = small_digits
+    X, y = X[:250], y[:250]  # folds of 200 rows, the refit on 250: 256 rows
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("clf", KerasDigitClassifier(max_iter=3, random_state=0)),
+        ]
+    )
+    grid = {"clf__hidden_layer_sizes": [(5,), (10,), (15,), (30,), (60,)]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GridSearchCV(pipe, grid, cv=5).fit(X, y)
+    training = [p for p in _training.PROGRAMS.values() if hasattr(p, "solver")]
+    assert len(training) == 1  # one depth, dtype and solver
+    (program,) = training
+    # Compiled in this process, or read from the persistent cache (JAX).
+    built = program.compilations() + getattr(program, "loaded", lambda: 0)()
+    assert 1 <= built <= 2

@@ -21,14 +21,17 @@ A backend module implements:
     computations in ``dtype``: TensorFlow names its variables so that its
     kernel cache stays bounded; JAX computes float64 only inside a scoped
     ``jax.enable_x64`` (the user's global configuration is never changed).
-``TrainingProgram(network, config=None, state=None)``
-    The compiled functions of one network structure and training setting:
+``TrainingProgram(network, config=None, state=None, layout=None)``
+    The compiled functions of one network structure, training setting and
+    padding (``layout``, see :mod:`sk_keras_digits._padding`):
     ``predict(weights, X)``; ``objective(weights, data, alpha)`` (for
     ``lbfgs``: the full-batch loss and flat float64 gradient as a function of
     the flat float64 parameters); ``prepare(state, data, validation, hyper)``
     (a fit's inputs and starting state, put on the device once);
-    ``run(state, inputs, batch_size, n_epochs, seed)`` (up to ``n_epochs``
-    epochs, returning a :class:`ChunkResult`); ``to_numpy(state, like)`` (a
+    ``run(state, inputs, batch_size, n_epochs, length, orders)`` (up to
+    ``n_epochs`` epochs, with per-epoch buffers of ``length`` and the rows'
+    order of each epoch, :mod:`sk_keras_digits._shuffle`, returning a
+    :class:`ChunkResult`); ``to_numpy(state, like)`` (a
     returned state back to NumPy records); and ``compilations()`` (how many
     variants of the training function it has compiled).
 ``bind_optimizer(solver, shapes, dtype)``

@@ -21,13 +21,22 @@ holds state and none needs a lock.
 """
 
 import contextlib
+import functools
+import hashlib
+import pickle
+import platform
+import threading
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import serialize_executable
 
+from .. import _compile_cache
 from .._objective import batch_loss
+from .._padding import padded_rows
 from .._solvers import StatelessKerasOptimizer, apply_update
 from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
@@ -36,9 +45,6 @@ from . import ChunkResult
 from ._records import leaf_dtype, restore
 
 NAME = "jax"
-
-#: Shortest per-epoch curve buffer of a call (lengths are powers of two).
-_MIN_CAPACITY = 16
 
 
 def compute_scope(dtype):
@@ -116,40 +122,146 @@ def _flattener(shapes):
     return pack, unpack
 
 
-def _padded_rows(n):
-    """The rows data of ``n`` rows are padded to: a power of two >= ``n``."""
-    return 1 << max(n - 1, 0).bit_length()
+@functools.cache
+def _environment():
+    """What a compiled executable depends on besides its program and shapes.
 
-
-def _padded(part, rows):
-    """``part`` (a TrainingData of NumPy arrays) with zero rows up to ``rows``.
-
-    The added rows have zero weight: they change no loss, gradient or score.
+    The versions of this package, Keras, JAX and jaxlib, the device, the CPU
+    (XLA compiles for the host's instruction set) and a hash of this
+    package's source: a persisted executable is used only where all match.
     """
-    extra = rows - len(part.X)
-    if extra == 0:
-        return part
-    return TrainingData(
-        *(np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for v in part)
-    )
+    import jaxlib
+    import keras
+
+    from .._version import __version__
+
+    device = jax.devices()[0]
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            info = f.read(1 << 20)
+        cpu += hashlib.sha256(
+            b"".join(
+                line
+                for line in info.splitlines()
+                if line.startswith((b"model name", b"flags"))
+            )
+        ).hexdigest()
+    except OSError:
+        cpu += platform.processor()
+    source = hashlib.sha256()
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*.py")):
+        source.update(path.relative_to(package).as_posix().encode())
+        source.update(path.read_bytes())
+    return repr(
+        (
+            __version__,
+            keras.__version__,
+            jax.__version__,
+            jaxlib.__version__,
+            device.platform,
+            device.device_kind,
+            device.client.platform_version,
+            cpu,
+            source.hexdigest(),
+        )
+    ).encode()
 
 
-def _capacity(n_epochs):
-    """The length of a call's curve buffers: a power of two >= ``n_epochs``."""
-    return max(_MIN_CAPACITY, 1 << max(n_epochs - 1, 0).bit_length())
+def _identity(function, network, *settings):
+    """A persistent program's description: what its trace depends on."""
+    return repr((NAME, function, network.trace_key, *settings))
+
+
+class Executables:
+    """The compiled executables of one jitted function, by argument signature.
+
+    Each distinct signature (the arguments' structure, shapes and dtypes, the
+    static arguments and the x64 mode) is compiled once per process. With a
+    persistent ``identity`` (a description of everything the traced program
+    depends on besides the arguments), an executable is also read from and
+    written to the persistent compilation cache
+    (:mod:`sk_keras_digits._compile_cache`), so it is compiled once per
+    machine.
+
+    Parameters
+    ----------
+    jitted : jax.stages.Wrapped
+        The ``jax.jit`` function.
+    identity : str or None
+        None for a program that is never persisted (a user's network or
+        Keras optimizer, whose code no description pins down).
+    """
+
+    def __init__(self, jitted, identity=None):
+        self.jitted = jitted
+        self.identity = identity
+        self._compiled = {}
+        self._lock = threading.Lock()
+        #: Executables compiled, and read from the persistent cache.
+        self.compiled = 0
+        self.loaded = 0
+
+    def __call__(self, *args, **static):
+        leaves, tree = jax.tree.flatten((args, {}))
+        signature = (
+            str(tree),
+            tuple((tuple(v.shape), str(v.dtype)) for v in leaves),
+            tuple(sorted(static.items())),
+            bool(jax.config.jax_enable_x64),
+        )
+        compiled = self._compiled.get(signature)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(signature)
+                if compiled is None:
+                    compiled = self._build(signature, args, static)
+                    self._compiled[signature] = compiled
+        return compiled(*args)
+
+    def _build(self, signature, args, static):
+        cache = None if self.identity is None else _compile_cache.active()
+        key = None
+        if cache is not None:
+            key = repr((self.identity, signature)).encode() + b"\0" + _environment()
+            payload = cache.get(key)
+            if payload is not None:
+                try:
+                    serialized, in_tree, out_tree = pickle.loads(payload)
+                    compiled = serialize_executable.deserialize_and_load(
+                        serialized, in_tree, out_tree
+                    )
+                except Exception:
+                    pass  # signed by us, yet unreadable here: compile again
+                else:
+                    self.loaded += 1
+                    return compiled
+        compiled = self.jitted.lower(*args, **static).compile()
+        self.compiled += 1
+        if cache is not None:
+            try:
+                payload = pickle.dumps(serialize_executable.serialize(compiled))
+            except Exception:
+                pass  # an executable that does not serialise stays in memory
+            else:
+                cache.put(key, payload)
+        return compiled
 
 
 class FitInputs:
     """A fit's data and numbers as JAX arrays, put on the device once.
 
-    ``n_rows`` is the number of real rows of ``data`` (the rest is padding).
+    ``n_rows`` is the number of real rows of ``data`` (the rest is padding);
+    ``mask`` the flat gradient mask of a fit padded in width, or None.
     """
 
-    def __init__(self, data, validation, hyper, n_rows):
+    def __init__(self, data, validation, hyper, n_rows, mask):
         self.data = data
         self.validation = validation
         self.hyper = hyper
         self.n_rows = n_rows
+        self.mask = mask
 
 
 class TrainingProgram:
@@ -165,13 +277,20 @@ class TrainingProgram:
         Only its graph-shaping settings are kept: the numbers are inputs.
     state : TrainingState or None
         An example of the state the program trains (its structure and dtypes).
+    layout : FitLayout or None
+        How the fits it runs are padded (:mod:`sk_keras_digits._padding`):
+        whether the data are padded in rows and the widths masked.
     """
 
-    def __init__(self, network, config=None, state=None):
+    def __init__(self, network, config=None, state=None, layout=None):
         self.network = network
         self.dtype = np.dtype(network.compute_dtype).name
-        self._predict = jax.jit(self._predict_impl)
-        self._loss_and_grad = jax.jit(self._loss_and_grad_impl)
+        persistent = network.rows_independent  # the default network
+        self._predict = Executables(jax.jit(self._predict_impl))
+        self._loss_and_grad = Executables(
+            jax.jit(self._loss_and_grad_impl),
+            _identity("loss_and_grad", network) if persistent else None,
+        )
         if config is None:
             return
         self.shuffle = config.shuffle
@@ -181,8 +300,24 @@ class TrainingProgram:
         #: Whether the data are padded to a power of two of rows (with zero
         #: weights), so that one compiled program serves every data size in
         #: a bucket: only for networks whose rows do not interact.
-        self.padded = network.rows_independent
-        self._run = jax.jit(self._run_impl, static_argnames=("batch_size", "capacity"))
+        self.padded = layout.rows
+        #: Whether the widths are padded and the gradient masked.
+        self.masked = layout.masked
+        persistent = network.rows_independent and not config.solver.stateful
+        self._run = Executables(
+            jax.jit(self._run_impl, static_argnames=("batch_size", "capacity")),
+            _identity(
+                "run",
+                network,
+                config.solver.key,
+                config.shuffle,
+                config.early_stopping,
+                self.padded,
+                self.masked,
+            )
+            if persistent
+            else None,
+        )
 
     def scope(self):
         """The compute scope of this program's dtype."""
@@ -194,7 +329,11 @@ class TrainingProgram:
         return proba
 
     def predict(self, weights, X):
-        """Probabilities of ``X`` under ``weights`` (NumPy in and out)."""
+        """Probabilities of ``X`` under ``weights`` (NumPy in and out).
+
+        (Only custom networks predict here: the default network predicts
+        with NumPy, :mod:`sk_keras_digits._inference`.)
+        """
         with self.scope():
             proba = self._predict(weights.params, weights.buffers, X)
             return to_numpy(proba)
@@ -219,7 +358,7 @@ class TrainingProgram:
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
         if self.network.rows_independent:
-            data = _padded(data, _padded_rows(len(data.X)))
+            data = padded_rows(data)
         with self.scope():
             data = TrainingData(*(jnp.asarray(v, dtype) for v in data))
             alpha = jnp.asarray(alpha, dtype)
@@ -245,8 +384,9 @@ class TrainingProgram:
         validation,
         hyper,
         n_epochs,
-        seed,
+        orders,
         n_rows,
+        mask,
         *,
         batch_size,
         capacity,
@@ -260,7 +400,6 @@ class TrainingProgram:
         n = n_rows if self.padded else rows
         n_full, rest = n // batch_size, n % batch_size
         pack, unpack = _flattener([p.shape for p in state.weights.params])
-        base_key = jax.random.key(seed[0])
 
         def step(flat, buffers, solver_state, lr, batch):
             def loss_of(params):
@@ -283,76 +422,70 @@ class TrainingProgram:
                 params
             )
             flat, solver_state = apply_update(
-                solver, flat, params, grads, pack, solver_state, lr, hyper.solver
+                solver, flat, params, grads, pack, solver_state, lr, hyper.solver, mask
             )
             return flat, new_buffers, solver_state, loss
 
         def run_epoch(carry):
             epoch, flat, buffers, solver_state, progress, curves, status = carry
-            batches = data
-            if self.shuffle:
-                # Keyed by the epoch's index in the fit (``seed[1]`` is the
-                # index of this call's first epoch): chunks do not matter.
-                key = jax.random.fold_in(base_key, seed[1] + epoch.astype(seed.dtype))
-                if self.padded:
-                    # A random order of the real rows, the padding after them:
-                    # the real rows of a permutation of all rows, in its order
-                    # (a uniform permutation of them, whatever the dtype).
-                    order = jax.random.permutation(key, rows)
-                    order = order[jnp.argsort(order >= n, stable=True)]
-                else:
-                    order = jax.random.permutation(key, n)
-                batches = TrainingData(*(part[order] for part in data))
+            # The epoch's order of the rows (:mod:`sk_keras_digits._shuffle`):
+            # each batch gathers its own rows, so padded rows cost nothing.
+            order = orders[epoch] if self.shuffle else None
+
+            def take(start, size):
+                if order is None:
+                    return TrainingData(
+                        *(lax.dynamic_slice_in_dim(v, start, size) for v in data)
+                    )
+                picked = lax.dynamic_slice_in_dim(order, start, size)
+                return TrainingData(
+                    *(
+                        jnp.take(v, picked, axis=0, mode="clip", unique_indices=True)
+                        for v in data
+                    )
+                )
+
             lr = progress.learning_rate
 
             def run_batch(i, inner):
                 flat, buffers, solver_state, total = inner
-                batch = TrainingData(
-                    *(
-                        lax.dynamic_slice_in_dim(part, i * batch_size, batch_size)
-                        for part in batches
-                    )
-                )
+                batch = take(i * batch_size, batch_size)
                 flat, buffers, solver_state, loss = step(
                     flat, buffers, solver_state, lr, batch
                 )
                 return flat, buffers, solver_state, total + loss * batch_size
 
-            inner = (flat, buffers, solver_state, jnp.zeros([], dtype))
-            inner = lax.fori_loop(0, n_full, run_batch, inner)
-            if self.padded:
-                # The last, smaller batch: the ``batch_size`` rows ending at
-                # the last real row, those of earlier batches weighing zero.
-                def run_last(inner):
-                    flat, buffers, solver_state, total = inner
-                    start = n - batch_size
-                    batch = TrainingData(
-                        *(
-                            lax.dynamic_slice_in_dim(part, start, batch_size)
-                            for part in batches
-                        )
-                    )
-                    index = start + jnp.arange(batch_size)
-                    weight = jnp.where(
-                        index >= n_full * batch_size, batch.sample_weight, 0
-                    )
-                    flat, buffers, solver_state, loss = step(
-                        flat,
-                        buffers,
-                        solver_state,
-                        lr,
-                        batch._replace(sample_weight=weight),
-                    )
-                    return flat, buffers, solver_state, total + loss * rest
+            def run_window(i, inner):
+                # Batch ``i`` of padded data: the ``batch_size`` rows from
+                # ``i * batch_size``, or for the last, smaller batch those
+                # ending at the last real row, the rows of earlier batches
+                # weighing zero. One compiled step for every batch.
+                flat, buffers, solver_state, total = inner
+                first = i * batch_size
+                start = jnp.minimum(first, jnp.maximum(n - batch_size, 0))
+                batch = take(start, batch_size)
+                index = start + jnp.arange(batch_size)
+                weight = jnp.where(index >= first, batch.sample_weight, 0)
+                flat, buffers, solver_state, loss = step(
+                    flat,
+                    buffers,
+                    solver_state,
+                    lr,
+                    batch._replace(sample_weight=weight),
+                )
+                count = jnp.minimum(batch_size, n - first)
+                return flat, buffers, solver_state, total + loss * count
 
-                inner = lax.cond(rest > 0, run_last, lambda inner: inner, inner)
+            inner = (flat, buffers, solver_state, jnp.zeros([], dtype))
+            if self.padded:
+                n_batches = (n + batch_size - 1) // batch_size
+                inner = lax.fori_loop(0, n_batches, run_window, inner)
                 flat, buffers, solver_state, total = inner
             else:
+                inner = lax.fori_loop(0, n_full, run_batch, inner)
                 flat, buffers, solver_state, total = inner
                 if rest:
-                    batch = TrainingData(
-                        *(part[n_full * batch_size : n] for part in batches)
-                    )
+                    batch = take(n_full * batch_size, rest)
                     flat, buffers, solver_state, loss = step(
                         flat, buffers, solver_state, lr, batch
                     )
@@ -416,19 +549,15 @@ class TrainingProgram:
         )
         return new_state, curves, epoch, status
 
-    def prepare(self, state, data, validation, hyper):
+    def prepare(self, state, data, validation, hyper, layout):
         """The fit's inputs and starting state as JAX arrays (converted once).
 
-        With :attr:`padded`, the data and the validation split are padded to
-        a power of two of rows with zero weights, so that fits on 600 or 1000
-        rows (the folds of a grid search) run one compiled program.
+        ``data``, ``validation`` and ``state`` come padded as ``layout`` (a
+        :class:`~sk_keras_digits._training.FitLayout`) says: with
+        :attr:`padded`, the data have ``layout.n_rows`` real rows, then rows
+        of zero weight.
         """
         dtype = self.dtype
-        n_rows = len(data.X)
-        if self.padded:
-            data = _padded(data, _padded_rows(n_rows))
-            if validation is not None:
-                validation = _padded(validation, _padded_rows(len(validation.X)))
         with self.scope():
 
             def arrays(part):
@@ -438,12 +567,17 @@ class TrainingProgram:
                 arrays(data),
                 None if validation is None else arrays(validation),
                 jax.tree.map(lambda v: jnp.asarray(v, dtype), hyper),
-                n_rows,
+                layout.n_rows,
+                None if layout.mask is None else jnp.asarray(layout.mask),
             )
             return inputs, _to_arrays(state, dtype)
 
-    def run(self, state, inputs, batch_size, n_epochs, seed):
+    def run(self, state, inputs, batch_size, n_epochs, length, orders):
         """Run up to ``n_epochs`` epochs from ``state`` (JAX arrays).
+
+        ``length`` is the length of the per-epoch buffers, ``orders`` the row
+        order of each epoch (:mod:`sk_keras_digits._shuffle`), or None
+        without shuffling.
 
         Returns
         -------
@@ -456,10 +590,11 @@ class TrainingProgram:
                 inputs.validation,
                 inputs.hyper,
                 jnp.asarray(n_epochs, jnp.int32),
-                jnp.asarray(seed, jnp.uint32),
+                None if orders is None else jnp.asarray(orders, jnp.int32),
                 jnp.asarray(inputs.n_rows, jnp.int32),
+                inputs.mask,
                 batch_size=int(batch_size),
-                capacity=_capacity(n_epochs),
+                capacity=length,
             )
             epochs = int(epochs)
             names = ("losses", "scores", "learning_rates", "triggered")
@@ -472,9 +607,15 @@ class TrainingProgram:
     def compilations(self):
         """How many variants of the training function were compiled.
 
-        JAX compiles one per input shape and static argument.
+        JAX compiles one per input shape and static argument; those read
+        from the persistent compilation cache are not compiled (see
+        :meth:`loaded`).
         """
-        return self._run._cache_size()
+        return self._run.compiled
+
+    def loaded(self):
+        """How many variants were read from the persistent compilation cache."""
+        return self._run.loaded
 
     def to_numpy(self, arrays, like):
         """JAX arrays back to the NumPy record ``like``."""

@@ -22,6 +22,7 @@ stateful form of a user's Keras optimizer (TensorFlow does not support
 import contextlib
 import functools
 import threading
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -168,13 +169,32 @@ def _compile(method, **options):
     return tf.function(functools.partial(method), **options)
 
 
-class FitInputs:
-    """A fit's data and numbers as tensors, converted once per fit."""
+def _xla_refusal(error):
+    """Whether ``error`` is XLA refusing to compile an operation."""
+    text = str(error)
+    marks = ("XLA", "compile-time constant", "not supported by", "No registered")
+    return any(mark in text for mark in marks)
 
-    def __init__(self, data, validation, hyper):
+
+def _first_line(error):
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    line = lines[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+class FitInputs:
+    """A fit's data and numbers as tensors, converted once per fit.
+
+    ``n_rows`` is the number of real rows of ``data`` (the rest is padding);
+    ``mask`` the flat gradient mask of a fit padded in width, or ``()``.
+    """
+
+    def __init__(self, data, validation, hyper, n_rows, mask):
         self.data = data
         self.validation = validation
         self.hyper = hyper
+        self.n_rows = n_rows
+        self.mask = mask
 
 
 class TrainingProgram:
@@ -190,9 +210,12 @@ class TrainingProgram:
         Only its graph-shaping settings are kept: the numbers are inputs.
     state : TrainingState or None
         An example of the state the program trains (its structure and dtypes).
+    layout : FitLayout or None
+        How the fits it runs are padded (:mod:`sk_keras_digits._padding`):
+        whether the data are padded in rows and the widths masked.
     """
 
-    def __init__(self, network, config=None, state=None):
+    def __init__(self, network, config=None, state=None, layout=None):
         self.network = network
         dtype = self.dtype = network.compute_dtype
         dynamic = network.dynamic_shapes
@@ -220,6 +243,11 @@ class TrainingProgram:
             return
         self.shuffle = config.shuffle
         self.early_stopping = config.early_stopping
+        #: Whether the data are padded to a bucket of rows (with zero
+        #: weights), and the widths padded and masked: see
+        #: :mod:`sk_keras_digits._padding`.
+        self.padded = layout.rows
+        self.masked = layout.masked
         if config.solver.stateful:
             # The solver's variables have the parameters' exact shapes.
             dynamic = False
@@ -245,19 +273,33 @@ class TrainingProgram:
         self.hyper_spec = tf.nest.map_structure(
             lambda _: tf.TensorSpec([], dtype), config.hyper
         )
+        signature_ = [
+            input_signature(self.state_spec),
+            data,
+            data if config.early_stopping else (),
+            self.hyper_spec,
+            tf.TensorSpec([], tf.int32),  # batch_size
+            tf.TensorSpec([], tf.int32),  # n_epochs
+            tf.TensorSpec([None, None], tf.int32) if self.shuffle else (),  # orders
+            tf.TensorSpec([], tf.int32),  # real rows
+            tf.TensorSpec([None], tf.bool) if self.masked else (),  # mask
+            tf.TensorSpec([None], dtype),  # curve buffer
+        ]
+        # Traced once; XLA compiles the trace once per input shape (the
+        # buckets of :mod:`sk_keras_digits._padding`).
         self._run = _compile(
             self._run_impl,
-            input_signature=[
-                input_signature(self.state_spec),
-                data,
-                data if config.early_stopping else (),
-                self.hyper_spec,
-                tf.TensorSpec([], tf.int32),  # batch_size
-                tf.TensorSpec([], tf.int32),  # n_epochs
-                tf.TensorSpec([2], tf.int64),  # shuffle seed
-            ],
+            input_signature=signature_,
             autograph=False,
+            jit_compile=True,
         )
+        self._graph_run = functools.partial(
+            _compile, self._run_impl, input_signature=signature_, autograph=False
+        )
+        #: Whether the program runs TensorFlow's graph instead of XLA (a
+        #: network XLA cannot compile).
+        self.fallback = False
+        self._shapes = set()
 
     # -- inference ---------------------------------------------------------
     def _predict_impl(self, weights, x):
@@ -306,47 +348,133 @@ class TrainingProgram:
         return f
 
     # -- stochastic epochs ---------------------------------------------------
-    def _run_impl(self, state, data, validation, hyper, batch_size, n_epochs, seed):
+    def _run_impl(
+        self,
+        state,
+        data,
+        validation,
+        hyper,
+        batch_size,
+        n_epochs,
+        orders,
+        n_rows,
+        mask,
+        template,
+    ):
         network, solver = self.network, self.solver
         schedule = solver.schedule
         dtype = data.X.dtype
-        n = tf.shape(data.X)[0]
-        n_float = tf.cast(n, dtype)
-        n_batches = (n + batch_size - 1) // batch_size
+        rows = tf.shape(data.X)[0]
+        # Padded data: ``n_rows`` real rows then rows of zero weight.
+        # Unpadded: every row is real.
+        n = n_rows if self.padded else rows
+        n_full, rest = n // batch_size, n % batch_size
+        mask = None if self.masked is False else mask
         # Inside the loops the parameters travel as one flat vector (as do the
         # solver's moments): fewer loop variables and fewer update ops a step.
         pack, unpack = _flattener(state.weights.params)
 
-        def run_batch(i, flat, buffers, solver_state, total, batches, lr):
-            start = i * batch_size
-            stop = tf.minimum(start + batch_size, n)
-            xb, yb, wb = (part[start:stop] for part in batches)
+        def window(parts, start, size):
+            return TrainingData(
+                *(
+                    tf.slice(
+                        part,
+                        tf.concat(
+                            [[start], tf.zeros([tf.rank(part) - 1], tf.int32)], 0
+                        ),
+                        tf.concat([[size], -tf.ones([tf.rank(part) - 1], tf.int32)], 0),
+                    )
+                    for part in parts
+                )
+            )
+
+        def step(flat, buffers, solver_state, lr, batch):
             params = unpack(flat)
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                proba, new_buffers, extra = network.forward(params, buffers, xb, True)
-                loss = batch_loss(network, params, proba, yb, wb, extra, hyper.alpha)
+                proba, new_buffers, extra = network.forward(
+                    params, buffers, batch.X, True
+                )
+                loss = batch_loss(
+                    network,
+                    params,
+                    proba,
+                    batch.Y,
+                    batch.sample_weight,
+                    extra,
+                    hyper.alpha,
+                )
             grads = tape.gradient(loss, params)
             flat, solver_state = apply_update(
-                solver, flat, params, grads, pack, solver_state, lr, hyper.solver
+                solver, flat, params, grads, pack, solver_state, lr, hyper.solver, mask
             )
-            total += loss * tf.cast(stop - start, dtype)
-            return i + 1, flat, tuple(new_buffers), solver_state, total
+            return flat, tuple(new_buffers), solver_state, loss
 
         def run_epoch(epoch, flat, buffers, solver_state, progress, curves, status):
-            batches = data
-            if self.shuffle:
-                # One gather per epoch; the batches are then contiguous slices.
-                order = tf.random.experimental.stateless_shuffle(
-                    tf.range(n), seed=seed + tf.stack([0, tf.cast(epoch, tf.int64)])
-                )
-                batches = tuple(tf.gather(part, order) for part in data)
+            # The epoch's order of the rows (:mod:`sk_keras_digits._shuffle`):
+            # each batch gathers its own rows, so padded rows cost nothing.
+            order = orders[epoch] if self.shuffle else None
+
+            def take(start, size):
+                if order is None:
+                    return window(data, start, size)
+                picked = tf.slice(order, [start], [size])
+                return TrainingData(*(tf.gather(part, picked) for part in data))
+
             lr = progress.learning_rate
-            _, flat, buffers, solver_state, total = tf.while_loop(
-                lambda i, *_: i < n_batches,
-                lambda i, p, b, s, t: run_batch(i, p, b, s, t, batches, lr),
-                (tf.constant(0), flat, buffers, solver_state, tf.zeros([], dtype)),
-            )
+
+            def run_batch(i, flat, buffers, solver_state, total):
+                batch = take(i * batch_size, batch_size)
+                flat, buffers, solver_state, loss = step(
+                    flat, buffers, solver_state, lr, batch
+                )
+                total += loss * tf.cast(batch_size, dtype)
+                return i + 1, flat, buffers, solver_state, total
+
+            def run_window(i, flat, buffers, solver_state, total):
+                # Batch ``i`` of padded data: the ``batch_size`` rows from
+                # ``i * batch_size``, or for the last, smaller batch those
+                # ending at the last real row, the rows of earlier batches
+                # weighing zero. One compiled step for every batch.
+                first = i * batch_size
+                start = tf.minimum(first, tf.maximum(n - batch_size, 0))
+                batch = take(start, batch_size)
+                index = start + tf.range(batch_size)
+                weight = tf.where(
+                    index >= first,
+                    batch.sample_weight,
+                    tf.zeros_like(batch.sample_weight),
+                )
+                flat, buffers, solver_state, loss = step(
+                    flat,
+                    buffers,
+                    solver_state,
+                    lr,
+                    batch._replace(sample_weight=weight),
+                )
+                count = tf.cast(tf.minimum(batch_size, n - first), dtype)
+                return i + 1, flat, buffers, solver_state, total + loss * count
+
+            loop = (tf.constant(0), flat, buffers, solver_state, tf.zeros([], dtype))
+            if self.padded:
+                n_batches = (n + batch_size - 1) // batch_size
+                _, flat, buffers, solver_state, total = tf.while_loop(
+                    lambda i, *_: i < n_batches, run_window, loop
+                )
+            else:
+                _, flat, buffers, solver_state, total = tf.while_loop(
+                    lambda i, *_: i < n_full, run_batch, loop
+                )
+
+                def run_last():
+                    batch = take(n_full * batch_size, rest)
+                    new = step(flat, buffers, solver_state, lr, batch)
+                    return (*new[:3], total + new[3] * tf.cast(rest, dtype))
+
+                flat, buffers, solver_state, total = tf.cond(
+                    rest > 0, run_last, lambda: (flat, buffers, solver_state, total)
+                )
+            n_float = tf.cast(n, dtype)
             loss = total / n_float
             progress, triggered, status, score = close_epoch(
                 network,
@@ -361,18 +489,19 @@ class TrainingProgram:
                 schedule,
                 solver_state,
             )
-            curves = (
-                curves[0].write(epoch, loss),
-                curves[1].write(epoch, score),
-                curves[2].write(epoch, progress.learning_rate),
-                curves[3].write(epoch, triggered),
+            values = (loss, score, progress.learning_rate, triggered)
+            curves = tuple(
+                tf.tensor_scatter_nd_update(c, [[epoch]], tf.reshape(v, [1]))
+                for c, v in zip(curves, values, strict=True)
             )
             return epoch + 1, flat, buffers, solver_state, progress, curves, status
 
-        def new_curve(curve_dtype):
-            return tf.TensorArray(curve_dtype, size=0, dynamic_size=True)
-
-        curves = tuple(new_curve(d) for d in (dtype, dtype, dtype, tf.bool))
+        curves = (
+            tf.zeros_like(template),
+            tf.zeros_like(template),
+            tf.zeros_like(template),
+            tf.zeros_like(template, tf.bool),
+        )
         progress = state.progress
         if self.early_stopping:
             best = progress.best_weights
@@ -386,7 +515,7 @@ class TrainingProgram:
             (
                 tf.constant(0),
                 pack(state.weights.params),
-                state.weights.buffers,
+                tuple(state.weights.buffers),
                 solver_state,
                 progress,
                 curves,
@@ -401,10 +530,14 @@ class TrainingProgram:
         new_state = TrainingState(
             Weights(tuple(unpack(flat)), buffers), solver.finish(solver_state), progress
         )
-        return new_state, tuple(c.stack() for c in curves), epoch, status
+        return new_state, curves, epoch, status
 
-    def prepare(self, state, data, validation, hyper):
-        """The fit's inputs and starting state as tensors (converted once)."""
+    def prepare(self, state, data, validation, hyper, layout):
+        """The fit's inputs and starting state as tensors (converted once).
+
+        ``data``, ``validation`` and ``state`` come padded as ``layout`` (a
+        :class:`~sk_keras_digits._training.FitLayout`) says.
+        """
         dtype = self.dtype
 
         def tensors(part):
@@ -414,33 +547,77 @@ class TrainingProgram:
             tensors(data),
             () if validation is None else tensors(validation),
             to_tensors(hyper, self.hyper_spec),
+            layout.n_rows,
+            () if layout.mask is None else tf.convert_to_tensor(layout.mask),
         )
         return inputs, to_tensors(state, self.state_spec)
 
-    def run(self, state, inputs, batch_size, n_epochs, seed):
+    def run(self, state, inputs, batch_size, n_epochs, length, orders):
         """Run up to ``n_epochs`` epochs from ``state`` (tensors).
+
+        ``length`` is the length of the per-epoch buffers, ``orders`` the row
+        order of each epoch (:mod:`sk_keras_digits._shuffle`), or None
+        without shuffling.
 
         Returns
         -------
         ChunkResult
         """
+        capacity = length
+        self._shapes.add(
+            (
+                tuple(inputs.data.X.shape),
+                None if inputs.validation == () else tuple(inputs.validation.X.shape),
+                tuple(tuple(p.shape) for p in state.weights.params),
+                int(batch_size),
+                capacity,
+            )
+        )
         with self._lock:
-            new_state, curves, epochs, status = self._run(
+            new_state, curves, epochs, status = self._call_run(
                 state,
                 inputs.data,
                 inputs.validation,
                 inputs.hyper,
                 tf.constant(batch_size, tf.int32),
                 tf.constant(n_epochs, tf.int32),
-                tf.constant(seed, tf.int64),
+                () if orders is None else tf.convert_to_tensor(orders, tf.int32),
+                tf.constant(inputs.n_rows, tf.int32),
+                inputs.mask,
+                tf.zeros([capacity], self.dtype),
             )
+        epochs = int(epochs)
         names = ("losses", "scores", "learning_rates", "triggered")
-        lists = {k: c.numpy().tolist() for k, c in zip(names, curves, strict=True)}
-        return ChunkResult(new_state, lists, int(epochs), int(status))
+        lists = {
+            k: c.numpy()[:epochs].tolist() for k, c in zip(names, curves, strict=True)
+        }
+        return ChunkResult(new_state, lists, epochs, int(status))
+
+    def _call_run(self, *args):
+        """Call the XLA program; on a network XLA cannot compile, the graph.
+
+        The fallback happens once per program, with one warning.
+        """
+        if not self.fallback:
+            try:
+                return self._run(*args)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                if not _xla_refusal(e):
+                    raise
+                self.fallback = True
+                self._run = self._graph_run()
+                warnings.warn(
+                    "XLA cannot compile this network's training loop "
+                    f"({_first_line(e)}); it trains with TensorFlow's graph "
+                    "loop instead, which is slower.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return self._run(*args)
 
     def compilations(self):
-        """How many times the training function was traced (compiled)."""
-        return self._run.experimental_get_tracing_count()
+        """How many programs XLA compiled: one per distinct input shape."""
+        return len(self._shapes)
 
     def to_numpy(self, tensors, like):
         """Tensors back to the NumPy record ``like``."""

@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from sk_keras_digits import KerasDigitClassifier  # noqa: E402
 from sk_keras_digits._backends import jax as backend  # noqa: E402
-from tests._helpers import IGNORE_CONVERGENCE, QUICK  # noqa: E402
+from tests._helpers import IGNORE_CONVERGENCE, QUICK, QUICK_ADAM  # noqa: E402
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -83,11 +83,11 @@ def test_a_program_compiles_once_per_shape(small_digits):
 
 
 def test_padded_data_train_exactly_as_mlpclassifier(small_digits):
-    """Rows padded to a power of two, a masked last batch: MLP's weights."""
+    """Rows padded to a bucket, a masked last batch: MLPClassifier's weights."""
     from sklearn.neural_network import MLPClassifier
 
     X, y = small_digits
-    X, y = X[:290], y[:290]  # padded to 512 rows; batches of 64, then 34
+    X, y = X[:290], y[:290]  # padded to 320 rows; batches of 64, then 34
     for solver in ("sgd", "adam"):
         params = dict(
             hidden_layer_sizes=(9,),
@@ -106,7 +106,7 @@ def test_padded_data_train_exactly_as_mlpclassifier(small_digits):
 
 
 def test_fits_on_data_sizes_of_one_bucket_share_one_compilation(small_digits):
-    """Folds of a grid search (257 to 300 rows, padded to 512) run one program."""
+    """Folds of a grid search (257 to 300 rows, padded to 320) run one program."""
     from sk_keras_digits import _training
 
     X, y = small_digits
@@ -118,3 +118,61 @@ def test_fits_on_data_sizes_of_one_bucket_share_one_compilation(small_digits):
     for n in (257, 270, 288, 300):
         KerasDigitClassifier(**params).fit(X[:n], y[:n])
     assert program.compilations() == 1
+
+
+# ------------------------------------------------- persistent compilation cache
+def _fresh_fit(X, y, **params):
+    """Fit in a fresh program cache: as a new process would."""
+    from sk_keras_digits import _training
+
+    _training.PROGRAMS.clear()
+    est = KerasDigitClassifier(**params).fit(X, y)
+    (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
+    return est, program
+
+
+def _cache_entries(folder):
+    return sorted(folder.glob("*.xla"))
+
+
+def test_executables_are_read_back_from_the_persistent_cache(
+    small_digits, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", str(tmp_path))
+    X, y = small_digits
+    params = dict(hidden_layer_sizes=(13,), max_iter=3, random_state=0)
+    first, program = _fresh_fit(X, y, **params)
+    assert (program.compilations(), program.loaded()) == (1, 0)
+    assert len(_cache_entries(tmp_path)) == 1  # the training program
+    again, program = _fresh_fit(X, y, **params)
+    assert (program.compilations(), program.loaded()) == (0, 1)
+    for a, b in zip(first.coefs_, again.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_damaged_cache_entry_is_compiled_again(small_digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", str(tmp_path))
+    X, y = small_digits
+    params = dict(hidden_layer_sizes=(13,), max_iter=3, random_state=1)
+    first, _ = _fresh_fit(X, y, **params)
+    for path in _cache_entries(tmp_path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte in the machine code
+        path.write_bytes(bytes(data))
+    again, program = _fresh_fit(X, y, **params)
+    assert (program.compilations(), program.loaded()) == (1, 0)
+    for a, b in zip(first.coefs_, again.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_cache_can_be_turned_off_and_skips_custom_networks(
+    small_digits, tmp_path, monkeypatch
+):
+    from tests._networks import dropout_network
+
+    X, y = small_digits
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", "off")
+    _fresh_fit(X, y, hidden_layer_sizes=(13,), max_iter=2, random_state=0)
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", str(tmp_path))
+    KerasDigitClassifier(network=dropout_network, **QUICK_ADAM).fit(X, y)
+    assert not _cache_entries(tmp_path)  # a user's network is never persisted

@@ -78,3 +78,46 @@ def test_variables_built_in_the_scope_share_one_tensorflow_name():
         b = keras.Variable(np.zeros(2), name="bias")
     assert a.value.name.split(":")[0] == b.value.name.split(":")[0]
     assert a.path != b.path  # Keras' own names are kept
+
+
+# ------------------------------------------------------------------- XLA
+class HostIdentity(keras.layers.Layer):
+    """Passes its input through NumPy: an operation XLA cannot compile."""
+
+    def call(self, x):
+        y = tf.numpy_function(lambda a: a, [x], x.dtype, stateful=False)
+        y.set_shape(x.shape)
+        return y
+
+
+def _host_network(n_features_in, n_outputs, output_activation):
+    inputs = keras.Input((n_features_in,))
+    hidden = keras.layers.Dense(8, activation="relu")(HostIdentity()(inputs))
+    outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_network_xla_cannot_compile_trains_in_the_graph_with_one_warning(
+    small_digits,
+):
+    from sk_keras_digits import KerasDigitClassifier, _training
+
+    X, y = small_digits
+    X = X.astype(np.float32)
+    params = dict(network=_host_network, solver="adam", max_iter=4, random_state=0)
+    with pytest.warns(UserWarning, match="XLA cannot compile") as record:
+        est = KerasDigitClassifier(**params).fit(X, y)
+    assert sum("XLA cannot compile" in str(w.message) for w in record) == 1
+    assert est.score(X, y) > 0.5
+    programs = [p for p in _training.PROGRAMS.values() if hasattr(p, "fallback")]
+    assert any(p.fallback for p in programs)
+
+
+def test_the_default_network_trains_under_xla(small_digits):
+    from sk_keras_digits import KerasDigitClassifier, _training
+
+    X, y = small_digits
+    KerasDigitClassifier(hidden_layer_sizes=(9,), max_iter=2, random_state=0).fit(X, y)
+    programs = [p for p in _training.PROGRAMS.values() if hasattr(p, "fallback")]
+    assert programs and not any(p.fallback for p in programs if p.padded)

@@ -1,0 +1,167 @@
+"""The persistent compilation cache's store (sk_keras_digits._compile_cache).
+
+Its use by the JAX backend (executables read back, damaged entries compiled
+again) is tested in ``tests/backends/test_jax.py``.
+"""
+
+import os
+import stat
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sk_keras_digits import _compile_cache
+from sk_keras_digits._compile_cache import (
+    ENV_DIR,
+    ENV_MAX_MB,
+    MAX_ENTRY_BYTES,
+    CompileCache,
+    configured_folder,
+    configured_max_bytes,
+    default_folder,
+)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return CompileCache(tmp_path / "xla", max_bytes=1 << 20)
+
+
+def entry_path(cache, key):
+    [(_, _, path)] = [e for e in cache.entries() if e[2] == cache._path(key)]
+    return path
+
+
+def test_an_entry_round_trips_and_the_folder_is_private(cache):
+    assert cache.get(b"k") is None
+    assert cache.put(b"k", b"payload")
+    assert cache.get(b"k") == b"payload"
+    assert cache.get(b"other") is None
+    assert stat.S_IMODE(os.stat(cache.folder).st_mode) & 0o077 == 0
+    assert stat.S_IMODE(os.stat(cache.folder / "key").st_mode) == 0o600
+    assert not list(cache.folder.glob("*.tmp"))  # writes leave no temporaries
+
+
+@given(
+    position=st.integers(0, 200),
+    byte=st.integers(0, 255),
+    truncate=st.booleans(),
+)
+def test_a_damaged_entry_is_ignored_and_removed(
+    tmp_path_factory, position, byte, truncate
+):
+    cache = CompileCache(tmp_path_factory.mktemp("xla"), max_bytes=1 << 20)
+    payload = bytes(range(100)) * 2
+    cache.put(b"key", payload)
+    path = entry_path(cache, b"key")
+    data = bytearray(path.read_bytes())
+    position %= len(data)
+    if truncate:
+        data = data[:position]
+    elif data[position] == byte:
+        return  # not a change
+    else:
+        data[position] = byte
+    path.write_bytes(bytes(data))
+    assert cache.get(b"key") is None
+    assert not path.exists()
+    cache.put(b"key", payload)  # and it is written again
+    assert cache.get(b"key") == payload
+
+
+def test_an_entry_signed_by_another_cache_is_ignored(tmp_path):
+    ours = CompileCache(tmp_path / "ours", 1 << 20)
+    theirs = CompileCache(tmp_path / "theirs", 1 << 20)
+    theirs.put(b"key", b"machine code from elsewhere")
+    ours.put(b"seed", b"x")  # creates our folder and key
+    foreign = entry_path(theirs, b"key")
+    os.replace(foreign, ours._path(b"key"))
+    assert ours.get(b"key") is None
+    assert not ours._path(b"key").exists()
+
+
+def test_an_entry_under_another_key_name_is_ignored(cache):
+    """A valid entry copied under another key's name fails its signature."""
+    cache.put(b"a", b"payload of a")
+    cache.put(b"b", b"payload of b")
+    os.replace(cache._path(b"a"), cache._path(b"b"))
+    assert cache.get(b"b") is None
+
+
+def test_oversized_entries_are_not_kept_or_read(cache, monkeypatch):
+    assert not cache.put(b"big", b"x" * (2 << 20))  # over the folder's limit
+    monkeypatch.setattr(_compile_cache, "MAX_ENTRY_BYTES", 10)
+    assert not cache.put(b"k", b"x" * 11)
+    assert cache.put(b"k", b"x" * 10)
+    assert MAX_ENTRY_BYTES >= 16 << 20
+
+
+@given(sizes=st.lists(st.integers(1, 4000), min_size=1, max_size=25))
+def test_the_folder_stays_within_its_limit(tmp_path_factory, sizes):
+    cache = CompileCache(tmp_path_factory.mktemp("xla"), max_bytes=10_000)
+    for i, size in enumerate(sizes):
+        cache.put(str(i).encode(), b"x" * size)
+        assert cache.size() <= 10_000
+    # The most recent entry is kept.
+    assert cache.get(str(len(sizes) - 1).encode()) == b"x" * sizes[-1]
+
+
+def test_the_least_recently_used_entry_goes_first(cache):
+    cache.max_bytes = 3 * (1000 + 40)
+    for key in (b"a", b"b", b"c"):
+        cache.put(key, b"x" * 1000)
+    for key, when in ((b"a", 3), (b"b", 1), (b"c", 2)):
+        os.utime(cache._path(key), (when, when))
+    cache.get(b"a")  # used now
+    cache.put(b"d", b"x" * 1000)
+    assert cache.get(b"b") is None
+    assert cache.get(b"a") is not None and cache.get(b"d") is not None
+
+
+def test_a_folder_others_can_write_turns_the_cache_off(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    cache = CompileCache(folder, 1 << 20)
+    with pytest.warns(UserWarning, match="accessible to other users"):
+        assert not cache.put(b"k", b"v")
+    assert cache.get(b"k") is None and cache.disabled
+
+
+def test_a_readable_key_turns_the_cache_off(tmp_path):
+    cache = CompileCache(tmp_path / "xla", 1 << 20)
+    cache.put(b"k", b"v")
+    (cache.folder / "key").chmod(0o644)
+    again = CompileCache(cache.folder, 1 << 20)
+    with pytest.warns(UserWarning, match="key"):
+        assert again.get(b"k") is None
+
+
+def test_a_key_that_is_a_link_turns_the_cache_off(tmp_path):
+    folder = tmp_path / "xla"
+    folder.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"k" * 32)
+    target.chmod(0o600)
+    (folder / "key").symlink_to(target)
+    with pytest.warns(UserWarning, match="not a regular file"):
+        assert not CompileCache(folder, 1 << 20).put(b"k", b"v")
+
+
+def test_the_environment_chooses_folder_limit_or_off(monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_DIR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert configured_folder() == default_folder() == tmp_path / "sk_keras_digits/xla"
+    for off in ("0", "off", "OFF", "false", ""):
+        monkeypatch.setenv(ENV_DIR, off)
+        assert configured_folder() is None
+        assert _compile_cache.active() is None
+    monkeypatch.setenv(ENV_DIR, str(tmp_path / "mine"))
+    assert configured_folder() == tmp_path / "mine"
+    assert _compile_cache.active().folder == tmp_path / "mine"
+    monkeypatch.setenv(ENV_MAX_MB, "2")
+    assert configured_max_bytes() == 2 << 20
+    for bad in ("lots", "-1", "nan"):
+        monkeypatch.setenv(ENV_MAX_MB, bad)
+        assert configured_max_bytes() == _compile_cache.DEFAULT_MAX_MB << 20

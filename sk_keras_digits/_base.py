@@ -455,9 +455,8 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             out_activation=state.labels.out_activation,
             network=None if self.network is None else self._get_network(),
         )
-        finite = np.isfinite(proba).all(axis=1)
-        if not finite.all():
-            rows = np.flatnonzero(~finite)
+        if not np.isfinite(proba).all():
+            rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))
             largest = abs(X).max() if X.shape[0] else 0
             raise ValueError(
                 f"The network's output is not finite for {rows.size} sample(s) of "

@@ -494,7 +494,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         """
         X = self._validate_for_predict(X)
         proba = self._forward(X)
-        if self.n_outputs_ == 1:
+        if proba.shape[1] == 1:
             proba = proba.ravel()
             return np.vstack([1 - proba, proba]).T
         return proba

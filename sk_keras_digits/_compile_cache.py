@@ -117,13 +117,20 @@ class CompileCache:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             _check_private(self.folder, directory=True)
             path = self.folder / "key"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(secrets.token_bytes(32))
+            if not os.path.lexists(path):
+                # Written whole to a temporary file, then linked into place:
+                # processes starting together (joblib or Dask workers) never
+                # read a partly written key, and the first link wins.
+                fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(secrets.token_bytes(32))
+                    try:
+                        os.link(temporary, path)
+                    except FileExistsError:
+                        pass
+                finally:
+                    self._discard(Path(temporary))
             _check_private(path, directory=False)
             secret = path.read_bytes()
             if len(secret) != 32:

@@ -48,7 +48,7 @@ def dense_forward(coefs, intercepts, X, activation, out_activation):
     h = X
     last = len(coefs) - 1
     for i, (coef, intercept) in enumerate(zip(coefs, intercepts, strict=True)):
-        h = safe_sparse_dot(h, coef) + intercept
+        h = (h @ coef if i else safe_sparse_dot(h, coef)) + intercept
         h = ACTIVATIONS[out_activation if i == last else activation](h)
     return np.asarray(h)
 

@@ -65,6 +65,7 @@ JAX_SUITE = (
 
 _ROOT = Path(__file__).resolve().parent.parent
 _CACHE_FOLDER = pytest.StashKey[str]()
+_SUITE_ONLY = "SK_KERAS_DIGITS_TEST_JAX_SUITE_ONLY"
 
 
 def pytest_addoption(parser):
@@ -81,6 +82,15 @@ def pytest_configure(config):
         "KERAS_BACKEND", "tensorflow"
     )
     os.environ["KERAS_BACKEND"] = backend
+    # Whether this session runs JAX_SUITE only: decided by the main process
+    # (a run without paths) and handed to pytest-xdist's workers, whose own
+    # arguments always name the paths.
+    if not hasattr(config, "workerinput"):
+        suite_only = (
+            backend == "jax"
+            and config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        )
+        os.environ[_SUITE_ONLY] = "1" if suite_only else "0"
     # The persistent compilation cache of the session (and of the processes
     # it starts) is a folder of its own, removed at the end: the tests never
     # read or write the user's cache.
@@ -104,7 +114,7 @@ def pytest_ignore_collect(collection_path, config):
     backends = _ROOT / "sk_keras_digits" / "_backends"
     if path.parent == backends and path.stem in BACKENDS and path.stem != backend:
         return True  # importing it would import another backend
-    if backend != "jax" or config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+    if os.environ.get(_SUITE_ONLY) != "1":
         return None
     suite = [_ROOT / entry for entry in JAX_SUITE]
     if path.is_dir():

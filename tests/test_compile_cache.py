@@ -165,3 +165,29 @@ def test_the_environment_chooses_folder_limit_or_off(monkeypatch, tmp_path):
     for bad in ("lots", "-1", "nan"):
         monkeypatch.setenv(ENV_MAX_MB, bad)
         assert configured_max_bytes() == _compile_cache.DEFAULT_MAX_MB << 20
+
+
+def test_processes_starting_together_share_one_key(tmp_path):
+    """Workers opening a new cache folder at once all read the same whole key."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "xla"
+    script = (
+        "import sys\n"
+        "from sk_keras_digits._compile_cache import CompileCache\n"
+        "cache = CompileCache(sys.argv[1], 1 << 20)\n"
+        "cache.put(sys.argv[2].encode(), b'v')\n"
+        "print(cache._secret.hex(), cache.disabled)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(folder), str(i)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    outputs = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert len(outputs) == 1 and outputs.pop().endswith(" None")
+    assert not list(folder.glob("*.tmp"))

@@ -518,19 +518,23 @@ def test_a_padded_fit_equals_the_unpadded_one(
     assert padded.progress.samples_seen == plain.progress.samples_seen
 
 
-def test_a_grid_search_compiles_at_most_two_programs(small_digits, monkeypatch):
-    """5 hidden sizes x 5 folds, in a Pipeline: two widths, one row bucket."""
+def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):
+    """5 hidden sizes x 5 folds and the refit, in a Pipeline, as the tutorial's.
+
+    Two widths (16 and 64); the folds' 800 rows and the refit's 1000 share
+    one bucket of rows (1024) and the batch size.
+    """
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     monkeypatch.setattr(_training, "PROGRAMS", LRUCache(_training.CACHE_SIZE))
-    X, y = small_digits
-    X, y = X[:250], y[:250]  # folds of 200 rows, the refit on 250: 256 rows
+    X, y = digits
+    X, y = X[:1000], y[:1000]
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),
-            ("clf", KerasDigitClassifier(max_iter=3, random_state=0)),
+            ("clf", KerasDigitClassifier(max_iter=2, random_state=0)),
         ]
     )
     grid = {"clf__hidden_layer_sizes": [(5,), (10,), (15,), (30,), (60,)]}

@@ -1,13 +1,16 @@
 """The JAX backend: the training program as ``jax.jit`` functions.
 
-Training runs whole epochs inside one jitted function: the batches
-(``lax.fori_loop`` over full batches, then the last, smaller one), the solver's
-updates (:mod:`sk_keras_digits._solvers`), the shuffling (``jax.random``, from
-a seed drawn from ``random_state``) and the end-of-epoch rules
-(:mod:`sk_keras_digits._stopping`) in a ``lax.while_loop`` over epochs. JAX
-compiles one program per input shape; a program object keeps its compiled
-shapes, and the per-epoch curves are buffers of a bucketed length so that
-chunks of different lengths share them.
+Training runs a call's epochs inside one XLA program: the batches (a
+``lax.fori_loop``; for padded data every batch is a window of ``batch_size``
+rows, the last one ending at the last real row with the rows of earlier
+batches weighing zero, so one compiled step serves them all), the solver's
+updates (:mod:`sk_keras_digits._solvers`), each epoch's order of the rows
+(drawn on the host, :mod:`sk_keras_digits._shuffle`) and the end-of-epoch
+rules (:mod:`sk_keras_digits._stopping`) in a ``lax.while_loop`` over epochs.
+JAX compiles one executable per input shape: the default network's fits are
+padded to buckets of shapes (:mod:`sk_keras_digits._padding`), and
+:class:`Executables` keeps each compiled executable, in memory and in the
+persistent compilation cache (:mod:`sk_keras_digits._compile_cache`).
 
 Float64 (input of dtype float64, as MLPClassifier trains on) needs JAX's
 64-bit mode. It is enabled only inside :func:`compute_scope`, a
@@ -25,7 +28,6 @@ import functools
 import hashlib
 import pickle
 import platform
-import threading
 from pathlib import Path
 
 import jax
@@ -35,6 +37,7 @@ from jax import lax
 from jax.experimental import serialize_executable
 
 from .. import _compile_cache
+from .._cache import LRUCache
 from .._objective import batch_loss
 from .._padding import padded_rows
 from .._solvers import StatelessKerasOptimizer, apply_update
@@ -45,6 +48,9 @@ from . import ChunkResult
 from ._records import leaf_dtype, restore
 
 NAME = "jax"
+
+#: Most compiled executables a jitted function keeps in memory (its shapes).
+MAX_EXECUTABLES = 8
 
 
 def compute_scope(dtype):
@@ -178,7 +184,8 @@ class Executables:
     """The compiled executables of one jitted function, by argument signature.
 
     Each distinct signature (the arguments' structure, shapes and dtypes, the
-    static arguments and the x64 mode) is compiled once per process. With a
+    static arguments and the x64 mode) is compiled once per process; the
+    :data:`MAX_EXECUTABLES` most recently used are kept in memory. With a
     persistent ``identity`` (a description of everything the traced program
     depends on besides the arguments), an executable is also read from and
     written to the persistent compilation cache
@@ -197,8 +204,7 @@ class Executables:
     def __init__(self, jitted, identity=None):
         self.jitted = jitted
         self.identity = identity
-        self._compiled = {}
-        self._lock = threading.Lock()
+        self._compiled = LRUCache(MAX_EXECUTABLES)
         #: Executables compiled, and read from the persistent cache.
         self.compiled = 0
         self.loaded = 0
@@ -211,13 +217,9 @@ class Executables:
             tuple(sorted(static.items())),
             bool(jax.config.jax_enable_x64),
         )
-        compiled = self._compiled.get(signature)
-        if compiled is None:
-            with self._lock:
-                compiled = self._compiled.get(signature)
-                if compiled is None:
-                    compiled = self._build(signature, args, static)
-                    self._compiled[signature] = compiled
+        compiled = self._compiled.get(
+            signature, lambda: self._build(signature, args, static)
+        )
         return compiled(*args)
 
     def _build(self, signature, args, static):

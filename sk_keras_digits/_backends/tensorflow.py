@@ -1,12 +1,17 @@
 """The TensorFlow backend: the training program as ``tf.function`` s.
 
-Training runs whole epochs inside one compiled TensorFlow function: the
-batches, the solver's updates (:mod:`sk_keras_digits._solvers`), the
-shuffling (stateless, from a seed drawn from ``random_state``) and the
-end-of-epoch rules (:mod:`sk_keras_digits._stopping`) all happen in the graph.
-The batch dimension (and, for the default dense network, the layer widths) are
-left dynamic, so new data sizes and new ``hidden_layer_sizes`` of the same
-depth do not retrace.
+Training runs a call's epochs inside one function compiled by XLA
+(``jit_compile=True``): the batches (for padded data every batch is a window
+of ``batch_size`` rows, the last one ending at the last real row with the rows
+of earlier batches weighing zero), the solver's updates
+(:mod:`sk_keras_digits._solvers`), each epoch's order of the rows (drawn on
+the host, :mod:`sk_keras_digits._shuffle`) and the end-of-epoch rules
+(:mod:`sk_keras_digits._stopping`). The function is traced once, with
+dynamic shapes; XLA compiles the trace once per input shape, and the default
+network's fits are padded to buckets of shapes
+(:mod:`sk_keras_digits._padding`) so that a grid search compiles a few. A
+network XLA cannot compile trains with the same function as a plain graph,
+with one warning.
 
 The state crosses the program's boundary as the records of
 :mod:`sk_keras_digits._state`, mapped leaf by leaf with ``tf.nest``
@@ -28,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from .._objective import batch_loss
+from .._padding import padded_rows
 from .._solvers import apply_update
 from .._state import RUNNING, OptimizerState, TrainingState, Weights
 from .._stopping import close_epoch
@@ -234,10 +240,14 @@ class TrainingProgram:
             autograph=False,
             reduce_retracing=True,
         )
+        # The default network's full-batch loss runs under XLA, on rows
+        # padded to a bucket; a custom network's in the graph (its rows are
+        # not padded, and XLA would compile each data size).
         self._loss_and_grad = _compile(
             self._loss_and_grad_impl,
             input_signature=[weights, data, scalar],
             autograph=False,
+            jit_compile=bool(network.rows_independent),
         )
         if config is None:
             return
@@ -332,6 +342,8 @@ class TrainingProgram:
         dtype = self.dtype
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+        if self.network.rows_independent:
+            data = padded_rows(data)
         data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
         alpha = tf.constant(alpha, dtype)
         buffers = tuple(tf.convert_to_tensor(b) for b in weights.buffers)

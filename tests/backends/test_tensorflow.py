@@ -105,7 +105,13 @@ def test_a_network_xla_cannot_compile_trains_in_the_graph_with_one_warning(
 
     X, y = small_digits
     X = X.astype(np.float32)
-    params = dict(network=_host_network, solver="adam", max_iter=4, random_state=0)
+    params = dict(
+        network=_host_network,
+        solver="adam",
+        learning_rate_init=0.01,
+        max_iter=20,
+        random_state=0,
+    )
     with pytest.warns(UserWarning, match="XLA cannot compile") as record:
         est = KerasDigitClassifier(**params).fit(X, y)
     assert sum("XLA cannot compile" in str(w.message) for w in record) == 1

@@ -94,3 +94,12 @@ def value_and_grad(function, values):
         tape.watch(values)
         value = function(values)
     return value, tape.gradient(value, values)
+
+
+def built(program):
+    """Executables a training program compiled or read from the persistent cache.
+
+    (On JAX a test session's cache folder may already hold a program that an
+    earlier test compiled: it is then read back, not compiled.)
+    """
+    return program.compilations() + program.loaded()

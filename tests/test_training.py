@@ -17,7 +17,7 @@ from sk_keras_digits._network import CustomNetwork, DenseNetwork
 from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
-from tests._helpers import compute_scope, run_in_threads, value_and_grad
+from tests._helpers import built, compute_scope, run_in_threads, value_and_grad
 
 
 def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="logistic"):
@@ -188,11 +188,11 @@ def test_a_refit_of_the_same_shapes_compiles_nothing(small_digits, monkeypatch):
     params = dict(hidden_layer_sizes=(7,), solver="sgd", max_iter=2)
     fit(X, y, random_state=0, **params)
     program = sgd_program((7,))
-    compiled = program.compilations()
+    compiled = built(program)
     assert compiled == 1
     for seed in range(1, 4):
         fit(X, y, random_state=seed, **params)
-    assert program.compilations() == compiled
+    assert built(program) == compiled
 
 
 def test_fits_of_one_bucket_share_one_compilation(small_digits, monkeypatch):
@@ -202,13 +202,13 @@ def test_fits_of_one_bucket_share_one_compilation(small_digits, monkeypatch):
     params = dict(solver="sgd", max_iter=2, batch_size=50)
     fit(X[:300], y[:300], hidden_layer_sizes=(7,), random_state=0, **params)
     program = sgd_program((7,))
-    assert program.compilations() == 1
+    assert built(program) == 1
     for hidden, n, seed in [((16,), 290, 1), ((3,), 297, 2), ((12,), 300, 3)]:
         fit(X[:n], y[:n], hidden_layer_sizes=hidden, random_state=seed, **params)
-    assert program.compilations() == 1
+    assert built(program) == 1
     # Another bucket of widths compiles once more.
     fit(X[:300], y[:300], hidden_layer_sizes=(40,), random_state=0, **params)
-    assert program.compilations() == 2
+    assert built(program) == 2
 
 
 def test_program_cache_is_bounded(small_digits, monkeypatch):
@@ -444,7 +444,7 @@ def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
     program = _training.PROGRAMS.get(
         (current().NAME, *key(config, network, weights), True, False), None
     )
-    assert program.compilations() == 1
+    assert built(program) == 1
 
 
 def test_an_optimizer_state_of_another_backend_continues_here():
@@ -545,5 +545,4 @@ def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):
     assert len(training) == 1  # one depth, dtype and solver
     (program,) = training
     # Compiled in this process, or read from the persistent cache (JAX).
-    built = program.compilations() + getattr(program, "loaded", lambda: 0)()
-    assert 1 <= built <= 2
+    assert 1 <= built(program) <= 2

@@ -32,8 +32,10 @@ A backend module implements:
     ``n_epochs`` epochs, with per-epoch buffers of ``length`` and the rows'
     order of each epoch, :mod:`sk_keras_digits._shuffle`, returning a
     :class:`ChunkResult`); ``to_numpy(state, like)`` (a
-    returned state back to NumPy records); and ``compilations()`` (how many
-    variants of the training function it has compiled).
+    returned state back to NumPy records); ``compilations()`` (how many
+    variants of the training function it has compiled) and ``loaded()``
+    (how many it read from the persistent compilation cache instead,
+    :mod:`sk_keras_digits._compile_cache`).
 ``bind_optimizer(solver, shapes, dtype)``
     The form of a user's Keras optimizer a program trains with: stateless
     (``Optimizer.stateless_apply``) where the backend supports it, else a

@@ -631,6 +631,10 @@ class TrainingProgram:
         """How many programs XLA compiled: one per distinct input shape."""
         return len(self._shapes)
 
+    def loaded(self):
+        """How many were read from a persistent compilation cache: none here."""
+        return 0
+
     def to_numpy(self, tensors, like):
         """Tensors back to the NumPy record ``like``."""
         return restore(tensors, like, to_numpy)

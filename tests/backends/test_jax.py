@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from sk_keras_digits import KerasDigitClassifier  # noqa: E402
 from sk_keras_digits._backends import jax as backend  # noqa: E402
-from tests._helpers import IGNORE_CONVERGENCE, QUICK, QUICK_ADAM  # noqa: E402
+from tests._helpers import IGNORE_CONVERGENCE, QUICK, QUICK_ADAM, built  # noqa: E402
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -79,7 +79,7 @@ def test_a_program_compiles_once_per_shape(small_digits):
     for seed in range(3):
         KerasDigitClassifier(**dict(QUICK, random_state=seed)).fit(X, y)
     (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
-    assert program.compilations() == 1
+    assert built(program) == 1
 
 
 def test_padded_data_train_exactly_as_mlpclassifier(small_digits):
@@ -114,10 +114,10 @@ def test_fits_on_data_sizes_of_one_bucket_share_one_compilation(small_digits):
     _training.PROGRAMS.clear()
     KerasDigitClassifier(**params).fit(X[:260], y[:260])
     (program,) = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
-    assert program.padded and program.compilations() == 1
+    assert program.padded and built(program) == 1
     for n in (257, 270, 288, 300):
         KerasDigitClassifier(**params).fit(X[:n], y[:n])
-    assert program.compilations() == 1
+    assert built(program) == 1
 
 
 # ------------------------------------------------- persistent compilation cache

@@ -172,8 +172,8 @@ class WidthPadding:
     units, padded_units : list of int
     shapes, padded_shapes : list of tuple of int
         The parameters' shapes (kernel, bias, kernel, bias, ...).
-    size, padded_size : int
-        Their numbers of scalars.
+    padded_size : int
+        The number of scalars of the padded parameters.
     mask : ndarray of bool, shape (padded_size,)
         True for the real parameters in the flat padded vector: the gradient
         of every other entry is zeroed.
@@ -185,7 +185,6 @@ class WidthPadding:
         self.padded_units.append(self.units[-1])
         self.shapes = _param_shapes(self.units)
         self.padded_shapes = _param_shapes(self.padded_units)
-        self.size = sum(int(np.prod(s)) for s in self.shapes)
         self.padded_size = sum(int(np.prod(s)) for s in self.padded_shapes)
         self.mask = np.concatenate(
             [
@@ -225,40 +224,14 @@ class WidthPadding:
         """A flat padded vector back in the real layout."""
         return np.asarray(vector)[self.mask]
 
-    def _map_solver(self, state, vector):
-        if state is None:
-            return None
-        fields = [
-            vector(v) if isinstance(v, np.ndarray) and v.ndim == 1 else v for v in state
-        ]
-        return type(state)(*fields)
-
     # -- a whole training state -------------------------------------------
     def pad_state(self, state):
         """A :class:`~sk_keras_digits._state.TrainingState` in padded shapes."""
-        progress = state.progress
-        if progress.best_weights is not None:
-            progress = progress._replace(
-                best_weights=self.pad_weights(progress.best_weights)
-            )
-        return state._replace(
-            weights=self.pad_weights(state.weights),
-            solver=self._map_solver(state.solver, self.pad_vector),
-            progress=progress,
-        )
+        return _map_state(state, self.pad_weights, self.pad_vector)
 
     def unpad_state(self, state):
         """A padded training state (NumPy) back in the network's real shapes."""
-        progress = state.progress
-        if progress.best_weights is not None:
-            progress = progress._replace(
-                best_weights=self.unpad_weights(progress.best_weights)
-            )
-        return state._replace(
-            weights=self.unpad_weights(state.weights),
-            solver=self._map_solver(state.solver, self.unpad_vector),
-            progress=progress,
-        )
+        return _map_state(state, self.unpad_weights, self.unpad_vector)
 
     def pad_data(self, part):
         """``part``'s X with zero columns up to the padded input width."""
@@ -266,6 +239,25 @@ class WidthPadding:
             return None
         X = part.X
         return part._replace(X=_pad(X, (X.shape[0], self.padded_units[0])))
+
+
+def _map_state(state, weights, vector):
+    """``state`` with ``weights`` applied to its weights (and best weights) and
+    ``vector`` to each flat per-parameter vector of its solver state."""
+    progress = state.progress
+    if progress.best_weights is not None:
+        progress = progress._replace(best_weights=weights(progress.best_weights))
+    solver = state.solver
+    if solver is not None:
+        solver = type(solver)(
+            *(
+                vector(v) if isinstance(v, np.ndarray) and v.ndim == 1 else v
+                for v in solver
+            )
+        )
+    return state._replace(
+        weights=weights(state.weights), solver=solver, progress=progress
+    )
 
 
 def _param_shapes(units):

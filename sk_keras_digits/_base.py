@@ -32,7 +32,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._inference import predict_proba
+from ._inference import network_outputs
 from ._state import DIVERGED, RUNNING, FittedEstimator, FittedState
 from ._training_config import Hyper, TrainingConfig, TrainingData
 from ._warnings import warn
@@ -47,6 +47,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     Warning: This class should not be used directly. Use derived classes
     instead.
     """
+
+    #: Whether ``y`` must be numeric (a regressor's targets), as
+    #: ``validate_data``'s ``y_numeric``.
+    _numeric_targets = False
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
@@ -110,6 +114,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             accept_sparse=["csr", "csc"],
             multi_output=True,
             dtype=(np.float64, np.float32),
+            y_numeric=self._numeric_targets,
             reset=first_pass,
         )
         if y.ndim == 2 and y.shape[1] == 1:
@@ -141,9 +146,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             state = self._fit_stochastic(network, state, data, y, rng, incremental)
         if not state.weights.all_finite():
             raise ValueError(
-                "Training produced non-finite weights: the input data may contain "
-                "very large values (scale them) or the learning rate may be too "
-                f"high ({self._learning_rate_setting()})."
+                "Solver produced non-finite parameter weights. The input data may "
+                "contain large values and need to be preprocessed (scale them), or "
+                f"the learning rate may be too high ({self._learning_rate_setting()})."
+                " The estimator keeps its previous state."
             )
         self._state = state
         self._network = network
@@ -347,7 +353,8 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         except BaseException:
             reporter.detach()
             raise
-        if log.status == DIVERGED:
+        kept_best = self.early_stopping and np.isfinite(end.progress.best_score)
+        if log.status == DIVERGED and not kept_best:
             reporter.detach()
             raise self._diverged_error(log.n_epochs)
         weights = end.weights
@@ -357,7 +364,16 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             weights=reporter.finish(weights),
             progress=end.progress._replace(best_weights=None),
         )
-        if log.interrupted:
+        if log.status == DIVERGED:
+            # As MLP: early stopping keeps the best validated weights, finite.
+            warn(
+                f"Training diverged: the loss became NaN or infinite after "
+                f"{log.n_epochs} iteration(s). Kept the weights of the best "
+                f"validation score ({end.progress.best_score:.6g}); lower the "
+                f"learning rate ({self._learning_rate_setting()}) or scale X.",
+                ConvergenceWarning,
+            )
+        elif log.interrupted:
             warn("Training interrupted by user.")
         elif (
             not incremental and log.status == RUNNING and log.n_epochs == self.max_iter
@@ -430,9 +446,11 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             else ""
         )
         return ValueError(
-            f"Training diverged: the loss became NaN or infinite after {epoch} "
-            f"iteration(s). Lower the learning rate ({self._learning_rate_setting()}) "
-            f"or scale X.{hint} The estimator keeps its previous state."
+            "Solver produced non-finite parameter weights. The input data may "
+            "contain large values and need to be preprocessed. Training diverged: "
+            f"the loss became NaN or infinite after {epoch} iteration(s). Lower the "
+            f"learning rate ({self._learning_rate_setting()}) or scale X.{hint} The "
+            "estimator keeps its previous state."
         )
 
     def _learning_rate_setting(self):
@@ -448,23 +466,23 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     # -------------------------------------------------------------- predict
     def _forward(self, X):
         state = self._state
-        proba = predict_proba(
+        outputs = network_outputs(
             X,
             state.weights,
             activation=self.activation,
             out_activation=state.labels.out_activation,
             network=None if self.network is None else self._get_network(),
         )
-        if not np.isfinite(proba).all():
-            rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        if not np.isfinite(outputs).all():
+            rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
             largest = abs(X).max() if X.shape[0] else 0
             raise ValueError(
                 f"The network's output is not finite for {rows.size} sample(s) of "
                 f"X (first: row {rows[0]}): X holds values too large for "
-                f"{proba.dtype} arithmetic (largest |X| = {largest:.3g}). Scale X "
+                f"{outputs.dtype} arithmetic (largest |X| = {largest:.3g}). Scale X "
                 "as the training data were."
             )
-        return proba
+        return outputs
 
     def _get_network(self):
         """The fitted network object (rebuilt after unpickling or loading)."""

@@ -2,7 +2,7 @@
 
 Batches run inside the compiled training loop; when there is per-epoch work to
 do in Python, the loop hands control back after every epoch and
-:class:`EpochReporter` does it: it prints MLPClassifier's progress lines and
+:class:`EpochReporter` does it: it prints MLP's progress lines and
 drives Keras callbacks (``on_train_begin``, ``on_epoch_begin``,
 ``on_epoch_end``, ``on_train_end``) on a Keras model kept in step with the
 trained weights. When training ends, or fails, each callback gets back the
@@ -23,6 +23,7 @@ class EpochReporter:
 
     def __init__(self, estimator, network, weights, n_epochs, n_samples, batch_size):
         self.estimator = estimator
+        self.network = network
         self.verbose = estimator.verbose
         self.callbacks = None
         self.model = None
@@ -60,7 +61,7 @@ class EpochReporter:
             return False
         logs = {"loss": log.losses[-1], "learning_rate": log.learning_rates[-1]}
         if estimator.early_stopping:
-            logs["val_accuracy"] = log.scores[-1]
+            logs[f"val_{self.network.loss.score_name}"] = log.scores[-1]
         assign_variables(self.model, weights)
         self.callbacks.on_epoch_end(epoch, logs)
         if self.model.stop_training:

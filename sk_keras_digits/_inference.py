@@ -1,7 +1,7 @@
-"""Prediction: the network's output probabilities for X.
+"""Prediction: the network's outputs for X.
 
 A fitted default (dense) network is a handful of matrices, so its prediction is
-a few NumPy products, as in MLPClassifier: no backend call, no per-call
+a few NumPy products, as in scikit-learn's MLPs: no backend call, no per-call
 graph overhead, and sparse input is multiplied as it is. The activations are
 the functions the Keras layers of ``model_`` apply; ``tests/test_inference.py``
 checks that the results equal the Keras model's. A custom network predicts
@@ -27,11 +27,12 @@ ACTIVATIONS = {
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0, out=z),
     "softmax": _softmax,
+    "exp": lambda z: np.exp(z, out=z),
 }
 
 
 def dense_forward(coefs, intercepts, X, activation, out_activation):
-    """Output probabilities of the dense network with these weights.
+    """Outputs of the dense network with these weights.
 
     Parameters
     ----------
@@ -39,11 +40,11 @@ def dense_forward(coefs, intercepts, X, activation, out_activation):
         Kernels and biases, layer by layer.
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
     activation : {"identity", "logistic", "tanh", "relu"}
-    out_activation : {"softmax", "logistic"}
+    out_activation : {"softmax", "logistic", "identity", "exp"}
 
     Returns
     -------
-    proba : ndarray of shape (n_samples, n_outputs)
+    outputs : ndarray of shape (n_samples, n_outputs)
     """
     h = X
     last = len(coefs) - 1
@@ -53,8 +54,8 @@ def dense_forward(coefs, intercepts, X, activation, out_activation):
     return np.asarray(h)
 
 
-def predict_proba(X, weights, *, activation, out_activation, network=None):
-    """Output probabilities of a fitted network.
+def network_outputs(X, weights, *, activation, out_activation, network=None):
+    """Outputs of a fitted network.
 
     Parameters
     ----------
@@ -63,13 +64,13 @@ def predict_proba(X, weights, *, activation, out_activation, network=None):
         The fitted weights.
     activation : {"identity", "logistic", "tanh", "relu"}
         Hidden activation of the default network.
-    out_activation : {"softmax", "logistic"}
+    out_activation : {"softmax", "logistic", "identity", "exp"}
     network : CustomNetwork, default=None
         A custom network; None for the default dense network.
 
     Returns
     -------
-    proba : ndarray of shape (n_samples, n_outputs)
+    outputs : ndarray of shape (n_samples, n_outputs)
     """
     if network is None:
         return dense_forward(

@@ -1,18 +1,20 @@
 """Network builders: the Keras side of the estimator.
 
-Two kinds of network train behind :class:`~sk_keras_digits.KerasDigitClassifier`:
+Two kinds of network train behind the estimators:
 
-- :class:`DenseNetwork`, the default: MLPClassifier's architecture (dense layers,
-  one hidden activation, softmax or logistic output) built as Keras ``Dense``
-  layers. Its training program is written with dynamic layer widths, so one
-  compiled loop serves every ``hidden_layer_sizes`` with the same depth.
+- :class:`DenseNetwork`, the default: MLP's architecture (dense layers, one
+  hidden activation, the output activation of the targets' loss) built as
+  Keras ``Dense`` layers. Its training program is written with dynamic layer
+  widths, so one compiled loop serves every ``hidden_layer_sizes`` with the
+  same depth.
 - :class:`CustomNetwork`: any ``keras.Model`` returned by a user's builder,
   trained through ``Model.stateless_call``.
 
 Both present the same small interface to the training programs
 (:mod:`sk_keras_digits._backends`): ``trace_key``, ``param_shapes``,
-``buffer_shapes``, ``penalized`` and ``forward``, a function of tensors written
-with ``keras.ops`` (or Keras' ``stateless_call``), so it runs on every backend.
+``buffer_shapes``, ``penalized``, ``loss`` and ``forward``, a function of
+tensors written with ``keras.ops`` (or Keras' ``stateless_call``), so it runs
+on every backend.
 """
 
 import functools
@@ -25,6 +27,7 @@ import numpy as np
 from ._activations import KERAS_ACTIVATIONS
 from ._backends import current
 from ._fixes import network_build_scope, serialization_without_tensorflow
+from ._losses import loss_for
 from ._state import Weights
 
 #: Rows of the training data that probe a custom network's outputs at fit.
@@ -35,16 +38,16 @@ _UNIQUE = itertools.count()
 
 
 class DenseNetwork:
-    """MLPClassifier's network, with Keras' activations.
+    """MLP's network, with Keras' activations.
 
     Parameters
     ----------
     layer_units : list of int
         Units per layer, input and output included.
     activation : str
-        Hidden activation, in MLPClassifier's names.
-    out_activation : {"softmax", "logistic"}
-        Output activation.
+        Hidden activation, in MLP's names.
+    out_activation : {"softmax", "logistic", "identity", "exp"}
+        Output activation; it names the loss.
     dtype : {"float32", "float64"}
         Compute dtype.
     """
@@ -58,6 +61,11 @@ class DenseNetwork:
     @property
     def compute_dtype(self):
         return self.dtype
+
+    @property
+    def loss(self):
+        """The :class:`~sk_keras_digits._losses.Loss` of the output activation."""
+        return loss_for(self.out_activation)
 
     #: Layer widths are unknown to the compiled program (one trace per depth).
     dynamic_shapes = True
@@ -103,9 +111,9 @@ class DenseNetwork:
         return list(range(0, 2 * (self.n_layers - 1), 2))
 
     def initial_weights(self, random_state):
-        """Draw initial weights exactly as MLPClassifier does (Glorot uniform).
+        """Draw initial weights exactly as MLP does (Glorot uniform).
 
-        The draws come from ``random_state`` in MLPClassifier's order, so a
+        The draws come from ``random_state`` in MLP's order, so a
         given ``random_state`` starts both estimators from the same weights.
         """
         factor = 2.0 if self.activation == "logistic" else 6.0
@@ -120,7 +128,7 @@ class DenseNetwork:
         return Weights(tuple(params), ())
 
     def forward(self, params, buffers, x, training):
-        """Probabilities for ``x``: ``Dense`` layers' arithmetic on given weights."""
+        """Outputs for ``x``: ``Dense`` layers' arithmetic on given weights."""
         backend = current()
         hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
         output = backend.activation(KERAS_ACTIVATIONS[self.out_activation])
@@ -159,13 +167,14 @@ class CustomNetwork:
     ----------
     builder : callable
         ``builder(n_features_in, n_outputs, output_activation)`` returning an
-        uncompiled ``keras.Model`` whose output holds ``n_outputs``
-        probabilities (``output_activation`` is Keras' name of the activation
-        the last layer must apply: ``"softmax"`` or ``"sigmoid"``).
+        uncompiled ``keras.Model`` with ``n_outputs`` outputs
+        (``output_activation`` is Keras' name of the activation the last
+        layer must apply: ``"softmax"``, ``"sigmoid"``, ``"linear"`` or
+        ``"exponential"``).
     n_features, n_outputs : int
         Input width and output width.
-    out_activation : {"softmax", "logistic"}
-        Output activation, in MLPClassifier's names.
+    out_activation : {"softmax", "logistic", "identity", "exp"}
+        Output activation, in MLP's names; it names the loss.
     dtype : {"float32", "float64"}
         Default dtype of layers that do not set their own.
     """
@@ -225,14 +234,15 @@ class CustomNetwork:
         return model
 
     def check_outputs(self, X):
-        """Refuse a network whose outputs are not probabilities of the right kind.
+        """Refuse a network whose outputs do not fit its loss.
 
-        The loss reads the outputs as probabilities: softmax rows (multiclass)
-        or independent sigmoid values (binary, multilabel). A network that
-        forgets the output activation, or applies it to a hidden layer, would
-        train on garbage and predict values outside [0, 1]. Its freshly built
-        outputs are probed on the first rows of ``X`` and on the same rows
-        scaled up (where an unbounded output shows itself).
+        The loss reads the outputs as its output activation makes them:
+        softmax rows (multiclass), independent sigmoid probabilities (binary,
+        multilabel), real values (squared error) or positive means (Poisson).
+        A network that forgets the output activation, or applies it to a
+        hidden layer, would train on garbage. Its freshly built outputs are
+        probed on the first rows of ``X`` and on the same rows scaled up
+        (where an unbounded output shows itself).
         """
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
         probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
@@ -248,30 +258,13 @@ class CustomNetwork:
                 "values for the first rows of X before any training. Check its "
                 "layers (and scale X)."
             )
-        values = outputs[finite]
-        expected = KERAS_ACTIVATIONS[self.out_activation]
-        problem = None
-        if ((values < -tol) | (values > 1 + tol)).any():
-            problem = (
-                f"values from {values.min():.4g} to {values.max():.4g}, outside [0, 1]"
-            )
-        elif self.out_activation == "softmax":
-            sums = values.sum(axis=1)
-            if (abs(sums - 1) > tol * values.shape[1]).any():
-                worst = sums[np.argmax(abs(sums - 1))]
-                problem = f"rows summing to {worst:.4g}, not 1"
-        elif values.shape[1] == 1 and (values == 1).all():
-            problem = "the constant 1 (softmax over a single output)"
+        problem = self.loss.output_problem(outputs[finite], tol)
         if problem is not None:
-            kind = (
-                "class probabilities whose rows sum to 1"
-                if expected == "softmax"
-                else "probabilities in [0, 1], one per output"
-            )
+            expected = KERAS_ACTIVATIONS[self.out_activation]
             raise ValueError(
-                f"The network returned by {self.builder!r} must output {kind}, "
-                f"but it outputs {problem}. Its last layer must apply "
-                f"activation={expected!r} (the builder receives it as "
+                f"The network returned by {self.builder!r} must output "
+                f"{self.loss.outputs}, but it outputs {problem}. Its last layer "
+                f"must apply activation={expected!r} (the builder receives it as "
                 "output_activation), and no layer after it may change the "
                 "values."
             )
@@ -279,6 +272,11 @@ class CustomNetwork:
     @property
     def compute_dtype(self):
         return self.model.trainable_variables[0].dtype
+
+    @property
+    def loss(self):
+        """The :class:`~sk_keras_digits._losses.Loss` of the output activation."""
+        return loss_for(self.out_activation)
 
     #: Variable shapes are part of the trace key, so the program knows them.
     dynamic_shapes = False

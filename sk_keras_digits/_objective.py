@@ -35,38 +35,29 @@ def constant(value, dtype):
     return keras.ops.convert_to_tensor(value, np.dtype(dtype).name)
 
 
-def batch_loss(network, params, proba, y, sample_weight, extra_losses, alpha):
-    """MLPClassifier's loss: weighted log-loss plus the scaled L2 penalty.
-
-    The probabilities are clipped to ``[eps, 1 - eps]`` as scikit-learn clips
-    them; the clipping is straight-through for the gradient, so a saturated
-    output still gets scikit-learn's ``proba - y`` error signal.
+def batch_loss(network, params, outputs, y, sample_weight, extra_losses, alpha):
+    """MLP's loss: the weighted loss of the samples plus the scaled L2 penalty.
 
     Parameters
     ----------
     network : DenseNetwork or CustomNetwork
-        Its ``out_activation`` and ``penalized`` (the indices of the
-        parameters under the L2 penalty) shape the loss.
+        Its ``loss`` (a :class:`~sk_keras_digits._losses.Loss`, named by the
+        output activation) and ``penalized`` (the indices of the parameters
+        under the L2 penalty) shape the loss.
     params : list of tensors
         The trainable parameters.
-    proba : tensor of shape (n_samples, n_outputs)
+    outputs : tensor of shape (n_samples, n_outputs)
         The network's outputs.
     y, sample_weight : tensors
-        Indicator targets and per-sample weights (zero for none).
+        Encoded targets and per-sample weights (zero for none).
     extra_losses : list of tensors
         Losses the network's layers add (activity regularizers).
     alpha : scalar tensor
         The L2 penalty's strength.
     """
     ops = _ops()
-    dtype = dtype_of(proba)
-    eps = np.finfo(dtype).eps
-    low, high = constant(eps, dtype), constant(1 - eps, dtype)
-    p = proba + ops.stop_gradient(ops.clip(proba, low, high) - proba)
-    if network.out_activation == "softmax":
-        per_sample = -ops.sum(y * ops.log(p), axis=1)
-    else:
-        per_sample = -ops.sum(y * ops.log(p) + (1 - y) * ops.log(1 - p), axis=1)
+    dtype = dtype_of(outputs)
+    per_sample = network.loss.per_sample(outputs, y)
     weight_sum = ops.sum(sample_weight)
     loss = ops.sum(sample_weight * per_sample) / weight_sum
     penalized = [ops.sum(ops.square(params[i])) for i in network.penalized]
@@ -78,18 +69,10 @@ def batch_loss(network, params, proba, y, sample_weight, extra_losses, alpha):
     return loss
 
 
-def validation_score(network, proba, y, sample_weight):
-    """The weighted accuracy of ``proba`` on indicator targets ``y``.
+def validation_score(network, outputs, y, sample_weight):
+    """The weighted validation score of ``outputs`` on encoded targets ``y``.
 
-    A sample counts as right when its predicted labels, decoded as
-    ``LabelBinarizer`` decodes them (the most probable class for softmax
-    outputs, every output above 0.5 otherwise), are exactly its labels.
+    The score of the network's loss: accuracy for a classifier's, R^2 for a
+    regressor's (see :mod:`sk_keras_digits._losses`).
     """
-    ops = _ops()
-    dtype = dtype_of(proba)
-    if network.out_activation == "softmax":
-        hits = ops.equal(ops.argmax(proba, axis=1), ops.argmax(y, axis=1))
-    else:
-        predicted = ops.cast(ops.greater(proba, constant(0.5, dtype)), dtype)
-        hits = ops.all(ops.equal(predicted, y), axis=1)
-    return ops.sum(sample_weight * ops.cast(hits, dtype)) / ops.sum(sample_weight)
+    return network.loss.score(outputs, y, sample_weight)

@@ -1,12 +1,13 @@
 """The fitted state: what a call to fit produces, as small immutable records.
 
-A fitted :class:`~sk_keras_digits.KerasDigitClassifier` holds one
+A fitted estimator (:class:`~sk_keras_digits.KerasDigitClassifier`,
+:class:`~sk_keras_digits.KerasDigitRegressor`) holds one
 :class:`FittedState` and nothing else of its own making (scikit-learn's
 ``validate_data`` adds ``n_features_in_`` and ``feature_names_in_``). Every
 public fitted attribute (``coefs_``, ``t_``, ``loss_curve_``, ``classes_``, ...)
 is a property of this record, so there is one source of truth:
 
-- :class:`FittedState`: the label encoding, the training state and the
+- :class:`FittedState`: the target encoding, the training state and the
   history of the fits so far;
 - :class:`TrainingState`: what the compiled training loop takes and returns:
   the network's :class:`Weights`, the solver's state (:class:`SGDState`,
@@ -28,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._labels import LabelEncoding
+from ._losses import loss_for
+from ._targets import RegressionTargets
 
 # Why a call into the training loop stopped before running all its epochs.
 RUNNING, CONVERGED, LEARNING_RATE_TOO_SMALL, DIVERGED = 0, 1, 2, 3
@@ -233,12 +236,14 @@ class FittedState(NamedTuple):
 
     Attributes
     ----------
-    labels : LabelEncoding
+    labels : LabelEncoding or RegressionTargets
+        The target encoding: a classifier's labels, or a regressor's target
+        columns and loss (the field keeps the name model files know it by).
     training : TrainingState
     history : History
     """
 
-    labels: LabelEncoding
+    labels: LabelEncoding | RegressionTargets
     training: TrainingState
     history: History
 
@@ -322,8 +327,13 @@ class FittedState(NamedTuple):
         if self.history.learning_rates is not None:
             history["learning_rate"] = list(self.history.learning_rates)
         if self.history.scores is not None:
-            history["val_accuracy"] = list(self.history.scores)
+            history[self.score_log] = list(self.history.scores)
         return history
+
+    @property
+    def score_log(self):
+        """The validation score's name in Keras logs: ``val_accuracy`` or ``val_r2``."""
+        return f"val_{loss_for(self.labels.out_activation).score_name}"
 
 
 class FittedEstimator(NamedTuple):

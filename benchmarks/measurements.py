@@ -34,7 +34,7 @@ from peers import (
     scikeras,
     sklearn_wrapper,
 )
-from settings import LARGE_FIT, TUTORIAL
+from settings import LARGE_FIT, REGRESSOR, TUTORIAL
 
 from sk_keras_digits._compile_cache import ENV_DIR as COMPILE_CACHE_ENV
 from sk_keras_digits.tutorial import grid_search, import_backend, load_split
@@ -448,6 +448,103 @@ def bench_large_fit(cfg):
         },
         "times": {name: stats(values) for name, values in times.items()},
     }
+
+
+def regression_split():
+    """The regressor figures' data: diabetes, split and standardised.
+
+    Returns
+    -------
+    X, y, X_test, y_test : ndarray
+        scikit-learn's diabetes data (442 x 10), split by
+        ``train_test_split(random_state=0)`` into 331 training and 111 test
+        rows; ``X`` and ``y`` standardised with the training rows' means and
+        standard deviations, as a ``StandardScaler`` and a
+        ``TransformedTargetRegressor`` would (done once here, so that the
+        timed calls are the regressors' alone).
+    """
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X, X_test, y, y_test = train_test_split(X, y, random_state=0)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    y_mean, y_scale = y.mean(), y.std()
+    return (
+        (X - mean) / scale,
+        (y - y_mean) / y_scale,
+        (X_test - mean) / scale,
+        (y_test - y_mean) / y_scale,
+    )
+
+
+def bench_regressor(cfg):
+    """KerasDigitRegressor against MLPRegressor: warm fits, then predict.
+
+    Both with :data:`settings.REGRESSOR` on :func:`regression_split`: the
+    same 100 epochs of the same mini-batches from the same initial weights.
+    A warm-up fit each (ours: compiles the training program), then
+    ``regressor_fit_repeats`` fits of each, alternating (ours, MLP, ours,
+    ...), ``random_state=0, 1, ...``; then ``predict`` on the 111 test rows
+    with the last fits, 3 warm-up calls each, then ``regressor_predict_calls``
+    timed calls each, alternating too (the calls take a fraction of a
+    millisecond: alternating keeps a change in the machine's load from
+    favouring one of them). Beside
+    the times: the epochs each fit ran, the largest difference between the
+    two last fits' weights and their test R^2 (the evidence that the work
+    was the same).
+
+    Returns
+    -------
+    figures : dict
+        ``{"regressor_fit": ..., "regressor_predict": ...}``.
+    """
+    from sklearn.neural_network import MLPRegressor
+
+    from sk_keras_digits import KerasDigitRegressor
+
+    X, y, X_test, y_test = regression_split()
+    classes = {"ours": KerasDigitRegressor, "mlp": MLPRegressor}
+    for cls in classes.values():
+        cls(random_state=0, **REGRESSOR).fit(X, y)  # warm-up
+    times = {name: [] for name in classes}
+    epochs = {name: [] for name in classes}
+    fitted = {}
+    for i in range(cfg["regressor_fit_repeats"]):
+        for name, cls in classes.items():
+            est = cls(random_state=i, **REGRESSOR)
+            times[name].append(timed(lambda est=est: est.fit(X, y)))
+            epochs[name].append(est.n_iter_)
+            fitted[name] = est
+    ours, mlp = fitted["ours"], fitted["mlp"]
+    weights = zip(
+        ours.coefs_ + ours.intercepts_, mlp.coefs_ + mlp.intercepts_, strict=True
+    )
+    fit = {
+        "n_samples": X.shape[0],
+        "n_features": X.shape[1],
+        "params": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in REGRESSOR.items()
+        },
+        "times": {name: stats(values) for name, values in times.items()},
+        "epochs": epochs,
+        "max_weight_difference": float(max(np.abs(a - b).max() for a, b in weights)),
+        "test_r2": {
+            name: float(est.score(X_test, y_test)) for name, est in fitted.items()
+        },
+    }
+    for est in fitted.values():
+        for _ in range(3):
+            est.predict(X_test)  # warm-up
+    calls = {name: [] for name in fitted}
+    for _ in range(cfg["regressor_predict_calls"]):
+        for name, est in fitted.items():
+            calls[name].append(timed(lambda est=est: est.predict(X_test)))
+    predict = {
+        "rows": X_test.shape[0],
+        "times": {name: stats(values) for name, values in calls.items()},
+    }
+    return {"regressor_fit": fit, "regressor_predict": predict}
 
 
 def bench_check_estimator(peers):

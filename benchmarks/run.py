@@ -3,7 +3,8 @@
 One command measures, in one process and on the same data (scikit-learn's 8x8
 digits, the tutorial's split: the first 1000 digits train, the other 797
 test), ``KerasDigitClassifier`` against ``MLPClassifier`` with the same
-settings, and (unless ``--skip-peers``) the tutorial's plain Keras code,
+settings (and ``KerasDigitRegressor`` against ``MLPRegressor``, on the
+diabetes data), and (unless ``--skip-peers``) the tutorial's plain Keras code,
 ``keras.wrappers.SKLearnClassifier`` and scikeras' ``KerasClassifier`` on the
 same network, on one Keras backend (``--backend``; scikeras needs TensorFlow
 and is left out on JAX). It prints a table of the figures with their targets,
@@ -48,12 +49,14 @@ from measurements import (
     bench_large_fit,
     bench_memory,
     bench_predict,
+    bench_regressor,
     first_fit_child,
 )
 from peers import active_peers, quiet_peers, skipped_peers
 from settings import (
     BACKENDS,
     DEFAULT_RST,
+    REGRESSOR,
     RESULTS,
     ROOT,
     SETTINGS,
@@ -91,6 +94,7 @@ STEPS = (
     "predict",
     "grid_search",
     "large_adam",
+    "regressor",
     "memory",
     "accuracy",
     # Last: scikeras' checks seed and switch TensorFlow's global state.
@@ -144,6 +148,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
         "predict": lambda: bench_predict(cfg, data, peers),
         "grid_search": lambda: bench_grid(cfg, data, peers),
         "large_adam": lambda: bench_large_fit(cfg),
+        "regressor": lambda: bench_regressor(cfg),
         "memory": lambda: bench_memory(cfg, data),
         "accuracy": lambda: bench_accuracy(cfg, data, peers),
         "check_estimator": lambda: bench_check_estimator(peers),
@@ -175,7 +180,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
         ):
             warnings.simplefilter("ignore")
             result = steps[name]()
-        if name in ("predict", "first_fit"):
+        if name in ("predict", "first_fit", "regressor"):
             results.update(result)
         else:
             results[name] = result
@@ -211,6 +216,7 @@ def run(quick=False, peers=True, note=None, backend=None, only=None, log=print):
             "quick": quick,
             "backend": backend,
             "tutorial": dict(TUTORIAL),
+            "regressor": dict(REGRESSOR),
             "split": {"train": SPLIT, "test": data[2].shape[0]},
             **{k: v for k, v in cfg.items()},
         },

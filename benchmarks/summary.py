@@ -30,7 +30,8 @@ from sk_keras_digits.tutorial import Table
 #: :func:`targets_title` and :func:`peers_title`, which name the backend).
 TARGETS_TITLE = (
     "Targets, measured side by side. Reference: MLPClassifier for the "
-    "ratios (solver='adam' for the Keras optimizer's); for the "
+    "ratios (MLPRegressor for the regressor's, solver='adam' for the Keras "
+    "optimizer's); for the "
     "accuracy, the reference Keras loop (the "
     "estimator's training written as plain per-batch Keras steps)"
 )
@@ -215,6 +216,8 @@ def peers_table(results):
         ("predict_proba_797", "predict_proba, 797 rows"),
         ("grid_search", "GridSearchCV 5x5, Pipeline"),
         ("large_adam", "fit, 55,000 x 784, adam, 5 epochs"),
+        ("regressor_fit", "regressor fit, diabetes (MLP: MLPRegressor)"),
+        ("regressor_predict", "regressor predict, 111 rows (MLP: MLPRegressor)"),
         ("check_estimator", "check_estimator, whole suite"),
     ]
     for key, label in timed_rows:
@@ -332,6 +335,32 @@ def details(report):
             )
             + "."
         )
+    regressor = results.get("regressor_fit") or {}
+    reg_times = regressor.get("times") or {}
+    if "ours" in reg_times and "mlp" in reg_times:
+        o, m = reg_times["ours"]["median"], reg_times["mlp"]["median"]
+        epochs = regressor.get("epochs") or {}
+        r2 = regressor.get("test_r2") or {}
+        text = (
+            f"Regressor fits (KerasDigitRegressor, MLPRegressor, alternating), "
+            f"diabetes data standardised, {regressor.get('n_samples')} x "
+            f"{regressor.get('n_features')}, median of {reg_times['ours']['n']}: "
+            f"ours {fmt_seconds(o)}, MLPRegressor {fmt_seconds(m)}, ratio "
+            f"{o / m:.2f}"
+        )
+        if epochs.get("ours") and epochs.get("mlp"):
+            text += (
+                f"; epochs ours {sorted(set(epochs['ours']))}, MLPRegressor "
+                f"{sorted(set(epochs['mlp']))}"
+            )
+        if regressor.get("max_weight_difference") is not None:
+            text += (
+                "; largest weight difference of the last fits "
+                f"{regressor['max_weight_difference']:.1e}"
+            )
+        if "ours" in r2 and "mlp" in r2:
+            text += f"; test R^2 ours {r2['ours']:.4f}, MLPRegressor {r2['mlp']:.4f}"
+        lines.append(text + ".")
     failed = (results.get("check_estimator") or {}).get("failed") or {}
     for name, header in PEERS:
         if failed.get(name):

@@ -51,6 +51,8 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     #: Whether ``y`` must be numeric (a regressor's targets), as
     #: ``validate_data``'s ``y_numeric``.
     _numeric_targets = False
+    #: The fewest samples ``fit`` accepts.
+    _min_samples = 2
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
@@ -120,9 +122,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         sample_weight = self._check_sample_weight(sample_weight, X)
-        if X.shape[0] < 2 and not incremental:
+        if X.shape[0] < self._min_samples and not incremental:
             raise ValueError(
-                f"X has {X.shape[0]} sample; at least 2 samples are needed to fit."
+                f"X has {X.shape[0]} sample; at least {self._min_samples} samples "
+                "are needed to fit."
             )
         labels = self._encode_targets(y, state, first_pass, incremental, classes)
         sample_weight = self._weigh_samples(sample_weight, y, labels, incremental)

@@ -1,7 +1,8 @@
 """NetworkBuilder: a custom architecture whose parameters grid-search by name.
 
-A :class:`NetworkBuilder` is to :class:`~sk_keras_digits.KerasDigitClassifier`'s
-``network`` what a kernel object is to
+A :class:`NetworkBuilder` is to the ``network`` of
+:class:`~sk_keras_digits.KerasDigitClassifier` and
+:class:`~sk_keras_digits.KerasDigitRegressor` what a kernel object is to
 :class:`~sklearn.gaussian_process.GaussianProcessClassifier`'s ``kernel``: its
 constructor's keyword arguments are parameters that ``get_params``,
 ``set_params``, :func:`~sklearn.base.clone` and
@@ -93,17 +94,22 @@ class NetworkBuilder(BaseEstimator, metaclass=ABCMeta):
         n_features_in : int
             The number of input features (columns of ``X``).
         n_outputs : int
-            The width of the output: the number of classes for multiclass
-            targets, 1 for binary targets, the number of labels for
-            multilabel targets.
-        output_activation : {"softmax", "sigmoid"}
-            Keras' name of the activation the last layer must apply.
+            The width of the output: for a classifier, the number of classes
+            for multiclass targets, 1 for binary targets, the number of
+            labels for multilabel targets; for a regressor, the number of
+            target columns (1 for a 1-d ``y``).
+        output_activation : {"softmax", "sigmoid", "linear", "exponential"}
+            Keras' name of the activation the last layer must apply: a
+            classifier's ``"softmax"`` (multiclass) or ``"sigmoid"`` (binary,
+            multilabel); a regressor's ``"linear"`` (``loss="squared_error"``)
+            or ``"exponential"`` (``loss="poisson"``).
 
         Returns
         -------
         model : keras.Model
             An uncompiled model mapping ``(n_samples, n_features_in)`` inputs
-            to ``(n_samples, n_outputs)`` probabilities.
+            to ``(n_samples, n_outputs)`` outputs: class probabilities, or
+            predicted targets.
         """
 
     def __call__(self, n_features_in, n_outputs, output_activation):
@@ -115,7 +121,7 @@ class NetworkBuilder(BaseEstimator, metaclass=ABCMeta):
             The number of input features.
         n_outputs : int
             The width of the output.
-        output_activation : {"softmax", "sigmoid"}
+        output_activation : {"softmax", "sigmoid", "linear", "exponential"}
             Keras' name of the activation the last layer must apply.
 
         Returns

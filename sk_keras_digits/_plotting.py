@@ -14,7 +14,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import is_classifier
+from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 #: Colours of correct and wrong predictions (matplotlib's tab:green and tab:red).
@@ -246,18 +246,21 @@ def _image_shape(image_shape, n_features):
 
 # -------------------------------------------------------------- learning curves
 def plot_learning_curves(estimators, *, fig=None):
-    """Plot training loss, and validation accuracy, against the epoch.
+    """Plot training loss, and the validation score, against the epoch.
 
     One line per estimator in each panel. The left panel shows ``loss_curve_``
     (with the final ``loss_`` of each model in the legend); a right panel,
     ``validation_scores_`` with the best epoch marked, is added when at least
-    one estimator was fitted with ``early_stopping=True``.
+    one estimator was fitted with ``early_stopping=True``: accuracy for
+    classifiers, R^2 for regressors.
 
     Parameters
     ----------
     estimators : estimator, list of estimators or dict of str to estimator
-        Fitted :class:`~sk_keras_digits.KerasDigitClassifier` or
-        :class:`~sklearn.neural_network.MLPClassifier` objects (or Pipelines
+        Fitted :class:`~sk_keras_digits.KerasDigitClassifier`,
+        :class:`~sk_keras_digits.KerasDigitRegressor`,
+        :class:`~sklearn.neural_network.MLPClassifier` or
+        :class:`~sklearn.neural_network.MLPRegressor` objects (or Pipelines
         ending in one) that have a ``loss_curve_``. A dict's keys name the
         lines; otherwise the class names do.
     fig : matplotlib.figure.Figure, default=None
@@ -290,6 +293,7 @@ def plot_learning_curves(estimators, *, fig=None):
     """
     named = _named(estimators, "estimators")
     curves = {}
+    scores_named = set()
     for name, estimator in named.items():
         final = _final_estimator(estimator)
         check_is_fitted(final)
@@ -300,7 +304,10 @@ def plot_learning_curves(estimators, *, fig=None):
                 "expected a network fitted with solver='sgd' or 'adam' (and, for "
                 "KerasDigitClassifier, 'lbfgs')."
             )
-        curves[name] = (list(loss), getattr(final, "validation_scores_", None))
+        scores = getattr(final, "validation_scores_", None)
+        if scores is not None:
+            scores_named.add("R^2" if is_regressor(final) else "accuracy")
+        curves[name] = (list(loss), scores)
     with_validation = any(scores is not None for _, scores in curves.values())
     fig = _new_figure(fig, (10 if with_validation else 6, 4))
     axes = fig.subplots(1, 2 if with_validation else 1, squeeze=False)[0]
@@ -333,8 +340,9 @@ def plot_learning_curves(estimators, *, fig=None):
                 label=f"{name} best: {scores[best]:.3f} (epoch {best + 1})",
             )
         val_ax.set_xlabel("epoch")
-        val_ax.set_ylabel("validation accuracy")
-        val_ax.set_title("Validation accuracy (early stopping)")
+        score = " or ".join(sorted(scores_named))
+        val_ax.set_ylabel(f"validation {score}")
+        val_ax.set_title(f"Validation {score} (early stopping)")
         val_ax.legend()
         val_ax.grid(alpha=0.3)
     return fig

@@ -151,6 +151,19 @@ def small_digits(digits):
     return X[:300] / 16.0, y[:300]
 
 
+@pytest.fixture(scope="session")
+def digit_targets(small_digits):
+    """Numeric targets of the 300 small digits, for regressors.
+
+    ``X`` and ``y`` (the digit as a number: a count, for the Poisson loss),
+    and ``Y``: two target columns (the digit, and the mean ink times 10).
+    """
+    X, labels = small_digits
+    y = labels.astype(np.float64)
+    Y = np.column_stack([y, 10 * X.mean(axis=1)])
+    return X, y, Y
+
+
 @pytest.fixture
 def tutorial_params():
     return dict(TUTORIAL_PARAMS)

@@ -83,6 +83,16 @@ def fake_report(bench):
             },
         },
         "large_adam": {"times": _times(ours=10.0, mlp=20.0)},
+        # KerasDigitRegressor against MLPRegressor: 0.2 and 0.8.
+        "regressor_fit": {
+            "n_samples": 331,
+            "n_features": 10,
+            "times": _times(ours=0.02, mlp=0.1),
+            "epochs": {"ours": [100], "mlp": [100]},
+            "max_weight_difference": 2.2e-16,
+            "test_r2": {"ours": 0.35, "mlp": 0.35},
+        },
+        "regressor_predict": {"rows": 111, "times": _times(ours=8e-5, mlp=1e-4)},
         "check_estimator": {
             "times": _times(ours=5.0, mlp=4.4, scikeras=15.6),
             "counts": {
@@ -174,6 +184,13 @@ def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     assert plain["cold_script"]["target"] == {"tensorflow": 3.0, "jax": 2.0}
     assert plain["cold_script"]["ok"] is None
     assert rows["large_adam"]["value"] == pytest.approx(0.5)
+    # The regressor's rows divide by MLPRegressor's times, the "mlp" entry.
+    assert rows["regressor_fit"]["reference"] == 0.1
+    assert rows["regressor_fit"]["value"] == pytest.approx(0.2)
+    assert rows["regressor_fit"]["target"] == 1.0
+    assert rows["regressor_fit"]["ok"] is True
+    assert rows["regressor_predict"]["value"] == pytest.approx(0.8)
+    assert rows["regressor_predict"]["ok"] is True
     assert rows["predict_proba_1"]["value"] == pytest.approx(4.0)
     assert rows["predict_proba_1"]["ok"] is False
     assert rows["memory"]["value"] == 12.0 and rows["memory"]["ok"] is True
@@ -199,7 +216,7 @@ def test_tables_and_text(bench, fake_report):
     assert table[0] == ["figure", "ours", "reference", "ratio", "target", "ok"]
     assert len(table) == len(bench.settings.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
-    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 10
+    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 12
     cold = {row[0]: row for row in table}[
         "cold script: python -c importing, fitting and scoring (warm cache)"
     ]
@@ -214,6 +231,8 @@ def test_tables_and_text(bench, fake_report):
     assert peers[0][1:] == [header for _, header in bench.settings.PEERS]
     row = {r[0]: r for r in peers}["check_estimator passed / failed / skipped"]
     assert row[1] == "65 / 0 / 2" and row[-1] == "58 / 7 / 2" and row[3] == "-"
+    row = {r[0]: r for r in peers}["regressor fit, diabetes (MLP: MLPRegressor)"]
+    assert row[1:3] == ["0.020 s", "0.100 s"] and row[3:] == ["-", "-", "-"]
     assert bench.summary.fmt_seconds(0.0801) == "0.080 s"
     assert bench.summary.fmt_seconds(1.2e-4) == "0.12 ms"
     assert bench.summary.fmt_seconds(58.0) == "58.00 s"
@@ -221,6 +240,10 @@ def test_tables_and_text(bench, fake_report):
     assert any(
         line.startswith("Cold script") and "ratio 2.67" in line for line in lines
     )
+    regressor = next(line for line in lines if line.startswith("Regressor fits"))
+    assert "331 x 10" in regressor and "ratio 0.20" in regressor
+    assert "epochs ours [100], MLPRegressor [100]" in regressor
+    assert "weight difference of the last fits 2.2e-16" in regressor
     title = bench.summary.targets_title("jax")
     assert title.startswith("JAX backend.")
     assert bench.summary.peers_title("tensorflow").endswith("TensorFlow backend")
@@ -356,6 +379,7 @@ def test_backend_option(bench, monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND")
     args = parse(["--only", "fit, first_fit", "--quick"])
     assert args.only == ["fit", "first_fit"] and args.quick
+    assert parse(["--only", "regressor"]).only == ["regressor"]
     with pytest.raises(SystemExit):
         parse(["--only", "fit,nothing"])
     # One JSON file per backend and kind of run.
@@ -525,6 +549,35 @@ def test_keras_optimizer_benchmark_on_real_data(bench):
     summary = bench.summary.summarize({"keras_optimizer": result})
     rows = {row["key"]: row for row in summary}
     assert rows["keras_optimizer"]["ok"] in (True, False)
+    json.dumps(result)
+
+
+def test_regressor_benchmark_on_real_data(bench):
+    X, y, X_test, y_test = bench.measurements.regression_split()
+    assert X.shape == (331, 10) and X_test.shape == (111, 10)
+    np.testing.assert_allclose([X.mean(), y.mean(), y.std()], [0, 0, 1], atol=1e-12)
+    cfg = dict(
+        bench.settings.SETTINGS["quick"],
+        regressor_fit_repeats=1,
+        regressor_predict_calls=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
+        result = bench.measurements.bench_regressor(cfg)
+    fit, predict = result["regressor_fit"], result["regressor_predict"]
+    for figure in (fit, predict):
+        assert set(figure["times"]) == {"ours", "mlp"}
+        assert all(stat["median"] > 0 for stat in figure["times"].values())
+    assert predict["rows"] == 111 and predict["times"]["ours"]["n"] == 2
+    # The same work: every epoch run by both, to the same weights.
+    max_iter = bench.settings.REGRESSOR["max_iter"]
+    assert fit["epochs"] == {"ours": [max_iter], "mlp": [max_iter]}
+    assert fit["max_weight_difference"] < 1e-7
+    assert fit["test_r2"]["ours"] == pytest.approx(fit["test_r2"]["mlp"], abs=1e-6)
+    rows = {row["key"]: row for row in bench.summary.summarize(result)}
+    assert rows["regressor_fit"]["ok"] in (True, False)
+    assert rows["regressor_predict"]["ok"] in (True, False)
+    assert rows["fit"]["ok"] is None  # not run here
     json.dumps(result)
 
 

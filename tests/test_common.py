@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_keras_digits import KerasDigitClassifier
+from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
 
 
 @parametrize_with_checks(
@@ -19,6 +19,8 @@ from sk_keras_digits import KerasDigitClassifier
             batch_size=100,
             max_iter=50,
         ),
+        # MLPRegressor's defaults.
+        KerasDigitRegressor(),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

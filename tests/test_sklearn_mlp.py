@@ -1,15 +1,14 @@
-"""scikit-learn's own MLPClassifier tests, run against KerasDigitClassifier.
+"""scikit-learn's own MLP tests, run against KerasDigitClassifier and -Regressor.
 
 The installed scikit-learn's ``sklearn/neural_network/tests/test_mlp.py`` is
-copied to a temporary folder, its import of ``MLPClassifier`` is swapped for
-``from sk_keras_digits import KerasDigitClassifier as MLPClassifier`` and its
-classifier tests run with pytest in a subprocess (so that file's warning
-filters and configuration stay there). Each of them must pass, except the
-documented ``EXPECTED_EXCEPTIONS`` below, which are deselected by test id.
-
-Not run, being no test of the classifier: the tests that never touch
-``MLPClassifier`` (MLPRegressor-only) and the ``MLPRegressor``
-parametrisations of tests parametrised over both estimators.
+copied to a temporary folder, its import of ``MLPClassifier`` and
+``MLPRegressor`` is swapped for ``from sk_keras_digits import
+KerasDigitClassifier as MLPClassifier, KerasDigitRegressor as MLPRegressor``
+and its tests run with pytest in a subprocess (so that file's warning filters
+and configuration stay there). Each test that uses either estimator must
+pass, except the documented ``EXPECTED_EXCEPTIONS`` below, which are
+deselected by test id. Tests that use neither (none, in scikit-learn 1.9) are
+not run, being no test of the estimators.
 """
 
 import ast
@@ -68,19 +67,24 @@ EXPECTED_EXCEPTIONS = {
     ),
 }
 
-_CLASSIFIER = "MLPClassifier"
-_REPLACEMENT = "from sk_keras_digits import KerasDigitClassifier as MLPClassifier"
+#: scikit-learn's estimators -> ours, as the swapped import binds them.
+ESTIMATORS = {
+    "MLPClassifier": "KerasDigitClassifier",
+    "MLPRegressor": "KerasDigitRegressor",
+}
+_REPLACEMENT = "from sk_keras_digits import " + ", ".join(
+    f"{ours} as {theirs}" for theirs, ours in ESTIMATORS.items()
+)
 _SUBPROCESS_TIMEOUT = 540  # seconds; below the suite's 600 s per-test timeout
 
-# Written next to the copy: drops the MLPRegressor parametrisations, the
-# MLPRegressor-only tests and the expected exceptions, and records what it
-# saw (before any other deselection) in selection_report.json.
+# Written next to the copy: drops the tests of neither estimator and the
+# expected exceptions, and records what it saw (before any other
+# deselection) in selection_report.json.
 _CONFTEST = """\
 import json
 from pathlib import Path
 
 import pytest
-from sklearn.neural_network import MLPRegressor
 
 import sk_keras_digits
 
@@ -88,25 +92,27 @@ _HERE = Path(__file__).parent
 _SELECTION = json.loads((_HERE / "selection.json").read_text())
 
 
+@pytest.fixture
+def global_random_seed():
+    # scikit-learn's conftest seeds with 42 unless asked for other seeds.
+    return 42
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    regressor_only = set(_SELECTION["regressor_only"])
+    other = set(_SELECTION["other"])
     exceptions = set(_SELECTION["exceptions"])
     report = {
         "sk_keras_digits": sk_keras_digits.__file__,
         "collected": [],
-        "regressor_only": [],
-        "regressor_parametrisations": [],
+        "other": [],
         "exceptions": [],
     }
     keep, dropped = [], []
     for item in items:
         report["collected"].append(item.name)
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.originalname in regressor_only:
-            reason = "regressor_only"
-        elif any(value is MLPRegressor for value in params.values()):
-            reason = "regressor_parametrisations"
+        if item.originalname in other:
+            reason = "other"
         elif item.name in exceptions:
             reason = "exceptions"
         else:
@@ -121,12 +127,13 @@ def pytest_collection_modifyitems(config, items):
 """
 
 
-def swap_classifier_import(source):
-    """Return ``source`` with its ``MLPClassifier`` import made ours.
+def swap_imports(source):
+    """Return ``source`` with its ``MLPClassifier`` and ``MLPRegressor`` made ours.
 
     The module-level ``from sklearn.neural_network import ...`` statement that
-    imports ``MLPClassifier`` loses that name, and a line importing
-    ``KerasDigitClassifier as MLPClassifier`` follows it.
+    imports them loses those names, and a line importing
+    ``KerasDigitClassifier as MLPClassifier, KerasDigitRegressor as
+    MLPRegressor`` follows it.
 
     Parameters
     ----------
@@ -141,9 +148,10 @@ def swap_classifier_import(source):
     Raises
     ------
     ValueError
-        If ``source`` does not import ``MLPClassifier`` exactly once, from
-        ``sklearn.neural_network`` at module level, or if the swapped text
-        still reaches scikit-learn's ``MLPClassifier`` some other way.
+        If ``source`` does not import both estimators exactly once, from
+        ``sklearn.neural_network`` at module level under their own names, or
+        if the swapped text still reaches scikit-learn's estimators some other
+        way.
     """
     tree = ast.parse(source)
     imports = [
@@ -151,22 +159,25 @@ def swap_classifier_import(source):
         for node in tree.body
         if isinstance(node, ast.ImportFrom)
         and node.module == "sklearn.neural_network"
-        and any(alias.name == _CLASSIFIER for alias in node.names)
+        and any(alias.name in ESTIMATORS for alias in node.names)
     ]
-    if len(imports) != 1:
+    names = [alias for node in imports for alias in node.names]
+    imported = sorted(alias.name for alias in names if alias.name in ESTIMATORS)
+    if len(imports) != 1 or imported != sorted(ESTIMATORS):
         raise ValueError(
-            "Expected scikit-learn's test_mlp.py to import MLPClassifier once, with "
-            f"a module-level 'from sklearn.neural_network import ...'; found "
-            f"{len(imports)} such statement(s). The import swap needs updating "
-            f"for this scikit-learn ({sklearn.__version__})."
+            "Expected scikit-learn's test_mlp.py to import MLPClassifier and "
+            "MLPRegressor once, with one module-level 'from sklearn.neural_network "
+            f"import ...'; found {len(imports)} such statement(s) importing "
+            f"{imported}. The import swap needs updating for this scikit-learn "
+            f"({sklearn.__version__})."
         )
     node = imports[0]
-    if any(alias.name == _CLASSIFIER and alias.asname for alias in node.names):
+    if any(alias.name in ESTIMATORS and alias.asname for alias in node.names):
         raise ValueError(
-            "Expected scikit-learn's test_mlp.py to import MLPClassifier under its "
-            f"own name; got {ast.unparse(node)!r}."
+            "Expected scikit-learn's test_mlp.py to import MLPClassifier and "
+            f"MLPRegressor under their own names; got {ast.unparse(node)!r}."
         )
-    others = [alias for alias in node.names if alias.name != _CLASSIFIER]
+    others = [alias for alias in node.names if alias.name not in ESTIMATORS]
     lines = source.splitlines(keepends=True)
     replacement = [_REPLACEMENT + "\n"]
     if others:
@@ -179,32 +190,37 @@ def swap_classifier_import(source):
 
 
 def _check_swapped(source):
-    """Raise a ValueError if ``source`` can still reach sklearn's classifier."""
+    """Raise a ValueError if ``source`` can still reach scikit-learn's MLPs."""
     tree = ast.parse(source)
     bindings = [
         ast.unparse(node)
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
-        and any(_CLASSIFIER in (alias.name, alias.asname) for alias in node.names)
+        and any(
+            name in ESTIMATORS
+            for alias in node.names
+            for name in (alias.name, alias.asname)
+        )
     ]
     attributes = [
         ast.unparse(node)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and node.attr == _CLASSIFIER
+        if isinstance(node, ast.Attribute) and node.attr in ESTIMATORS
     ]
     if bindings != [_REPLACEMENT] or attributes:
         raise ValueError(
-            "After the import swap, test_mlp.py must name MLPClassifier only "
-            f"through {_REPLACEMENT!r}; it binds it with {bindings} and reaches it "
-            f"as an attribute in {attributes}."
+            "After the import swap, test_mlp.py must name MLPClassifier and "
+            f"MLPRegressor only through {_REPLACEMENT!r}; it binds them with "
+            f"{bindings} and reaches them as attributes in {attributes}."
         )
 
 
-def classifier_tests(source):
-    """Names of the module-level test functions that use ``MLPClassifier``.
+def estimator_tests(source):
+    """Names of the module-level test functions that use either estimator.
 
-    A test uses it when its body or decorators name ``MLPClassifier``, or a
-    module-level function or variable that (in turn) does.
+    A test uses one when its body or decorators name ``MLPClassifier`` or
+    ``MLPRegressor``, or a module-level function or variable that (in turn)
+    does.
 
     Parameters
     ----------
@@ -213,8 +229,8 @@ def classifier_tests(source):
 
     Returns
     -------
-    classifier, other : list of str
-        The test functions that use ``MLPClassifier`` and those that do not.
+    used, other : list of str
+        The test functions that use an estimator and those that do not.
     """
     tree = ast.parse(source)
     definitions = {}
@@ -231,7 +247,7 @@ def classifier_tests(source):
     def names(node):
         return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
-    reaching = {_CLASSIFIER}
+    reaching = set(ESTIMATORS)
     while True:
         more = {
             name
@@ -246,9 +262,9 @@ def classifier_tests(source):
         for node in tree.body
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
     ]
-    classifier = [name for name in tests if name in reaching]
+    used = [name for name in tests if name in reaching]
     other = [name for name in tests if name not in reaching]
-    return classifier, other
+    return used, other
 
 
 def _read_sklearn_tests():
@@ -261,7 +277,7 @@ def _read_sklearn_tests():
 
 
 SKLEARN_SOURCE = _read_sklearn_tests()
-CLASSIFIER_TESTS, REGRESSOR_ONLY_TESTS = classifier_tests(SKLEARN_SOURCE)
+ESTIMATOR_TESTS, OTHER_TESTS = estimator_tests(SKLEARN_SOURCE)
 
 
 def _outcome(testcase):
@@ -277,14 +293,12 @@ def _outcome(testcase):
 def sklearn_mlp_run(tmp_path_factory):
     """Run the swapped copy of test_mlp.py once; return what happened."""
     folder = tmp_path_factory.mktemp("sklearn_mlp")
-    (folder / "test_mlp.py").write_text(
-        swap_classifier_import(SKLEARN_SOURCE), encoding="utf-8"
-    )
+    (folder / "test_mlp.py").write_text(swap_imports(SKLEARN_SOURCE), encoding="utf-8")
     (folder / "conftest.py").write_text(_CONFTEST, encoding="utf-8")
     (folder / "selection.json").write_text(
         json.dumps(
             {
-                "regressor_only": REGRESSOR_ONLY_TESTS,
+                "other": OTHER_TESTS,
                 "exceptions": sorted(EXPECTED_EXCEPTIONS),
             }
         )
@@ -349,7 +363,7 @@ def test_runs_this_checkout(sklearn_mlp_run):
 
 
 @pytest.mark.parametrize(
-    "name", [name for name in CLASSIFIER_TESTS if name not in EXPECTED_EXCEPTIONS]
+    "name", [name for name in ESTIMATOR_TESTS if name not in EXPECTED_EXCEPTIONS]
 )
 def test_sklearn_mlp_test_passes(sklearn_mlp_run, name):
     results = {
@@ -367,54 +381,52 @@ def test_expected_exceptions_are_collected_and_not_run(sklearn_mlp_run):
     selection = sklearn_mlp_run["selection"]
     assert sorted(selection["exceptions"]) == sorted(EXPECTED_EXCEPTIONS)
     assert not set(EXPECTED_EXCEPTIONS) & set(sklearn_mlp_run["results"])
-    assert set(EXPECTED_EXCEPTIONS) <= set(CLASSIFIER_TESTS)
+    assert {name.split("[")[0] for name in EXPECTED_EXCEPTIONS} <= set(ESTIMATOR_TESTS)
 
 
-def test_every_classifier_test_is_run_or_excepted(sklearn_mlp_run):
+def test_every_estimator_test_is_run_or_excepted(sklearn_mlp_run):
     selection = sklearn_mlp_run["selection"]
     ran = set(sklearn_mlp_run["results"])
     left_out = {
-        test_id
-        for key in ("regressor_only", "regressor_parametrisations", "exceptions")
-        for test_id in selection[key]
+        test_id for key in ("other", "exceptions") for test_id in selection[key]
     }
     assert ran | left_out == set(selection["collected"])
     assert not ran & left_out
-    # Each MLPRegressor parametrisation leaves its classifier twin running.
-    for test_id in selection["regressor_parametrisations"]:
-        twin = test_id.replace("MLPRegressor", "KerasDigitClassifier")
-        assert twin in ran, test_id
+    # Both estimators' tests ran: those of each parametrisation too.
+    for ours in ESTIMATORS.values():
+        assert any(ours in test_id for test_id in ran), ours
 
 
 def test_swap_fails_loudly_without_the_import():
     source = "from sklearn.neural_network import MLPRegressor\n"
-    with pytest.raises(ValueError, match="import MLPClassifier once"):
-        swap_classifier_import(source)
-    aliased = "from sklearn.neural_network import MLPClassifier as C\n"
-    with pytest.raises(ValueError, match="under its own name"):
-        swap_classifier_import(aliased)
+    with pytest.raises(ValueError, match="import MLPClassifier and MLPRegressor"):
+        swap_imports(source)
+    aliased = "from sklearn.neural_network import MLPClassifier as C, MLPRegressor\n"
+    with pytest.raises(ValueError, match="under their own names"):
+        swap_imports(aliased)
     sneaky = (
-        "from sklearn.neural_network import MLPClassifier\n"
+        "from sklearn.neural_network import MLPClassifier, MLPRegressor\n"
         "import sklearn.neural_network\n"
         "def test_x():\n"
-        "    sklearn.neural_network.MLPClassifier()\n"
+        "    sklearn.neural_network.MLPRegressor()\n"
     )
-    with pytest.raises(ValueError, match="as an attribute"):
-        swap_classifier_import(sneaky)
+    with pytest.raises(ValueError, match="as attributes"):
+        swap_imports(sneaky)
 
 
 def test_swap_keeps_the_other_names():
     source = (
         "import numpy as np\n"
         "from sklearn.neural_network import (\n"
+        "    BernoulliRBM,\n"
         "    MLPClassifier,\n"
         "    MLPRegressor,\n"
         ")\n"
         "X = np.ones(2)\n"
     )
-    assert swap_classifier_import(source) == (
+    assert swap_imports(source) == (
         "import numpy as np\n"
-        "from sklearn.neural_network import MLPRegressor\n"
+        "from sklearn.neural_network import BernoulliRBM\n"
         f"{_REPLACEMENT}\n"
         "X = np.ones(2)\n"
     )

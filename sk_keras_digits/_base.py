@@ -368,6 +368,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             progress=end.progress._replace(best_weights=None),
         )
         if log.status == DIVERGED:
+            # The solver's moments diverged with the weights not kept: the
+            # next partial_fit starts a fresh solver, as the next fit does.
+            end = end._replace(solver=None)
+        if log.status == DIVERGED:
             # As MLP: early stopping keeps the best validated weights, finite.
             warn(
                 f"Training diverged: the loss became NaN or infinite after "
@@ -386,7 +390,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
-        return state.after_epochs(end, log)
+        return state.after_epochs(end, log, scored=self.early_stopping)
 
     @staticmethod
     def _check_carried_state(solver, start):

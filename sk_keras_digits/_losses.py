@@ -162,9 +162,9 @@ class BinaryLogLoss(Loss):
 def _r2(outputs, y, sample_weight):
     """scikit-learn's ``r2_score``: weighted, averaged over the outputs.
 
-    An output whose targets are constant scores 1 when predicted exactly and
-    0 otherwise (``force_finite``); non-finite outputs score NaN, as
-    MLPRegressor's validation scores them.
+    An output whose targets are constant (over the rows of positive weight)
+    scores 1 when predicted exactly and 0 otherwise (``force_finite``);
+    non-finite outputs score NaN, as MLPRegressor's validation scores them.
     """
     ops = _ops()
     dtype = dtype_of(outputs)
@@ -173,11 +173,19 @@ def _r2(outputs, y, sample_weight):
     mean = ops.sum(w * y, axis=0) / ops.sum(sample_weight)
     residual = ops.sum(w * ops.square(y - outputs), axis=0)
     total = ops.sum(w * ops.square(y - mean), axis=0)
-    constant_target = ops.equal(total, zero)
+    # Constant among the weighted rows, exactly: a rounded mean would leave a
+    # tiny total, and an R^2 of -1e30.
+    weighted = ops.greater(w, zero)
+    inf = constant(np.inf, dtype)
+    highest = ops.max(ops.where(weighted, y, -inf), axis=0)
+    lowest = ops.min(ops.where(weighted, y, inf), axis=0)
+    constant_target = ops.logical_or(ops.equal(highest, lowest), ops.equal(total, zero))
     r2 = one - residual / ops.where(constant_target, one, total)
     exact = ops.where(ops.equal(residual, zero), one, zero)
     r2 = ops.where(constant_target, exact, r2)
-    return _finite_or_nan(outputs, ops.mean(r2))
+    # Not ops.mean: Keras 3.15 on JAX averages float64 in float32.
+    n_outputs = ops.cast(ops.shape(r2)[0], dtype)
+    return _finite_or_nan(outputs, ops.sum(r2) / n_outputs)
 
 
 class SquaredError(Loss):

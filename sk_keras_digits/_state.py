@@ -267,14 +267,22 @@ class FittedState(NamedTuple):
         return cls(labels, TrainingState(weights, None, progress), history)
 
     # -- bookkeeping of a fit ------------------------------------------------
-    def after_epochs(self, training, log):
-        """The state after a stochastic fit: ``training`` reached, ``log`` run."""
+    def after_epochs(self, training, log, scored=True):
+        """The state after a stochastic fit: ``training`` reached, ``log`` run.
+
+        ``scored`` says whether the fit scored a validation split: a fit
+        without early stopping that continues one with it (``warm_start``)
+        keeps the earlier scores and adds none, as MLP.
+        """
         history = self.history
+        scores = history.scores
+        if scores is not None and scored:
+            scores = scores + log.scores
         return self._replace(
             training=training,
             history=History(
                 losses=history.losses + log.losses,
-                scores=None if history.scores is None else history.scores + log.scores,
+                scores=scores,
                 learning_rates=(history.learning_rates or ()) + log.learning_rates,
                 n_iter=log.n_epochs,
                 loss=log.losses[-1],

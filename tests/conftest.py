@@ -43,7 +43,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 BACKENDS = ("tensorflow", "jax")
 
 #: What ``--backend jax`` runs when no paths are given (relative to the root):
-#: the tests of the estimator, the scikit-learn twin and its checks, the
+#: the tests of the estimators, the scikit-learn twins and their checks, the
 #: solvers, the training programs, the callbacks, the model files and the
 #: backends, sized so that CI runs the whole suite on TensorFlow and this on
 #: JAX within its 20 minutes. The other tests also pass on JAX (give their
@@ -59,6 +59,8 @@ JAX_SUITE = (
     "tests/test_classifier.py",
     "tests/test_common.py",
     "tests/test_keras_optimizers.py",
+    "tests/test_losses.py",
+    "tests/test_regressor.py",
     "tests/test_solvers.py",
     "tests/test_training.py",
 )

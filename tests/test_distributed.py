@@ -4,7 +4,8 @@ The same search runs in this process, on a ``dask.distributed.LocalCluster``
 with two worker processes (through joblib's ``"dask"`` backend, and through
 :func:`dask_backend` while one worker process is killed in the middle of the
 search), and with ``n_jobs=2`` on joblib's default backend: the best parameters
-and every score must be identical.
+and every score must be identical. A regressor cross-validates on the
+cluster as in this process.
 """
 
 import logging
@@ -16,9 +17,9 @@ import time
 import joblib
 import numpy as np
 import pytest
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from sk_keras_digits import KerasDigitClassifier, dask_backend
+from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor, dask_backend
 from tests._helpers import IGNORE_CONVERGENCE
 
 distributed = pytest.importorskip("dask.distributed")
@@ -180,6 +181,18 @@ def test_grid_search_survives_a_killed_worker(sequential, data, cluster, client)
     finished = dict(killer.finished_before + killer.finished_after)
     assert len(finished) == 6
     assert all(key.startswith("sk_keras_digits-batch-") for key in finished)
+
+
+def test_regressor_cross_validates_on_the_cluster(digit_targets, client):
+    X, y, _ = digit_targets
+    regressor = KerasDigitRegressor(
+        hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, random_state=0
+    )
+    here = cross_val_score(regressor, X, y, cv=3)
+    with distributed.get_task_stream(client) as tasks, dask_backend(client):
+        there = cross_val_score(regressor, X, y, cv=3, n_jobs=-1)
+    assert np.array_equal(here, there)
+    assert len({task["worker"] for task in tasks.data}) >= 1
 
 
 def test_dask_backend_needs_a_worker(data):

@@ -69,9 +69,14 @@ def test_squared_error_and_r2_are_scikit_learns(case):
         _weighted_mean(loss, outputs, y, weights), expected, rtol=1e-12, atol=1e-300
     )
     score = _score(loss, outputs, y, weights)
-    np.testing.assert_allclose(
-        score, r2_score(y, outputs, sample_weight=weights), rtol=1e-9, atol=1e-12
-    )
+    expected = r2_score(y, outputs, sample_weight=weights, multioutput="raw_values")
+    # A constant target column scores 1 if predicted exactly, else 0, exactly
+    # (scikit-learn's rounded weighted mean may leave a tiny variance).
+    weighted = y[weights > 0]
+    constant = weighted.max(axis=0) == weighted.min(axis=0)
+    exact = (weights[:, None] * (y - outputs) ** 2).sum(axis=0) == 0
+    expected = np.where(constant, exact.astype(float), expected).mean()
+    np.testing.assert_allclose(score, expected, rtol=1e-9, atol=1e-12)
 
 
 @given(regression_case(positive=True))

@@ -17,7 +17,7 @@ it (names shared between them are public within the subpackage):
 - :mod:`.network_config`, :mod:`.network_file`: ``model.keras`` and
   :class:`SavedNetwork`;
 - :mod:`.old.format_1`: reading format-1 files;
-- :mod:`.estimator_file`: a classifier's file;
+- :mod:`.estimator_file`: a classifier's or a regressor's file;
 - :mod:`.skops_schema`, :mod:`.pipeline_file`: a pipeline's file;
 - :mod:`.api`: :func:`save` and :func:`load`.
 """

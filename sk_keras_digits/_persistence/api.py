@@ -16,7 +16,12 @@ import numpy as np
 from .archive import Budget
 from .atomic import atomic_write
 from .errors import ModelFileError, Refused
-from .estimator_file import LoadOptions, estimator_members, load_estimator
+from .estimator_file import (
+    LoadOptions,
+    estimator_members,
+    estimator_name,
+    load_estimator,
+)
 from .manifest import PIPELINE, open_model_file
 from .pipeline_file import load_pipeline, pipeline_members
 
@@ -35,11 +40,12 @@ def save(estimator, path):
 
     Parameters
     ----------
-    estimator : KerasDigitClassifier or Pipeline
+    estimator : KerasDigitClassifier, KerasDigitRegressor or Pipeline
         A fitted estimator, or a fitted :class:`~sklearn.pipeline.Pipeline`
-        whose steps are KerasDigitClassifiers and scikit-learn transformers
-        of the types :func:`load` trusts (stored with ``skops``; see the
-        user guide's page on saving and loading).
+        whose final step is a KerasDigitClassifier or a KerasDigitRegressor
+        and whose other steps are scikit-learn transformers of the types
+        :func:`load` trusts (stored with ``skops``; see the user guide's page
+        on saving and loading).
     path : str or os.PathLike
         The file to write (replaced if it exists). Any name works; the
         documentation uses the ``.skd`` extension.
@@ -75,17 +81,16 @@ def save(estimator, path):
     """
     from sklearn.pipeline import Pipeline
 
-    from .._classifier import KerasDigitClassifier
-
     path = os.fspath(path)
     if isinstance(estimator, Pipeline):
         members = pipeline_members(estimator)
-    elif isinstance(estimator, KerasDigitClassifier):
+    elif estimator_name(estimator) is not None:
         members = estimator_members(estimator)
     else:
         raise TypeError(
-            "save expects a KerasDigitClassifier or a Pipeline, got "
-            f"{type(estimator).__name__}. Use joblib.dump for other objects."
+            "save expects a KerasDigitClassifier, a KerasDigitRegressor or a "
+            f"Pipeline, got {type(estimator).__name__}. Use joblib.dump for other "
+            "objects."
         )
     atomic_write(path, members)
 
@@ -138,9 +143,9 @@ def load(
 
     Returns
     -------
-    estimator : KerasDigitClassifier or Pipeline
-        The fitted estimator (or pipeline), predicting exactly as the saved
-        one.
+    estimator : KerasDigitClassifier, KerasDigitRegressor or Pipeline
+        The fitted estimator (or pipeline), of the class saved, predicting
+        exactly as the saved one.
 
     Raises
     ------

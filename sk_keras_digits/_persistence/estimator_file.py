@@ -1,23 +1,30 @@
-"""The estimator file: a fitted KerasDigitClassifier as a model file.
+"""The estimator file: a fitted KerasDigitClassifier or KerasDigitRegressor.
 
 The file is a zip archive with three members:
 
 - ``manifest.json``: the format name and version, the versions of the
-  libraries that wrote it, the estimator's parameters (:mod:`.params_codec`),
+  libraries that wrote it, the estimator's class (``"estimator"``:
+  :data:`CLASSIFIER` or :data:`REGRESSOR`), its parameters (:mod:`.params_codec`),
   ``n_features_in_`` and ``feature_names_in_``, and its fitted state (the
   :class:`~sk_keras_digits._state.FittedState` record) as JSON
   (:mod:`.state_codec`), its arrays declared (dtype and shape) and referring
   to ``state.npz``. Callables and callbacks, which are code, are only
   *described* (by name), never stored.
 - ``state.npz``: every array of the fitted state (weights, solver state,
-  labels), once, written and read by NumPy's ``.npy`` format without pickle.
+  a classifier's labels), once, written and read by NumPy's ``.npy`` format
+  without pickle.
 - ``model.keras``: the network's architecture in Keras' format
   (:mod:`.network_file`; the weights are in ``state.npz``).
 
 The estimator is read through its record alone
 (:meth:`~sk_keras_digits._base.BaseKerasMLP._fitted_record`) and restored
 through :meth:`~sk_keras_digits._base.BaseKerasMLP._from_fitted_record`; what
-is restored must pass :func:`~.invariants.check_fitted`.
+is restored must pass :func:`~.invariants.check_fitted`. The two estimators
+share the layout: the manifest's ``"estimator"`` says which class the
+parameters and the fitted state are of (a regressor's ``state.labels`` is a
+:class:`~sk_keras_digits._targets.RegressionTargets` record), and a file
+whose parameters or state are the other class's is refused. Format 1 held
+classifiers only.
 """
 
 import io
@@ -51,7 +58,11 @@ from .state_codec import (
 )
 
 #: The ``estimator`` of a classifier's manifest.
-ESTIMATOR = "sk_keras_digits.KerasDigitClassifier"
+CLASSIFIER = "sk_keras_digits.KerasDigitClassifier"
+#: The ``estimator`` of a regressor's manifest.
+REGRESSOR = "sk_keras_digits.KerasDigitRegressor"
+#: The estimators a model file may hold, by their manifest's ``estimator``.
+ESTIMATORS = (CLASSIFIER, REGRESSOR)
 
 #: Keys of a format-2 manifest.
 MANIFEST_KEYS = (
@@ -80,19 +91,48 @@ class LoadOptions(NamedTuple):
     allow_unsafe: bool = False
 
 
+def estimator_classes():
+    """The estimator classes a model file may hold, by manifest name.
+
+    Returns
+    -------
+    classes : dict of str to type
+    """
+    from .._classifier import KerasDigitClassifier
+    from .._regressor import KerasDigitRegressor
+
+    return {CLASSIFIER: KerasDigitClassifier, REGRESSOR: KerasDigitRegressor}
+
+
+def estimator_name(estimator):
+    """The manifest name of ``estimator``'s class, or None if no file holds it.
+
+    An instance of a subclass is saved, and loaded, as its base class.
+    """
+    for name, cls in estimator_classes().items():
+        if isinstance(estimator, cls):
+            return name
+    return None
+
+
 # ---------------------------------------------------------------------- save
 def estimator_members(estimator):
-    """The members of the model file of a fitted KerasDigitClassifier.
+    """The members of the model file of a fitted estimator.
+
+    Parameters
+    ----------
+    estimator : KerasDigitClassifier or KerasDigitRegressor
 
     Returns
     -------
     members : list of (str, bytes)
     """
+    name = estimator_name(estimator)
     record = estimator._fitted_record()
     params = {k: v for k, v in record.params.items() if k not in _CODE}
     network, callbacks = record.params["network"], record.params["callbacks"]
     try:
-        check_fitted(record, custom=network is not None)
+        check_fitted(record, custom=network is not None, regressor=name == REGRESSOR)
     except Refused as exc:
         raise ValueError(
             f"Cannot save this {type(estimator).__name__}: its fitted state is not "
@@ -101,7 +141,7 @@ def estimator_members(estimator):
     tree, arrays = state_to_json(record.state)
     feature_names = record.feature_names_in
     manifest = {
-        **header(ESTIMATOR),
+        **header(name),
         "params": params_to_json(params),
         "network": None if network is None else _describe_callable(network),
         "callbacks": (
@@ -134,10 +174,10 @@ def _describe_callable(function):
 
 # ---------------------------------------------------------------------- load
 def load_step(data, path, options, budget):
-    """The classifier in a pipeline step's model file (``data``, its bytes).
+    """The estimator in a pipeline step's model file (``data``, its bytes).
 
-    Its manifest must say it holds a classifier before anything else of it
-    is read: a pipeline there is refused.
+    Its manifest must say it holds a classifier or a regressor before
+    anything else of it is read: a pipeline there is refused.
     """
     archive, manifest = open_model_file(io.BytesIO(data), budget)
     with archive:
@@ -161,7 +201,8 @@ def load_estimator(archive, budget, manifest, path, options):
 
     Returns
     -------
-    estimator : KerasDigitClassifier
+    estimator : KerasDigitClassifier or KerasDigitRegressor
+        Of the class the manifest names.
     """
     network = options.network
     _check_members(archive)
@@ -216,14 +257,20 @@ def _check_members(archive):
 
 
 def _check_manifest(manifest):
-    if manifest.get("estimator") != ESTIMATOR:
+    estimator = manifest.get("estimator")
+    if not any(estimator == name for name in ESTIMATORS):
         raise Refused(
-            f"it holds a {str(manifest.get('estimator'))[:80]!r}; only {ESTIMATOR} "
-            "is supported."
+            f"it holds a {str(estimator)[:80]!r}; only {' and '.join(ESTIMATORS)} "
+            "are supported."
         )
     keys = set(manifest)
     expected = set(MANIFEST_KEYS)
     if manifest["format_version"] == 1:
+        if estimator != CLASSIFIER:
+            raise Refused(
+                f"it declares format version 1 and holds a {estimator}, but "
+                f"format 1 held {CLASSIFIER} only."
+            )
         expected = format_1.MANIFEST_KEYS
     if keys != expected:
         raise Refused(
@@ -279,15 +326,15 @@ def _restore(manifest, archive, budget):
 
     Returns
     -------
-    estimator : KerasDigitClassifier
-        Without ``network`` and ``callbacks`` (set by the caller).
+    estimator : KerasDigitClassifier or KerasDigitRegressor
+        Of the class the manifest names, without ``network`` and
+        ``callbacks`` (set by the caller).
     record : FittedEstimator
         Its record.
     """
-    from .._classifier import KerasDigitClassifier
-
-    cls = KerasDigitClassifier
-    names = [n for n in cls().get_params(deep=False) if n not in _CODE]
+    name = manifest["estimator"]
+    cls = estimator_classes()[name]
+    names = _param_names(cls)
     legacy = manifest["format_version"] == 1
     if legacy:
         # Format 1's parameters may refer to arrays: read (bounded) first.
@@ -297,6 +344,7 @@ def _restore(manifest, archive, budget):
         tree = json.loads(json.dumps(tree))
     else:
         stored = manifest["params"]
+    _check_param_names(stored, name)
     params = params_from_json(stored, names)
     if not legacy:
         n_features_in = manifest["n_features_in"]
@@ -323,5 +371,29 @@ def _restore(manifest, archive, budget):
     except (TypeError, ValueError) as exc:
         raise Refused(f"invalid parameters: {exc}") from exc
     record = estimator._fitted_record()
-    check_fitted(record, custom=manifest["network"] is not None)
+    custom = manifest["network"] is not None
+    check_fitted(record, custom=custom, regressor=name == REGRESSOR)
     return estimator, record
+
+
+def _param_names(cls):
+    """The parameters of ``cls`` a file stores (not the code)."""
+    return [n for n in cls().get_params(deep=False) if n not in _CODE]
+
+
+def _check_param_names(stored, name):
+    """Refuse the parameters of another estimator class than the manifest names.
+
+    (Other unexpected or missing names are refused by the parameter codec.)
+    """
+    if type(stored) is not dict:
+        return
+    classes = estimator_classes()
+    expected = set(_param_names(classes[name]))
+    for other, cls in classes.items():
+        if other != name and set(stored) == set(_param_names(cls)):
+            raise Refused(
+                f"manifest.json: estimator is {name!r}, but params are a {other}'s "
+                f"(the parameters {sorted(set(stored) ^ expected)} are unexpected "
+                "or missing): the file mixes two estimators."
+            )

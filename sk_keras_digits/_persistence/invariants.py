@@ -7,19 +7,27 @@ the record, so a file that passes cannot describe a self-contradicting
 estimator. ``save`` checks what it writes the same way, so a file that
 ``save`` writes loads. Each solver checks its own state's layout
 (:meth:`~sk_keras_digits._solvers.SGD.check_state`).
+
+The target encoding (``state.labels``) is the estimator's: a classifier's
+:class:`~sk_keras_digits._labels.LabelEncoding`, a regressor's
+:class:`~sk_keras_digits._targets.RegressionTargets`. So is the range of the
+validation score: an accuracy in [0, 1] for a classifier, an R^2 of at most
+1 (negative for predictions worse than the mean) for a regressor.
 """
 
 import math
 
 import numpy as np
 
-from .._labels import KINDS
+from .._labels import KINDS, LabelEncoding
+from .._losses import REGRESSION_ACTIVATIONS
 from .._solvers import check_saved_state
+from .._targets import RegressionTargets
 from .errors import Refused
 from .json_values import describe
 
 
-def check_fitted(record, custom):
+def check_fitted(record, custom, regressor):
     """Refuse a fitted state that no fit with the record's parameters produces.
 
     Parameters
@@ -29,21 +37,122 @@ def check_fitted(record, custom):
     custom : bool
         Whether the network is a custom one (its weights are checked against
         the architecture by the caller).
+    regressor : bool
+        Whether the record is a KerasDigitRegressor's (else a
+        KerasDigitClassifier's).
     """
     params, state = record.params, record.state
     n_features_in = record.n_features_in
     check_inputs(n_features_in, record.feature_names_in)
-    _check_labels(state.labels)
-    try:  # the check fit makes
-        state.labels.check_class_weight(params.get("class_weight"))
-    except ValueError as exc:
-        raise Refused(
-            f"params['class_weight'] does not fit the classes: {exc}"
-        ) from exc
+    _check_kind(state.labels, regressor)
+    if regressor:
+        _check_targets(state.labels, params)
+    else:
+        _check_labels(state.labels)
+        try:  # the check fit makes
+            state.labels.check_class_weight(params.get("class_weight"))
+        except ValueError as exc:
+            raise Refused(
+                f"params['class_weight'] does not fit the classes: {exc}"
+            ) from exc
     _check_weights(record.hidden_layer_sizes, n_features_in, state, custom)
+    if regressor and custom:
+        _check_output_width(state.labels.n_outputs, state.weights, n_features_in)
     _check_solver(params, state)
-    _check_progress(state.training.progress)
-    _check_history(params, state.history)
+    score = _R2 if regressor else _ACCURACY
+    _check_progress(
+        state.training.progress, state.early_stopping, score, _loss_floor(state.labels)
+    )
+    _check_history(params, state.history, score, _loss_floor(state.labels))
+
+
+def describe_targets(labels):
+    """The targets of an encoding, for messages: ``"multiclass targets"``, ..."""
+    if isinstance(labels, RegressionTargets):
+        return f"regression targets (loss={labels.loss!r})"
+    return f"{labels.kind} targets"
+
+
+class _Score:
+    """The range of a validation score (the estimator's ``score``)."""
+
+    def __init__(self, name, low, expected):
+        self.name, self.low, self.expected = name, low, expected
+
+    def accepts(self, value, nan=False):
+        """Whether ``value`` is a score a fit reports (NaN: an epoch diverged)."""
+        if math.isnan(value):
+            return nan
+        return self.low <= value <= 1
+
+
+_ACCURACY = _Score("accuracy", 0.0, "a number in [0, 1]")
+_R2 = _Score("R^2", -math.inf, "a number <= 1 (an R^2)")
+
+
+def _loss_floor(labels):
+    """The least loss a fit reports: 0, but for the Poisson deviance.
+
+    Half the Poisson deviance is >= 0 exactly but computed as a difference of
+    logarithms, which rounding may leave a little below 0 for a near-perfect
+    fit without penalty (alpha=0): only its finiteness is checked.
+    """
+    if isinstance(labels, RegressionTargets) and labels.loss == "poisson":
+        return -math.inf
+    return 0.0
+
+
+def _check_kind(labels, regressor):
+    """The target encoding must be the estimator's kind of targets."""
+    expected, owner = (
+        (RegressionTargets, "KerasDigitRegressor")
+        if regressor
+        else (LabelEncoding, "KerasDigitClassifier")
+    )
+    if type(labels) is not expected:
+        raise Refused(
+            f"state.labels is a {type(labels).__name__} record, but a {owner}'s "
+            f"fitted state holds its targets as a {expected.__name__} record: the "
+            "state is another estimator's."
+        )
+
+
+def _check_targets(targets, params):
+    """A regressor's :class:`RegressionTargets`: its loss is the parameter's."""
+    where = "state.labels"
+    n_outputs, loss = targets.n_outputs, targets.loss
+    if type(n_outputs) is not int or n_outputs < 1:
+        raise Refused(
+            f"{where}.n_outputs should be a positive integer (the number of target "
+            f"columns), got {describe(n_outputs)}."
+        )
+    if loss not in REGRESSION_ACTIVATIONS:
+        raise Refused(
+            f"{where}.loss should be one of {sorted(REGRESSION_ACTIVATIONS)}, got "
+            f"{describe(loss)}."
+        )
+    if params.get("loss") != loss:
+        raise Refused(
+            f"{where}.loss is {loss!r}, but params['loss'] is "
+            f"{describe(params.get('loss'))}: a fit trains with the loss parameter."
+        )
+
+
+def _check_output_width(n_outputs, weights, n_features_in):
+    """Bound a custom network's number of outputs by its checked weights.
+
+    The network built is checked to output ``n_outputs`` columns (for the
+    default network the weights' shapes give it); bounding it first means
+    that a caller's builder is never asked for a huge output layer. Each
+    output needs an input or a trainable scalar to compute it.
+    """
+    most = n_features_in + weights.size
+    if n_outputs > most:
+        raise Refused(
+            f"state.labels.n_outputs is {n_outputs}, more than a network of "
+            f"{weights.size} trainable scalars on {n_features_in} inputs computes "
+            f"(at most {most})."
+        )
 
 
 def check_inputs(n_features_in, feature_names_in):
@@ -164,19 +273,26 @@ def _check_solver(params, state):
         raise Refused(str(exc)) from exc
 
 
-def _check_progress(progress):
+def _check_progress(progress, early_stopping, score, floor):
     where = "state.training.progress"
+    # A validation score is kept only with early stopping.
+    best_score = f"-inf or {score.expected}" if early_stopping else "-inf"
     checks = [
         (
             "learning_rate",
             math.isfinite(progress.learning_rate) and progress.learning_rate > 0,
             "a finite number > 0",
         ),
-        ("best_loss", progress.best_loss >= 0, "a number >= 0 or inf"),
+        (
+            "best_loss",
+            progress.best_loss >= floor,
+            "a number >= 0 or inf" if floor == 0 else "a number or inf",
+        ),
         (
             "best_score",
-            progress.best_score == -math.inf or 0 <= progress.best_score <= 1,
-            "-inf or a number in [0, 1]",
+            progress.best_score == -math.inf
+            or (early_stopping and score.accepts(progress.best_score)),
+            best_score + ("" if early_stopping else " without early stopping"),
         ),
         ("no_improvement", progress.no_improvement >= 0, "an integer >= 0"),
         (
@@ -197,12 +313,18 @@ def _check_progress(progress):
             )
 
 
-def _check_history(params, history):
+def _check_history(params, history, score, floor):
+    """The curves. With early stopping a fit whose loss diverges keeps its best
+    validated weights: its last loss and score are then not finite."""
     where = "state.history"
     losses = history.losses
-    if not all(type(v) is float and math.isfinite(v) and v >= 0 for v in losses):
+    diverged = history.scores is not None  # a fit may have ended by diverging
+    bound = " >= 0" if floor == 0 else ""
+    if diverged:
+        bound += " (or NaN or inf, a diverged epoch's with early stopping)"
+    if not all(_loss_ok(v, floor, diverged) for v in losses):
         raise Refused(
-            f"{where}.losses should be finite numbers >= 0, got {describe(losses)}."
+            f"{where}.losses should be finite numbers{bound}, got {describe(losses)}."
         )
     stochastic = params["solver"] != "lbfgs"
     if (history.scores is not None) != (params["early_stopping"] and stochastic):
@@ -214,11 +336,14 @@ def _check_history(params, history):
         )
     if history.scores is not None and (
         len(history.scores) != len(losses)
-        or not all(type(v) is float and 0 <= v <= 1 for v in history.scores)
+        or not all(
+            type(v) is float and score.accepts(v, nan=True) for v in history.scores
+        )
     ):
         raise Refused(
-            f"{where}.scores should be {len(losses)} numbers in [0, 1] (one per "
-            f"epoch), got {describe(history.scores)}."
+            f"{where}.scores should be {len(losses)} validation {score.name} "
+            f"scores, each {score.expected} or NaN (one per epoch), got "
+            f"{describe(history.scores)}."
         )
     rates = history.learning_rates
     if (rates is None) == stochastic:
@@ -239,7 +364,16 @@ def _check_history(params, history):
             f"{where}.n_iter should be in [0, {len(losses)}] (the number of "
             f"losses), got {history.n_iter}."
         )
-    if not (history.loss >= 0 and math.isfinite(history.loss)):
+    if not _loss_ok(history.loss, floor, diverged):
         raise Refused(
-            f"{where}.loss should be a finite number >= 0, got {history.loss!r}."
+            f"{where}.loss should be a finite number{bound}, got {history.loss!r}."
         )
+
+
+def _loss_ok(value, floor, diverged):
+    """Whether ``value`` is a loss a fit reports."""
+    if type(value) is not float:
+        return False
+    if not math.isfinite(value):
+        return diverged and value != -math.inf
+    return value >= floor

@@ -37,7 +37,7 @@ def check_dense_config(config, n_features_in, units, activation, out_activation,
     units : list of int
         Units of the hidden layers and the output layer.
     activation, out_activation : str
-        In MLPClassifier's names.
+        In MLP's names.
     dtype : str
         Dtype of the weights.
     """

@@ -17,6 +17,7 @@ import numpy as np
 from .._activations import KERAS_ACTIVATIONS
 from .archive import MEMBER_OVERHEAD, check_names, open_zip, zip_bytes
 from .errors import Refused
+from .invariants import describe_targets
 from .network_config import (
     check_dense_config,
     output_activation,
@@ -182,7 +183,9 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
     """The file's architecture as a :class:`SavedNetwork`, checked unbuilt.
 
     The variables the configuration would create must be the record's
-    weights, and its output layer must apply the targets' activation.
+    weights, and its output layer must apply the targets' activation (in
+    Keras' names: ``"softmax"`` or ``"sigmoid"`` for a classifier's,
+    ``"linear"`` or ``"exponential"`` for a regressor's loss).
     """
     config = read_config(archive, budget, _CONFIG_LIMIT, legacy)
     state = record.state
@@ -206,7 +209,7 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
     if activation is not None and activation != expected:
         raise Refused(
             f"{NETWORK}: the network's output layer applies {activation!r}, "
-            f"but {state.labels.kind} targets need {expected!r}."
+            f"but {describe_targets(state.labels)} need {expected!r}."
         )
     return SavedNetwork(config, custom_objects=custom_objects, safe_mode=safe_mode)
 

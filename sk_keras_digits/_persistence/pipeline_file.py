@@ -1,12 +1,13 @@
-"""Pipelines in a model file: classifier steps as model files, others through skops.
+"""Pipelines in a model file: estimator steps as model files, others through skops.
 
 A fitted :class:`~sklearn.pipeline.Pipeline` is saved as a zip archive whose
 ``manifest.json`` names the pipeline's parameters and its steps, in order,
 each step being a member of its own:
 
-- ``steps/<i>.skd``: a :class:`~sk_keras_digits.KerasDigitClassifier`, as the
-  complete model file :func:`~sk_keras_digits.save` writes for it, loaded
-  with every check of :func:`~sk_keras_digits.load`;
+- ``steps/<i>.skd``: a :class:`~sk_keras_digits.KerasDigitClassifier` or
+  :class:`~sk_keras_digits.KerasDigitRegressor`, as the complete model file
+  :func:`~sk_keras_digits.save` writes for it, loaded with every check of
+  :func:`~sk_keras_digits.load`;
 - ``steps/<i>.skops``: a scikit-learn transformer, in ``skops``' format,
   which is read without pickle. Only the types of :func:`trusted_steps` are
   accepted (an explicit list, never "anything"), and within them, at any
@@ -15,7 +16,7 @@ each step being a member of its own:
   (see :mod:`.skops_schema`);
 - ``"passthrough"`` or ``None`` steps are stored in the manifest.
 
-A classifier step's file must hold a classifier: a pipeline there is refused
+A model step's file must hold an estimator: a pipeline there is refused
 from its manifest, before anything else of it is read. Every member is
 decompressed within the same ``max_bytes`` budget as a single estimator's
 file; a ``skops`` member's ``schema.json`` is bounded (:data:`SCHEMA_LIMIT`)
@@ -33,7 +34,7 @@ import numpy as np
 from .._names import qualified_name
 from .archive import check_names, open_zip, zip_bytes
 from .errors import Refused
-from .estimator_file import estimator_members, load_step
+from .estimator_file import estimator_members, estimator_name, load_step
 from .json_values import loads
 from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header
 from .skops_internals import construct
@@ -105,8 +106,6 @@ def pipeline_members(pipeline):
     import skops.io
     from sklearn.utils.validation import check_is_fitted
 
-    from .._classifier import KerasDigitClassifier
-
     check_is_fitted(pipeline)
     params = pipeline.get_params(deep=False)
     steps = params.pop("steps")
@@ -130,7 +129,7 @@ def pipeline_members(pipeline):
         if step is None or (isinstance(step, str) and step == "passthrough"):
             described.append({"name": name, "kind": "passthrough", "value": step})
             continue
-        if isinstance(step, KerasDigitClassifier):
+        if estimator_name(step) is not None:
             member, kind = f"steps/{i}.skd", "model"
             data = zip_bytes(estimator_members(step))
         else:
@@ -181,15 +180,13 @@ def load_pipeline(archive, budget, manifest, path, options):
     path : str
         The file, for messages.
     options : LoadOptions
-        For the classifier steps.
+        For the model steps (classifiers and regressors).
 
     Returns
     -------
     pipeline : Pipeline
     """
     from sklearn.pipeline import Pipeline
-
-    from .._classifier import KerasDigitClassifier
 
     if set(manifest) != _MANIFEST_KEYS:
         raise Refused(
@@ -249,7 +246,7 @@ def load_pipeline(archive, budget, manifest, path, options):
                 estimator = load_step(data, path, options, budget)
             except Refused as exc:
                 raise Refused(f"step {_label(name)}: {exc}") from exc
-            if not isinstance(estimator, KerasDigitClassifier):
+            if estimator_name(estimator) is None:
                 raise Refused(
                     f"step {_label(name)} holds a pipeline: nesting is refused."
                 )

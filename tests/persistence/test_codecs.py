@@ -1,9 +1,10 @@
 """The model file's codecs: the schema (state and parameters), and a fuzz test of load.
 
-The fuzz test saves small fitted estimators of every kind, then changes one
-value of the manifest or one array of ``state.npz`` at a time and loads the
-result: the file must be refused with a ModelFileError, or load as a
-self-consistent estimator that predicts, and refits, without crashing.
+The fuzz test saves small fitted estimators of every kind, classifiers and
+regressors, then changes one value of the manifest or one array of
+``state.npz`` at a time and loads the result: the file must be refused with a
+ModelFileError, or load as a self-consistent estimator that predicts, and
+refits, without crashing.
 """
 
 import io
@@ -18,7 +19,13 @@ import keras
 import numpy as np
 import pytest
 
-from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
+from sk_keras_digits import (
+    KerasDigitClassifier,
+    KerasDigitRegressor,
+    ModelFileError,
+    load,
+    save,
+)
 from sk_keras_digits._persistence.errors import Refused
 from sk_keras_digits._persistence.params_codec import params_from_json, params_to_json
 from sk_keras_digits._persistence.state_codec import state_from_json, state_to_json
@@ -37,7 +44,15 @@ def _targets(y, kind):
         return np.c_[y % 2, y > 4, y == 0].astype(int)
     if kind == "single":
         return np.full(len(y), "seven")
+    if kind == "regression_2d":
+        return np.c_[y / 9.0, y % 3 - 1.0]
+    if kind == "counts":
+        return y.astype(float)
     return y
+
+
+#: Target kinds of a regressor.
+_REGRESSION = ("regression_2d", "counts")
 
 
 CASES = {
@@ -62,6 +77,17 @@ CASES = {
         "multiclass",
     ),
     "single_class": (dict(), "single"),
+    "regressor_sgd_2d": (dict(learning_rate_init=0.05), "regression_2d"),
+    "regressor_poisson_adam_early_stopping": (
+        dict(
+            loss="poisson",
+            solver="adam",
+            learning_rate_init=0.01,
+            early_stopping=True,
+            validation_fraction=0.3,
+        ),
+        "counts",
+    ),
 }
 
 
@@ -79,7 +105,8 @@ def saved(data, tmp_path_factory):
     cases = {}
     for name, (params, kind) in CASES.items():
         targets = _targets(y, kind)
-        est = KerasDigitClassifier(**{**SMALL, **params}).fit(X, targets)
+        cls = KerasDigitRegressor if kind in _REGRESSION else KerasDigitClassifier
+        est = cls(**{**SMALL, **params}).fit(X, targets)
         path = folder / f"{name}.skd"
         save(est, path)
         cases[name] = (est, path, targets)
@@ -294,6 +321,9 @@ def _array_mutations(arrays):
 
 def check_consistent(est, X, targets):
     """The loaded estimator agrees with itself; return it."""
+    if isinstance(est, KerasDigitRegressor):
+        check_consistent_regressor(est, X, targets)
+        return
     proba = est.predict_proba(X)
     pred = est.predict(X)
     classes = est.classes_
@@ -314,6 +344,22 @@ def check_consistent(est, X, targets):
     assert est.out_activation_ == (
         "softmax" if len(classes) > 2 and np.ndim(targets) == 1 else "logistic"
     )
+
+
+def check_consistent_regressor(est, X, targets):
+    """A loaded regressor predicts its network's outputs, one per target."""
+    pred = est.predict(X)
+    assert pred.shape == np.shape(targets)
+    assert est.n_outputs_ == (1 if np.ndim(targets) == 1 else targets.shape[1])
+    model = np.asarray(est.model_(X.astype(est.coefs_[0].dtype)))
+    np.testing.assert_allclose(
+        model, pred.reshape(len(X), -1), rtol=1e-4, atol=1e-5, equal_nan=True
+    )
+    assert (
+        est.out_activation_ == {"squared_error": "identity", "poisson": "exp"}[est.loss]
+    )
+    if est.loss == "poisson":
+        assert (pred[np.isfinite(pred)] >= 0).all()
 
 
 def _check(est, X, targets, name, failures):
@@ -337,8 +383,16 @@ def _try_load(path, name, failures):
 
 
 # Mutations loaded and checked per case, drawn deterministically.
-N_MUTATIONS = {"custom_adam": 60, "keras_optimizer_class_weight": 150}
+N_MUTATIONS = {
+    "custom_adam": 60,
+    "keras_optimizer_class_weight": 150,
+    "regressor_sgd_2d": 200,
+    "regressor_poisson_adam_early_stopping": 200,
+}
 N_MUTATIONS_DEFAULT = 600
+# Mutations of a regressor's targets and loss, always loaded: what tells a
+# regressor's file from a classifier's.
+_ALWAYS = (("state", "labels"), ("params", "loss"))
 N_REFITS = 4
 
 
@@ -351,7 +405,12 @@ def test_fuzz_manifest_and_arrays(case, saved, data, tmp_path):
     rng = np.random.RandomState(sum(map(ord, case)))
     mutations = list(_mutations(manifest))
     count = N_MUTATIONS.get(case, N_MUTATIONS_DEFAULT)
-    chosen = [mutations[i] for i in sorted(rng.permutation(len(mutations))[:count])]
+    drawn = set(rng.permutation(len(mutations))[:count])
+    if case.startswith("regressor"):
+        drawn |= {
+            i for i, (_, (where, _)) in enumerate(mutations) if where[:2] in _ALWAYS
+        }
+    chosen = [mutations[i] for i in sorted(drawn)]
     path = tmp_path / "mutated.skd"
     accepted, refused, failures = [], 0, []
     for name, (where, kind) in chosen:

@@ -1,4 +1,7 @@
-"""Tests for sk_keras_digits._persistence.pipeline_file: whole pipelines in a file."""
+"""Tests for sk_keras_digits._persistence.pipeline_file: whole pipelines in a file.
+
+Their final step a classifier or a regressor.
+"""
 
 import io
 import json
@@ -12,9 +15,16 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 
-from sk_keras_digits import KerasDigitClassifier, ModelFileError, load, save
+from sk_keras_digits import (
+    KerasDigitClassifier,
+    KerasDigitRegressor,
+    ModelFileError,
+    load,
+    save,
+)
 from sk_keras_digits._persistence.pipeline_file import trusted_steps
 from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members, zip_bytes
+from tests.persistence._regression import SMALL_REGRESSION
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -178,3 +188,27 @@ def test_load_refuses_untrusted_objects_inside_a_trusted_step(
         load(path)
     with pytest.raises(TypeError, match="json.dumps"):
         save(make_pipeline(scaler, pipeline[-1]), tmp_path / "again.skd")
+
+
+def test_regressor_pipeline_round_trip(regression, tmp_path):
+    X, Y = regression
+    X = 3 * X + 1  # for the scaler to scale
+    pipe = make_pipeline(StandardScaler(), KerasDigitRegressor(**SMALL_REGRESSION))
+    pipe.fit(X, Y)
+    path = tmp_path / "regressor.skd"
+    save(pipe, path)
+    loaded = load(path)
+    assert type(loaded[-1]) is KerasDigitRegressor
+    assert np.array_equal(loaded.predict(X), pipe.predict(X))
+    assert loaded.score(X, Y) == pipe.score(X, Y)
+    content = read_members(path)
+    step = json.loads(read_members(content["steps/1.skd"])["manifest.json"])
+    assert step["estimator"] == "sk_keras_digits.KerasDigitRegressor"
+    # The regressor step's checks apply: its loss is its state's.
+    step["params"]["loss"] = "poisson"
+    inner = {**read_members(content["steps/1.skd"]), "manifest.json": json.dumps(step)}
+    path.write_bytes(zip_bytes({**content, "steps/1.skd": zip_bytes(inner)}))
+    with pytest.raises(
+        ModelFileError, match=r"step 'kerasdigitregressor': state.labels.loss"
+    ):
+        load(path)

@@ -1,6 +1,7 @@
 """Files load refuses: empty, truncated, corrupted, tampered or pickled."""
 
 import io
+import json
 import pickle
 import zipfile
 
@@ -10,11 +11,13 @@ import pytest
 
 from sk_keras_digits import (
     KerasDigitClassifier,
+    KerasDigitRegressor,
     ModelFileError,
     load,
     save,
 )
 from tests._helpers import IGNORE_CONVERGENCE, SMALL
+from tests.persistence._regression import SMALL_REGRESSION
 from tests.persistence._support import (
     OpenOnUnpickle,
     assert_refused,
@@ -22,6 +25,7 @@ from tests.persistence._support import (
     flip,
     member_data_offset,
     rewrite,
+    wide_network,
 )
 
 pytestmark = IGNORE_CONVERGENCE
@@ -226,3 +230,206 @@ def test_model_file_error_pickles():
     assert isinstance(copy, ValueError)
     assert str(copy) == str(error)
     assert (copy.path, copy.problem) == (error.path, error.problem)
+
+
+# -- regressors: a file cannot claim a state no fit produces ------------------------
+_CLASSIFIER = "sk_keras_digits.KerasDigitClassifier"
+_REGRESSOR = "sk_keras_digits.KerasDigitRegressor"
+
+
+def _edit_state(source, target, edit, drop_arrays=()):
+    """Copy a model file, editing its manifest and dropping arrays of state.npz."""
+    with zipfile.ZipFile(source) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        with np.load(io.BytesIO(archive.read("state.npz"))) as npz:
+            arrays = {key: npz[key] for key in npz.files if key not in drop_arrays}
+    edit(manifest)
+    for key in drop_arrays:
+        del manifest["arrays"][key]
+    npz = io.BytesIO()
+    np.savez(npz, **arrays)
+    members = {"manifest.json": json.dumps(manifest), "state.npz": npz.getvalue()}
+    return rewrite(source, target, members)
+
+
+def _both(*edits):
+    def edit(manifest):
+        for one in edits:
+            one(manifest)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            _set(["params", "loss"], "poisson"),
+            r"state.labels.loss is 'squared_error', but params\['loss'\] is 'poisson'",
+        ),
+        (
+            _set(["state", "labels", "loss"], "poisson"),
+            r"state.labels.loss is 'poisson', but params\['loss'\] is 'squared_error'",
+        ),
+        (
+            _both(
+                _set(["state", "labels", "loss"], "poisson"),
+                _set(["params", "loss"], "poisson"),
+            ),
+            r"config.json describes the layers .*'linear'.*'exponential'",
+        ),
+        (_set(["params", "loss"], "huber"), "invalid parameters: The 'loss'"),
+        (
+            _both(
+                _set(["state", "labels", "loss"], "huber"),
+                _set(["params", "loss"], "huber"),
+            ),
+            "invalid parameters: The 'loss'",
+        ),
+        (
+            _set(["state", "labels", "loss"], "huber"),
+            r"state.labels.loss should be one of \['poisson', 'squared_error'\]",
+        ),
+        (
+            _set(["state", "labels", "n_outputs"], 2),
+            r"kernels and biases of shapes \[\(6, 5\), \(5,\), \(5, 2\)",
+        ),
+        (_set(["state", "labels", "n_outputs"], 0), "n_outputs should be a positive"),
+        (_set(["state", "labels", "n_outputs"], True), "should be an integer"),
+        (_set(["state", "labels", "classes"], []), r"should have the fields \['loss'"),
+        (
+            _set(["state", "training", "progress", "best_score"], 0.5),
+            "best_score should be -inf without early stopping, got 0.5",
+        ),
+        (
+            _set(["state", "history", "losses", 0], -0.5),
+            "losses should be finite numbers >= 0, got",
+        ),
+        (
+            _set(["state", "history", "loss"], {"float": "nan"}),
+            "loss should be a finite number >= 0, got nan",
+        ),
+        (
+            _set(["params", "class_weight"], None),
+            r"parameters \['class_weight'\] are unexpected",
+        ),
+        (
+            _set(["estimator"], _CLASSIFIER),
+            rf"estimator is '{_CLASSIFIER}', but params are a {_REGRESSOR}'s "
+            r"\(the parameters \['class_weight', 'loss'\]",
+        ),
+        (
+            _both(_set(["format_version"], 1), _set(["object_arrays"], {})),
+            f"holds a {_REGRESSOR}, but format 1 held {_CLASSIFIER} only",
+        ),
+    ],
+    ids=[
+        "params_loss",
+        "state_loss",
+        "both_losses",
+        "unknown_params_loss",
+        "unknown_losses",
+        "unknown_state_loss",
+        "n_outputs",
+        "zero_outputs",
+        "bool_outputs",
+        "classes",
+        "progress_without_early_stopping",
+        "negative_loss",
+        "nan_loss_without_early_stopping",
+        "class_weight",
+        "classifier_manifest",
+        "format_1",
+    ],
+)
+def test_invalid_regressor_manifest(edit, match, regressor_file, tmp_path):
+    path = edit_manifest(regressor_file, tmp_path / "edited.skd", edit)
+    assert_refused(path, match)
+
+
+def test_a_classifier_file_cannot_hold_a_regressors_state(dense_file, tmp_path):
+    targets = {"record": "RegressionTargets", "n_outputs": 10, "loss": "squared_error"}
+    path = _edit_state(
+        dense_file,
+        tmp_path / "mixed.skd",
+        _set(["state", "labels"], targets),
+        drop_arrays=["labels.classes"],
+    )
+    assert_refused(
+        path,
+        "state.labels is a RegressionTargets record, but a KerasDigitClassifier's "
+        "fitted state holds its targets as a LabelEncoding record",
+    )
+    # Named a regressor, it holds a classifier's parameters.
+    path = edit_manifest(
+        dense_file, tmp_path / "named.skd", _set(["estimator"], _REGRESSOR)
+    )
+    assert_refused(path, rf"but params are a {_CLASSIFIER}'s")
+
+
+def test_a_regressor_file_cannot_hold_a_classifiers_state(regressor_file, tmp_path):
+    labels = {
+        "record": "LabelEncoding",
+        "classes": {"objects": ["a"]},
+        "kind": "binary",
+    }
+    path = edit_manifest(
+        regressor_file, tmp_path / "mixed.skd", _set(["state", "labels"], labels)
+    )
+    assert_refused(
+        path,
+        "state.labels is a LabelEncoding record, but a KerasDigitRegressor's "
+        "fitted state holds its targets as a RegressionTargets record",
+    )
+
+
+@pytest.fixture(scope="module")
+def custom_regressor_file(regression, tmp_path_factory):
+    X, Y = regression
+    params = {**SMALL_REGRESSION, "network": wide_network}
+    est = KerasDigitRegressor(**params).fit(X, Y)
+    path = tmp_path_factory.mktemp("custom_regressor") / "custom.skd"
+    save(est, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            _both(
+                _set(["state", "labels", "loss"], "poisson"),
+                _set(["params", "loss"], "poisson"),
+            ),
+            r"output layer applies 'linear', but regression targets "
+            r"\(loss='poisson'\) need 'exponential'",
+        ),
+        (
+            _set(["state", "labels", "n_outputs"], 10**9),
+            "n_outputs is 1000000000, more than a network of 74 trainable scalars",
+        ),
+        (
+            _set(["state", "labels", "n_outputs"], 3),
+            r"cannot be rebuilt .*must output shape \(n_samples, 3\)",
+        ),
+    ],
+    ids=["output_activation", "huge_n_outputs", "n_outputs"],
+)
+def test_invalid_custom_regressor_manifest(
+    edit, match, custom_regressor_file, tmp_path
+):
+    path = edit_manifest(custom_regressor_file, tmp_path / "edited.skd", edit)
+    assert_refused(path, match)
+
+
+def test_a_number_for_a_custom_regressors_weight_is_refused(
+    custom_regressor_file, tmp_path
+):
+    key = "training.weights.params.0"
+    path = _edit_state(
+        custom_regressor_file,
+        tmp_path / "edited.skd",
+        _set(["state", "training", "weights", "params", 0], 1.5),
+        drop_arrays=[key],
+    )
+    assert_refused(path, "state.training.weights should hold arrays only")

@@ -1,4 +1,7 @@
-"""Round trips through save and load: estimators, targets, parameters, networks."""
+"""Round trips through save and load: estimators, targets, parameters, networks.
+
+Classifiers and regressors alike.
+"""
 
 import functools
 import io
@@ -11,17 +14,20 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import sk_keras_digits
 from sk_keras_digits import (
     KerasDigitClassifier,
+    KerasDigitRegressor,
     ModelFileError,
     _persistence,
     load,
     save,
 )
 from tests._helpers import IGNORE_CONVERGENCE, SMALL, compute_scope
+from tests._networks import SmallDense
+from tests.persistence._regression import SMALL_REGRESSION, counts
 from tests.persistence._support import (
     Scale,
     assert_same_estimator,
@@ -196,9 +202,164 @@ def test_save_replaces_existing_file_and_keeps_its_mode(dense, data, tmp_path):
 def test_save_refuses_unfitted_and_foreign_objects(tmp_path):
     with pytest.raises(NotFittedError):
         save(KerasDigitClassifier(), tmp_path / "model.skd")
-    with pytest.raises(TypeError, match="expects a KerasDigitClassifier"):
+    with pytest.raises(NotFittedError):
+        save(KerasDigitRegressor(), tmp_path / "model.skd")
+    with pytest.raises(TypeError, match="KerasDigitClassifier, a KerasDigitRegressor"):
         save({"not": "an estimator"}, tmp_path / "model.skd")
     assert not os.listdir(tmp_path)
+
+
+# -- regressors ----------------------------------------------------------------
+def test_regressor_round_trip_and_file_layout(regressor, regressor_file, regression):
+    X, _ = regression
+    loaded = load(regressor_file)
+    assert type(loaded) is KerasDigitRegressor
+    assert_same_estimator(regressor, loaded, X)
+    assert_same_params(regressor, loaded)
+    assert_same_state(regressor._state, loaded._state)
+    assert loaded.predict(X).shape == (len(X),)
+    assert loaded.out_activation_ == "identity" and loaded.n_outputs_ == 1
+    with zipfile.ZipFile(regressor_file) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["format_version"] == 2
+    assert manifest["estimator"] == "sk_keras_digits.KerasDigitRegressor"
+    assert manifest["params"]["loss"] == "squared_error"
+    assert "class_weight" not in manifest["params"]
+    assert manifest["state"]["labels"] == {
+        "record": "RegressionTargets",
+        "n_outputs": 1,
+        "loss": "squared_error",
+    }
+    assert not [key for key in manifest["arrays"] if key.startswith("labels")]
+
+
+@pytest.mark.parametrize(
+    "params, targets",
+    [
+        (dict(solver="adam"), "2d"),
+        (dict(solver="lbfgs", max_iter=5), "2d"),
+        (dict(loss="poisson"), "counts"),
+        (dict(loss="poisson", solver="adam"), "counts_2d"),
+        (
+            dict(
+                early_stopping=True,
+                validation_fraction=0.3,
+                learning_rate_init=0.5,
+                max_iter=8,
+            ),
+            "1d",
+        ),
+        (dict(random_state=np.random.RandomState(1)), "float32"),
+    ],
+    ids=["adam_2d", "lbfgs_2d", "poisson", "poisson_adam_2d", "negative_r2", "float32"],
+)
+def test_regressor_round_trips(params, targets, regression, tmp_path):
+    X, Y = regression
+    y = {
+        "1d": Y[:, 0],
+        "2d": Y,
+        "counts": counts(Y[:, 0]),
+        "counts_2d": counts(Y),
+        "float32": Y[:, 0],
+    }[targets]
+    if targets == "float32":
+        X = X.astype(np.float32)
+    est = KerasDigitRegressor(**{**SMALL_REGRESSION, **params}).fit(X, y)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert_same_estimator(est, loaded, X)
+    assert_same_params(est, loaded)
+    assert_same_state(est._state, loaded._state)
+    assert loaded.predict(X).shape == y.shape
+    if "early_stopping" in params:
+        # R^2 below 0 (worse than the mean) is a score fit reports.
+        assert min(loaded.validation_scores_) < 0
+        assert loaded.history_["val_r2"] == est.validation_scores_
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_loaded_regressor_continues_training_identically(solver, regression, tmp_path):
+    X, Y = regression
+    est = KerasDigitRegressor(**{**SMALL_REGRESSION, "solver": solver}).fit(X, Y)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    est.partial_fit(X, Y)
+    loaded.partial_fit(X, Y)
+    assert_same_estimator(est, loaded, X)
+    est.set_params(warm_start=True).fit(X, Y)
+    loaded.set_params(warm_start=True).fit(X, Y)
+    assert_same_estimator(est, loaded, X)
+    with pytest.raises(ValueError, match="fitted on 2"):
+        loaded.partial_fit(X, Y[:, 0])
+
+
+def test_regressor_with_a_custom_network_round_trip(regression, tmp_path):
+    """A NetworkBuilder (batch normalisation's buffers), with and without it."""
+    X, Y = regression
+    params = {**SMALL_REGRESSION, "network": SmallDense(units=4), "loss": "poisson"}
+    est = KerasDigitRegressor(**params).fit(X, counts(Y))
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert isinstance(loaded.network, _persistence.SavedNetwork)
+    assert_same_estimator(est, loaded, X)
+    assert_same_params(est, loaded, skip=("network",))
+    assert_same_state(est._state, loaded._state)
+    assert loaded.model_.layers[-1].get_config()["activation"] == "exponential"
+    again = load(tmp_path / "model.skd", network=SmallDense(units=4))
+    assert_same_estimator(est, again, X)
+    assert_same_params(est, again)
+    with pytest.raises(ValueError, match="builds trainable weights of shapes"):
+        load(tmp_path / "model.skd", network=SmallDense(units=3))
+
+
+def test_regressor_after_a_diverged_epoch_round_trips(regression, tmp_path):
+    """Early stopping keeps the best weights of a fit whose loss diverges: its
+    last loss and score are NaN, which a file holds."""
+    X, Y = regression
+    params = dict(early_stopping=True, validation_fraction=0.3, max_iter=3)
+    est = KerasDigitRegressor(**{**SMALL_REGRESSION, **params}).fit(X, Y[:, 0])
+    history = est._state.history
+    # The history of a fit whose last epoch diverged (its solver's state aside:
+    # see the next test).
+    est._state = est._state._replace(
+        history=history._replace(
+            losses=(*history.losses[:-1], np.nan),
+            scores=(*history.scores[:-1], np.nan),
+            loss=np.nan,
+        )
+    )
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert np.isnan(loaded.loss_) and np.isnan(loaded.validation_scores_[-1])
+    assert np.array_equal(loaded.predict(X), est.predict(X))
+    assert_same_state(est._state, loaded._state)
+
+
+def test_regressor_fitted_through_a_divergence_saves_and_continues(
+    regression, tmp_path
+):
+    """Early stopping keeps the best weights of a diverging fit, and a fresh
+    solver state (the diverged moments are dropped): it saves, loads and
+    continues with partial_fit."""
+    X, Y = regression
+    params = dict(
+        early_stopping=True,
+        validation_fraction=0.3,
+        learning_rate_init=3.0,
+        momentum=0.9,
+        n_iter_no_change=30,
+        max_iter=30,
+    )
+    est = KerasDigitRegressor(**{**SMALL_REGRESSION, **params})
+    with pytest.warns(ConvergenceWarning, match="Training diverged"):
+        est.fit(X, Y[:, 0])
+    assert np.isnan(est.loss_)
+    save(est, tmp_path / "model.skd")
+    loaded = load(tmp_path / "model.skd")
+    assert np.array_equal(loaded.predict(X), est.predict(X))
+    loaded.set_params(early_stopping=False, learning_rate_init=1e-3)
+    loaded.partial_fit(X, Y[:, 0])
+    assert np.isfinite(loaded.predict(X)).all()
 
 
 # -- custom networks -------------------------------------------------------------

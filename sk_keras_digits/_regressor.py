@@ -242,22 +242,22 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
 
     Examples
     --------
+    >>> from sklearn.compose import TransformedTargetRegressor
     >>> from sklearn.datasets import load_diabetes
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import StandardScaler
     >>> from sk_keras_digits import KerasDigitRegressor
     >>> X, y = load_diabetes(return_X_y=True)
-    >>> reg = make_pipeline(
-    ...     StandardScaler(),
-    ...     KerasDigitRegressor(
-    ...         hidden_layer_sizes=(15,), solver="lbfgs", alpha=1.0,
-    ...         max_iter=200, random_state=0,
-    ...     ),
+    >>> network = KerasDigitRegressor(
+    ...     hidden_layer_sizes=(15,), solver="lbfgs", alpha=10.0, random_state=0
+    ... )
+    >>> reg = TransformedTargetRegressor(  # scale X and y
+    ...     make_pipeline(StandardScaler(), network), transformer=StandardScaler()
     ... ).fit(X[:300], y[:300])
     >>> reg.predict(X[300:303]).shape
     (3,)
-    >>> round(reg.score(X[300:], y[300:]), 2) >= 0.3
-    True
+    >>> round(reg.score(X[300:], y[300:]), 2)
+    0.51
     """
 
     _numeric_targets = True

@@ -52,7 +52,6 @@ BACKENDS = ("tensorflow", "jax")
 JAX_SUITE = (
     "tests/backends",
     "tests/persistence/test_format_2.py",
-    "tests/persistence/test_refusals.py",
     "tests/persistence/test_round_trips.py",
     "tests/test_base.py",
     "tests/test_callbacks.py",

@@ -8,7 +8,7 @@ by the twin tests of the estimators (equal weights after training).
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network._base import (
@@ -21,6 +21,10 @@ from sklearn.neural_network._base import (
 from sk_keras_digits._labels import LabelEncoding
 from sk_keras_digits._losses import LOSSES, REGRESSION_ACTIVATIONS, loss_for
 from tests._helpers import compute_scope, value_and_grad
+
+#: Each generated case runs a few eager backend ops (slow on JAX): enough
+#: cases to cover the shapes, weights and constant columns drawn.
+FEW = settings(max_examples=20)
 
 
 def _numpy(tensor):
@@ -60,6 +64,7 @@ def regression_case(draw, positive=False):
     return outputs, y, weights
 
 
+@FEW
 @given(regression_case())
 def test_squared_error_and_r2_are_scikit_learns(case):
     outputs, y, weights = case
@@ -79,6 +84,7 @@ def test_squared_error_and_r2_are_scikit_learns(case):
     np.testing.assert_allclose(score, expected, rtol=1e-9, atol=1e-12)
 
 
+@FEW
 @given(regression_case(positive=True))
 def test_poisson_deviance_is_scikit_learns(case):
     outputs, y, weights = case
@@ -89,6 +95,7 @@ def test_poisson_deviance_is_scikit_learns(case):
     )
 
 
+@FEW
 @given(st.integers(0, 2**32 - 1), st.integers(2, 5), st.booleans())
 def test_log_losses_and_accuracy_are_scikit_learns(seed, n_classes, binary):
     rng = np.random.default_rng(seed)
@@ -122,6 +129,7 @@ def test_non_finite_outputs_score_nan(out_activation):
 
 
 @pytest.mark.parametrize("out_activation", ["identity", "exp"])
+@FEW
 @given(case=regression_case(positive=True))
 def test_the_gradient_is_outputs_minus_targets_at_the_pre_activation(
     out_activation, case

@@ -159,6 +159,15 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         self._model = None
         return self
 
+    def _check_solver(self):
+        """True if ``partial_fit`` is available: the solver is stochastic."""
+        if isinstance(self.solver, str) and self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"solver={self.solver!r} is not stochastic."
+            )
+        return True
+
     # -- target hooks (the estimator's kind) -----------------------------------
     @abstractmethod
     def _encode_targets(self, y, state, first_pass, incremental, classes):

@@ -349,15 +349,7 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
         """
         return self._transaction(X, y, sample_weight, incremental=False)
 
-    def _check_solver(self):
-        if isinstance(self.solver, str) and self.solver == "lbfgs":
-            raise AttributeError(
-                "partial_fit is only available for stochastic optimizers. "
-                f"solver={self.solver!r} is not stochastic."
-            )
-        return True
-
-    @available_if(_check_solver)
+    @available_if(lambda estimator: estimator._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the network with one epoch over the given data.

@@ -1,6 +1,7 @@
 """Settings and helpers shared by the tests (fixtures live in ``conftest.py``)."""
 
 import io
+import os
 import threading
 import zipfile
 
@@ -10,6 +11,15 @@ import pytest
 #: short fits stop at ``max_iter`` on purpose.
 IGNORE_CONVERGENCE = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+
+#: Marks a test of the estimators' own logic, which is backend-independent:
+#: it runs in the TensorFlow session, and the JAX session (a CI pass sized to
+#: its budget) keeps the tests that exercise the backend (twins, compiled
+#: programs, custom networks, processes).
+TENSORFLOW_SESSION = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND") == "jax",
+    reason="backend-independent: runs in the TensorFlow session",
 )
 
 #: A small SGD fit of a few epochs: for tests of files, state and validation.

@@ -22,7 +22,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_keras_digits import KerasDigitClassifier
-from tests._helpers import QUICK, compute_scope
+from tests._helpers import QUICK, TENSORFLOW_SESSION, compute_scope
 
 
 def fit_quietly(estimator, *args, **kwargs):
@@ -48,6 +48,7 @@ def conv_net(n_features, n_outputs, output_activation):
 # -- the MLPClassifier twin --------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_class_is_a_classifier_with_mixin_first():
     from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
 
@@ -56,6 +57,7 @@ def test_class_is_a_classifier_with_mixin_first():
     assert is_classifier(KerasDigitClassifier())
 
 
+@TENSORFLOW_SESSION
 def test_parameters_are_mlpclassifiers_with_the_same_defaults():
     ours = KerasDigitClassifier().get_params()
     theirs = MLPClassifier().get_params()
@@ -158,6 +160,7 @@ def test_tutorial_configuration_accuracy(tutorial_split, tutorial_params):
 # -- in scikit-learn's machinery ---------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_grid_search_over_hidden_size_in_a_pipeline(small_digits):
     X, y = small_digits
     pipe = make_pipeline(
@@ -180,6 +183,7 @@ def test_grid_search_over_hidden_size_in_a_pipeline(small_digits):
     assert grid.predict(X[:5]).shape == (5,)
 
 
+@TENSORFLOW_SESSION
 def test_cross_val_score(small_digits):
     X, y = small_digits
     with warnings.catch_warnings():
@@ -194,6 +198,7 @@ def test_cross_val_score(small_digits):
     assert scores.mean() > 0.75
 
 
+@TENSORFLOW_SESSION
 def test_clone_and_get_params_do_not_import_tensorflow():
     code = textwrap.dedent(
         """
@@ -214,6 +219,7 @@ def test_clone_and_get_params_do_not_import_tensorflow():
 # -- targets -----------------------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 @pytest.mark.parametrize(
     "labels",
     [
@@ -238,6 +244,7 @@ def test_predict_returns_the_users_labels_and_dtype(small_digits, labels):
     np.testing.assert_array_equal(est.classes_[proba.argmax(axis=1)], pred)
 
 
+@TENSORFLOW_SESSION
 def test_binary_targets_use_one_logistic_output(small_digits):
     X, y = small_digits
     y = np.where(y % 2, "odd", "even")
@@ -251,6 +258,7 @@ def test_binary_targets_use_one_logistic_output(small_digits):
     assert est.score(X, y) > 0.85
 
 
+@TENSORFLOW_SESSION
 def test_multilabel_indicator_targets(small_digits):
     X, y = small_digits
     Y = np.column_stack([y % 2 == 0, y > 4, y == 3]).astype(int)
@@ -267,6 +275,7 @@ def test_multilabel_indicator_targets(small_digits):
 # -- methods and input kinds ------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_partial_fit_learns_over_calls_and_checks_classes(small_digits):
     X, y = small_digits
     est = KerasDigitClassifier(solver="sgd", learning_rate_init=0.1, **QUICK)
@@ -287,6 +296,7 @@ def test_partial_fit_learns_over_calls_and_checks_classes(small_digits):
         est.partial_fit(X[:3], np.array([1, 2, 11]))
 
 
+@TENSORFLOW_SESSION
 def test_partial_fit_is_unavailable_for_lbfgs_and_refuses_early_stopping(
     small_digits,
 ):
@@ -302,6 +312,7 @@ def test_partial_fit_is_unavailable_for_lbfgs_and_refuses_early_stopping(
     assert not hasattr(est, "classes_")
 
 
+@TENSORFLOW_SESSION
 def test_a_single_class_fits_and_predicts_it_as_mlpclassifier(small_digits):
     X, _ = small_digits
     y = np.full(len(X), "seven")
@@ -318,6 +329,7 @@ def test_a_single_class_fits_and_predicts_it_as_mlpclassifier(small_digits):
         assert est.score(X, y) == 1.0
 
 
+@TENSORFLOW_SESSION
 def test_class_weight_balanced_equals_balanced_sample_weights(small_digits):
     from sklearn.utils.class_weight import compute_sample_weight
 
@@ -338,6 +350,7 @@ def test_class_weight_balanced_equals_balanced_sample_weights(small_digits):
     assert not np.array_equal(plain.coefs_[0], weighted.coefs_[0].astype(np.float64))
 
 
+@TENSORFLOW_SESSION
 def test_class_weight_dict_multiplies_sample_weight(small_digits):
     X, y = small_digits
     base = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
@@ -350,6 +363,7 @@ def test_class_weight_dict_multiplies_sample_weight(small_digits):
     np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
+@TENSORFLOW_SESSION
 @pytest.mark.parametrize(
     "class_weight, target, method, match",
     [
@@ -415,12 +429,14 @@ def test_early_stopping_keeps_the_best_validation_weights(small_digits):
     assert est.n_iter_ - 1 - best >= 5
 
 
+@TENSORFLOW_SESSION
 def test_convergence_warning_at_max_iter(small_digits):
     X, y = small_digits
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
         KerasDigitClassifier(max_iter=3, hidden_layer_sizes=(5,)).fit(X, y)
 
 
+@TENSORFLOW_SESSION
 def test_tol_stops_training_before_max_iter(small_digits):
     X, y = small_digits
     params = dict(QUICK, tol=0.5, n_iter_no_change=2, max_iter=100)
@@ -431,6 +447,7 @@ def test_tol_stops_training_before_max_iter(small_digits):
     assert MLPClassifier(**params).fit(X, y).n_iter_ == 4
 
 
+@TENSORFLOW_SESSION
 def test_sparse_input_gives_the_dense_result(small_digits):
     X, y = small_digits
     dense = fit_quietly(KerasDigitClassifier(**QUICK), X, y)
@@ -442,6 +459,7 @@ def test_sparse_input_gives_the_dense_result(small_digits):
         )
 
 
+@TENSORFLOW_SESSION
 def test_pandas_dataframe_keeps_feature_names(small_digits):
     pd = pytest.importorskip("pandas")
     X, y = small_digits
@@ -454,6 +472,7 @@ def test_pandas_dataframe_keeps_feature_names(small_digits):
         est.predict(renamed)
 
 
+@TENSORFLOW_SESSION
 def test_sample_weight_of_k_acts_as_k_copies(small_digits):
     X, y = small_digits
     X, y = X[:60], y[:60]
@@ -494,6 +513,7 @@ def test_warm_start_continues_from_the_previous_weights(small_digits):
         est.fit(X[y < 5], y[y < 5])
 
 
+@TENSORFLOW_SESSION
 def test_invalid_parameters_raise_at_fit(small_digits):
     X, y = small_digits
     for params in (
@@ -706,6 +726,7 @@ def test_pickle_round_trip_into_a_fresh_process(tmp_path, small_digits):
     np.testing.assert_allclose(custom_proba, custom.predict_proba(X), rtol=1e-6)
 
 
+@TENSORFLOW_SESSION
 def test_class_weight_zeroing_only_the_classes_of_y_is_refused(small_digits):
     """Zero weights for just the classes present in a call, not for every class."""
     X, y = small_digits

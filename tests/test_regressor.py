@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_keras_digits import KerasDigitRegressor, NetworkBuilder
 from sk_keras_digits._base import BaseKerasMLP
-from tests._helpers import IGNORE_CONVERGENCE, compute_scope
+from tests._helpers import IGNORE_CONVERGENCE, TENSORFLOW_SESSION, compute_scope
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -56,6 +56,7 @@ received = []
 # -- the MLPRegressor twin ----------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_class_is_a_regressor_on_the_shared_base():
     assert is_regressor(KerasDigitRegressor())
     assert issubclass(KerasDigitRegressor, BaseKerasMLP)
@@ -64,6 +65,7 @@ def test_class_is_a_regressor_on_the_shared_base():
     assert KerasDigitRegressor().__sklearn_tags__().target_tags.multi_output
 
 
+@TENSORFLOW_SESSION
 def test_parameters_are_mlpregressors_with_the_same_defaults():
     ours = inspect.signature(KerasDigitRegressor).parameters
     theirs = inspect.signature(MLPRegressor).parameters
@@ -201,6 +203,7 @@ def test_early_stopping_scores_r2_as_mlpregressor(digit_targets):
 # -- targets and predictions ---------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_predict_has_the_shape_of_the_targets(digit_targets):
     X, y, Y = digit_targets
     single = KerasDigitRegressor(**QUICK).fit(X, y)
@@ -217,6 +220,7 @@ def test_predict_has_the_shape_of_the_targets(digit_targets):
     assert multi.score(X, Y) == pytest.approx(r2_score(Y, multi.predict(X)))
 
 
+@TENSORFLOW_SESSION
 def test_poisson_predicts_positive_means_and_refuses_negative_targets(digit_targets):
     X, y, _ = digit_targets
     est = KerasDigitRegressor(loss="poisson", **QUICK).fit(X, y)
@@ -230,6 +234,7 @@ def test_poisson_predicts_positive_means_and_refuses_negative_targets(digit_targ
         KerasDigitRegressor(loss="poisson").fit(X, -y)
 
 
+@TENSORFLOW_SESSION
 def test_continuing_a_fit_refuses_other_targets_or_loss(digit_targets):
     X, y, Y = digit_targets
     est = KerasDigitRegressor(solver="sgd", **QUICK).fit(X, y)
@@ -247,6 +252,7 @@ def test_continuing_a_fit_refuses_other_targets_or_loss(digit_targets):
     assert est.n_iter_ == 5
 
 
+@TENSORFLOW_SESSION
 def test_partial_fit_equals_fit_epoch_by_epoch(digit_targets):
     X, y, _ = digit_targets
     params = dict(solver="sgd", learning_rate_init=0.01, shuffle=False, **QUICK)
@@ -259,6 +265,7 @@ def test_partial_fit_equals_fit_epoch_by_epoch(digit_targets):
     assert not hasattr(KerasDigitRegressor(solver="lbfgs"), "partial_fit")
 
 
+@TENSORFLOW_SESSION
 def test_sample_weight_of_k_acts_as_k_copies(digit_targets):
     X, y, _ = digit_targets
     X, y = X[:60], y[:60]
@@ -276,6 +283,7 @@ def test_sample_weight_of_k_acts_as_k_copies(digit_targets):
 # -- in scikit-learn's tools -----------------------------------------------------
 
 
+@TENSORFLOW_SESSION
 def test_grid_search_over_hidden_size_in_a_pipeline(digit_targets):
     X, _, Y = digit_targets
     ink = Y[:, 1]
@@ -342,6 +350,7 @@ DIVERGING = dict(
 )
 
 
+@TENSORFLOW_SESSION
 def test_divergence_raises_and_keeps_the_model(digit_targets):
     X, y, _ = digit_targets
     est = KerasDigitRegressor(**{**DIVERGING, "learning_rate_init": 1e-3}).fit(X, y)
@@ -365,6 +374,7 @@ def test_divergence_with_early_stopping_keeps_the_best_weights(digit_targets):
     assert np.isfinite(est.predict(X)).all()
 
 
+@TENSORFLOW_SESSION
 def test_callbacks_log_the_validation_r2(digit_targets):
     import keras
 

@@ -693,6 +693,7 @@ def test_same_random_state_gives_identical_results_in_two_processes():
     np.testing.assert_array_equal(proba_a, proba_b)
 
 
+@TENSORFLOW_SESSION
 def test_pickle_round_trip_into_a_fresh_process(tmp_path, small_digits):
     X, y = small_digits
     dense = fit_quietly(KerasDigitClassifier(**QUICK), X, y)

@@ -24,7 +24,7 @@ from tests._helpers import compute_scope, value_and_grad
 
 #: Each generated case runs a few eager backend ops (slow on JAX): enough
 #: cases to cover the shapes, weights and constant columns drawn.
-FEW = settings(max_examples=12)
+FEW = settings(max_examples=8)
 
 
 def _numpy(tensor):

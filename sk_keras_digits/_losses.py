@@ -20,13 +20,7 @@ runs.
 
 import numpy as np
 
-from ._objective import constant, dtype_of
-
-
-def _ops():
-    import keras
-
-    return keras.ops
+from ._objective import _ops, constant, dtype_of
 
 
 class Loss:

@@ -103,7 +103,7 @@ class AdamState(NamedTuple):
 
 
 class OptimizerState(NamedTuple):
-    """State of :class:`~sk_keras_digits._solvers.KerasOptimizer`.
+    """State of :class:`~sk_keras_digits._keras_optimizer.KerasOptimizer`.
 
     Attributes
     ----------

@@ -18,7 +18,6 @@ def close_epoch(
     network,
     validation,
     params,
-    flat,
     buffers,
     progress,
     loss,
@@ -36,9 +35,8 @@ def close_epoch(
     network : DenseNetwork or CustomNetwork
     validation : TrainingData or None
         The validation split (tensors), with early stopping; None without.
-    params, flat, buffers : tensors
-        The weights after the epoch: the parameters, the same as one flat
-        vector (what the best weights are kept as), and the buffers.
+    params, buffers : sequences of tensors
+        The weights after the epoch.
     progress, loss, samples, hyper, schedule, solver_state
         As :func:`end_of_epoch`.
 
@@ -53,7 +51,7 @@ def close_epoch(
     if validation is not None:
         proba, _, _ = network.forward(params, list(buffers), validation.X, False)
         score = validation_score(network, proba, validation.Y, validation.sample_weight)
-        best = Weights((flat,), buffers)
+        best = Weights(tuple(params), tuple(buffers))
     progress, triggered, status = end_of_epoch(
         progress, loss, score, samples, hyper, schedule, solver_state, best
     )
@@ -69,7 +67,7 @@ def end_of_epoch(progress, loss, score, samples, hyper, schedule, solver_state, 
     ----------
     progress : Progress
         Before the epoch (tensors). With early stopping its ``best_weights``
-        holds the best weights so far as ``Weights((flat,), buffers)``.
+        holds the best weights so far.
     loss : scalar tensor
         The epoch's mean training loss.
     score : scalar tensor or None
@@ -84,8 +82,8 @@ def end_of_epoch(progress, loss, score, samples, hyper, schedule, solver_state, 
         The solver's state after the epoch (a Keras optimizer's learning
         rate is read from it).
     best : Weights or None
-        With early stopping, the weights after the epoch, as
-        ``Weights((flat,), buffers)``: kept when the score is the best yet.
+        With early stopping, the weights after the epoch: kept when the
+        score is the best yet.
 
     Returns
     -------

@@ -29,7 +29,7 @@ import scipy.optimize
 from ._backends import current
 from ._cache import LRUCache
 from ._network import aligned_weights
-from ._padding import WidthPadding, padded_rows, pads_widths
+from ._padding import WidthPadding, padded_rows, pads_data, pads_widths
 from ._shuffle import capacity, epoch_orders
 from ._state import RUNNING, EpochLog, Weights
 from ._training_config import Hyper, TrainingConfig, TrainingData
@@ -70,12 +70,15 @@ class FitLayout:
         """The layout of a fit of ``network`` on ``n_rows`` rows.
 
         With ``pad=False`` nothing is padded: the reference a padded fit is
-        compared with.
+        compared with. Large data (:func:`~sk_keras_digits._padding.pads_data`)
+        are padded only in hidden widths.
         """
-        widths = None
-        if pad and pads_widths(network, config.solver):
-            widths = WidthPadding(network.layer_units)
-        return cls(n_rows, widths, bool(pad and network.rows_independent))
+        widths, rows = None, False
+        if pad and network.rows_independent:  # the default network
+            rows = pads_data(n_rows, network.layer_units[0])
+            if pads_widths(network, config.solver):
+                widths = WidthPadding(network.layer_units, inputs=rows)
+        return cls(n_rows, widths, rows)
 
     @property
     def masked(self):

@@ -13,6 +13,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits._keras_optimizer import (
+    KerasOptimizer,
+    SlotLayout,
+    build_optimizer,
+)
 from sk_keras_digits._state import OptimizerState
 from tests._helpers import run_in_threads
 
@@ -307,3 +312,77 @@ def test_verbose_and_callbacks_report_the_optimizers_learning_rate(
     assert "Iteration 2, loss = " in capsys.readouterr().out
     np.testing.assert_allclose([log["learning_rate"] for log in seen], [0.05, 0.025])
     np.testing.assert_allclose([log["loss"] for log in seen], est.loss_curve_)
+
+
+# ------------------------------------------------------------ slot layout
+SHAPES = ((5, 3), (3,), (3, 2), (2,))
+
+
+def _pack(parts):
+    return np.concatenate([np.ravel(p) for p in parts])
+
+
+def _unpack(flat):
+    sizes = [int(np.prod(s)) for s in SHAPES]
+    parts = np.split(np.asarray(flat), np.cumsum(sizes)[:-1])
+    return [p.reshape(s) for p, s in zip(parts, SHAPES, strict=True)]
+
+
+def _values(optimizer):
+    return [keras.ops.convert_to_numpy(v.value) for v in optimizer.variables]
+
+
+#: Settings that give each rule all of its slots.
+_SLOT_SETTINGS = {"SGD": {"momentum": 0.9}, "RMSprop": {"momentum": 0.5}}
+
+
+@pytest.mark.parametrize("name", KerasOptimizer.ELEMENTWISE)
+def test_an_elementwise_optimizer_steps_each_parameter_as_its_flat_record(name):
+    """Built on each parameter (the program's layout), an element-wise optimizer
+    steps as when built on the flat vector (its record's layout), and
+    SlotLayout carries its variables between the two, both ways."""
+    settings = _SLOT_SETTINGS.get(name, {})
+    solver = KerasOptimizer(getattr(keras.optimizers, name)(**settings))
+    assert solver.elementwise
+    program, parameters = build_optimizer(solver, SHAPES, "float32")
+    recorded, (flat,) = build_optimizer(solver, solver.layout(SHAPES), "float32")
+    slots = SlotLayout.derive(recorded.variables, program.variables, SHAPES)
+    assert slots is not None
+    assert slots.size == len(program.variables) > len(recorded.variables)
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=s).astype("float32") for s in SHAPES]
+    for variable, value in zip(parameters, start, strict=True):
+        variable.assign(value)
+    flat.assign(_pack(start))
+    for _ in range(3):
+        grads = [rng.normal(size=s).astype("float32") for s in SHAPES]
+        program.apply(grads, parameters)
+        recorded.apply([_pack(grads)], [flat])
+    np.testing.assert_allclose(
+        _pack([keras.ops.convert_to_numpy(p) for p in parameters]),
+        keras.ops.convert_to_numpy(flat),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    mine, theirs = _values(program), _values(recorded)
+    for a, b in zip(slots.to_record(mine, _pack), theirs, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(slots.to_program(theirs, _unpack), mine, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_slots_that_do_not_line_up_give_no_layout():
+    solver = KerasOptimizer(keras.optimizers.Adam())
+    program, _ = build_optimizer(solver, SHAPES, "float32")
+    recorded, _ = build_optimizer(solver, solver.layout(SHAPES), "float32")
+    assert SlotLayout.derive(recorded.variables, program.variables, SHAPES)
+    # Other parameters (names or shapes) than the program was built on.
+    assert SlotLayout.derive(recorded.variables, program.variables, SHAPES[:2]) is None
+    other = ((5, 4), (4,), (4, 2), (2,))
+    assert SlotLayout.derive(recorded.variables, program.variables, other) is None
+    # A program missing a variable of the record.
+    assert SlotLayout.derive(recorded.variables, program.variables[:-1], SHAPES) is None
+    # A program with a variable the record does not hold.
+    assert SlotLayout.derive(recorded.variables[:-1], program.variables, SHAPES) is None

@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-from sk_keras_digits._solvers import (
-    SCHEDULES,
-    SGD,
-    Adam,
-    Adaptive,
-    InvScaling,
-    KerasOptimizer,
-)
+from sk_keras_digits._keras_optimizer import KerasOptimizer
+from sk_keras_digits._schedules import SCHEDULES, Adaptive, InvScaling
+from sk_keras_digits._solvers import SGD, Adam
 from sk_keras_digits._state import (
     CONVERGED,
     LEARNING_RATE_TOO_SMALL,

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from sk_keras_digits import KerasDigitClassifier, _training
+from sk_keras_digits import KerasDigitClassifier, _padding, _training
 from sk_keras_digits._backends import current
 from sk_keras_digits._cache import LRUCache
+from sk_keras_digits._keras_optimizer import KerasOptimizer
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
-from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer
+from sk_keras_digits._solvers import SGD, Adam
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
 from tests._helpers import built, compute_scope, run_in_threads, value_and_grad
@@ -416,6 +417,63 @@ def test_an_epoch_with_a_keras_optimizer_equals_it_on_the_keras_model(
     }
 
 
+class _UnnamedSlotsAdam(keras.optimizers.Adam):
+    """Adam whose slot variables do not carry their parameter's name."""
+
+    def add_variable_from_reference(
+        self, reference_variable, name=None, initializer="zeros"
+    ):
+        return self.add_variable(
+            shape=reference_variable.shape,
+            initializer=initializer,
+            dtype=reference_variable.dtype,
+            name=f"slot_{len(self.variables)}",
+        )
+
+
+def test_an_optimizer_whose_slots_cannot_be_matched_trains_on_the_flat_vector(
+    small_digits,
+):
+    """An element-wise optimizer whose slots SlotLayout cannot tell apart by name
+    (as a future Keras might name them) runs on the flat parameter vector of its
+    record, with the numbers of the same rule run on each parameter."""
+    from sk_keras_digits._keras_optimizer import program_optimizer
+
+    X, y = small_digits
+    X, Y = X[:250], one_hot(y[:250])
+    network = dense_network()
+    weights = network.initial_weights(np.random.RandomState(0))
+    unnamed = keras_config(_UnnamedSlotsAdam(learning_rate=0.01))
+    unnamed.solver.elementwise = True  # as the exact Adam class is
+    named = keras_config(keras.optimizers.Adam(learning_rate=0.01))
+    shapes = tuple(p.shape for p in weights.params)
+    assert program_optimizer(unnamed.solver, shapes, "float64")[3]  # flat
+    assert not program_optimizer(named.solver, shapes, "float64")[3]
+    results = []
+    for config in (unnamed, named):
+        state = TrainingState(
+            weights,
+            config.solver.initial_state(weights),
+            Progress(0.01, np.inf, -np.inf, 0, 0.0),
+        )
+        data = TrainingData(X, Y, np.ones(len(X)))
+        results.append(
+            _training.train_stochastic(
+                network, config, state, data, None, n_epochs=2, seed=0
+            )
+        )
+    (a, a_log), (b, b_log) = results
+    for p, q in zip(a.weights.params, b.weights.params, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a_log.losses, b_log.losses, rtol=1e-12)
+    # Both records hold the flat slots: iterations, learning rate, m, v.
+    assert [v.shape for v in a.solver.variables] == [
+        v.shape for v in b.solver.variables
+    ]
+    for p, q in zip(a.solver.variables, b.solver.variables, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+
+
 def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
     network = dense_network()
     weights = network.initial_weights(np.random.RandomState(0))
@@ -516,6 +574,33 @@ def test_a_padded_fit_equals_the_unpadded_one(
     np.testing.assert_allclose(padded_log.losses, plain_log.losses, rtol=1e-9)
     np.testing.assert_array_equal(padded_log.scores, plain_log.scores)
     assert padded.progress.samples_seen == plain.progress.samples_seen
+
+
+@pytest.mark.parametrize("solver", [SGD(), Adam()])
+def test_large_data_keep_their_rows_and_features(small_digits, monkeypatch, solver):
+    """Above LARGE_DATA values only the hidden widths are padded, to the same fit.
+
+    (The threshold is lowered so that the digits count as large data.)
+    """
+    X, y = small_digits
+    X, y = X[:237, :50], y[:237]
+    monkeypatch.setattr(_padding, "LARGE_DATA", 237 * 50 - 1)
+    network = dense_network(n_features=50, hidden=(20,))
+    config = TrainingConfig(solver, Hyper(1e-3, 1e-4, 10.0, None), 50, True, True)
+    large = _training.FitLayout.plan(network, config, 237)
+    assert not large.rows
+    assert large.widths.padded_units == [50, 64, 10]
+    small = _training.FitLayout.plan(network, config, 236)
+    assert small.rows
+    assert small.widths.padded_units == [64, 64, 10]
+    fits = [
+        _driver_fit(X, y, (20,), solver, True, True, 50, pad) for pad in (True, False)
+    ]
+    (padded, padded_log), (plain, plain_log) = fits
+    for a, b in zip(padded.weights.params, plain.weights.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(padded_log.losses, plain_log.losses, rtol=1e-9)
+    np.testing.assert_array_equal(padded_log.scores, plain_log.scores)
 
 
 def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):

@@ -19,7 +19,7 @@ configuration is never changed. Outside it, a float64 ``model_`` computes in
 float32 (JAX's rule for every float64 array).
 
 A user's Keras optimizer is applied with ``Optimizer.stateless_apply``
-(:class:`~sk_keras_digits._solvers.StatelessKerasOptimizer`), so no program
+(:class:`~sk_keras_digits._keras_optimizer.StatelessKerasOptimizer`), so no program
 holds state and none needs a lock.
 """
 
@@ -38,9 +38,10 @@ from jax.experimental import serialize_executable
 
 from .. import _compile_cache
 from .._cache import LRUCache
+from .._keras_optimizer import StatelessKerasOptimizer
 from .._objective import batch_loss
-from .._padding import padded_rows
-from .._solvers import StatelessKerasOptimizer, apply_update
+from .._padding import padded_rows, pads_data
+from .._solvers import apply_update
 from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
@@ -104,7 +105,7 @@ def activation(name):
 
 
 def bind_optimizer(solver, shapes, dtype):
-    """A :class:`~sk_keras_digits._solvers.StatelessKerasOptimizer`."""
+    """A :class:`~sk_keras_digits._keras_optimizer.StatelessKerasOptimizer`."""
     return StatelessKerasOptimizer(solver, shapes, dtype)
 
 
@@ -359,7 +360,7 @@ class TrainingProgram:
         dtype = self.dtype
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-        if self.network.rows_independent:
+        if self.network.rows_independent and pads_data(*np.shape(data.X)):
             data = padded_rows(data)
         with self.scope():
             data = TrainingData(*(jnp.asarray(v, dtype) for v in data))
@@ -401,9 +402,13 @@ class TrainingProgram:
         # zero weight. Unpadded: every row is real, and ``n`` is static.
         n = n_rows if self.padded else rows
         n_full, rest = n // batch_size, n % batch_size
+        # The loop carries one tensor per parameter, as does the solver state
+        # (:meth:`~sk_keras_digits._solvers.SGD.start`); records hold flat
+        # vectors.
         pack, unpack = _flattener([p.shape for p in state.weights.params])
+        masks = None if mask is None else unpack(mask)
 
-        def step(flat, buffers, solver_state, lr, batch):
+        def step(params, buffers, solver_state, lr, batch):
             def loss_of(params):
                 proba, new_buffers, extra = network.forward(
                     params, list(buffers), batch.X, True
@@ -419,17 +424,16 @@ class TrainingProgram:
                 )
                 return loss, tuple(new_buffers)
 
-            params = unpack(flat)
             (loss, new_buffers), grads = jax.value_and_grad(loss_of, has_aux=True)(
-                params
+                list(params)
             )
-            flat, solver_state = apply_update(
-                solver, flat, params, grads, pack, solver_state, lr, hyper.solver, mask
+            params, solver_state = apply_update(
+                solver, params, grads, solver_state, lr, hyper.solver, masks
             )
-            return flat, new_buffers, solver_state, loss
+            return tuple(params), new_buffers, solver_state, loss
 
         def run_epoch(carry):
-            epoch, flat, buffers, solver_state, progress, curves, status = carry
+            epoch, params, buffers, solver_state, progress, curves, status = carry
             # The epoch's order of the rows (:mod:`sk_keras_digits._shuffle`):
             # each batch gathers its own rows, so padded rows cost nothing.
             order = orders[epoch] if self.shuffle else None
@@ -450,46 +454,46 @@ class TrainingProgram:
             lr = progress.learning_rate
 
             def run_batch(i, inner):
-                flat, buffers, solver_state, total = inner
+                params, buffers, solver_state, total = inner
                 batch = take(i * batch_size, batch_size)
-                flat, buffers, solver_state, loss = step(
-                    flat, buffers, solver_state, lr, batch
+                params, buffers, solver_state, loss = step(
+                    params, buffers, solver_state, lr, batch
                 )
-                return flat, buffers, solver_state, total + loss * batch_size
+                return params, buffers, solver_state, total + loss * batch_size
 
             def run_window(i, inner):
                 # Batch ``i`` of padded data: the ``batch_size`` rows from
                 # ``i * batch_size``, or for the last, smaller batch those
                 # ending at the last real row, the rows of earlier batches
                 # weighing zero. One compiled step for every batch.
-                flat, buffers, solver_state, total = inner
+                params, buffers, solver_state, total = inner
                 first = i * batch_size
                 start = jnp.minimum(first, jnp.maximum(n - batch_size, 0))
                 batch = take(start, batch_size)
                 index = start + jnp.arange(batch_size)
                 weight = jnp.where(index >= first, batch.sample_weight, 0)
-                flat, buffers, solver_state, loss = step(
-                    flat,
+                params, buffers, solver_state, loss = step(
+                    params,
                     buffers,
                     solver_state,
                     lr,
                     batch._replace(sample_weight=weight),
                 )
                 count = jnp.minimum(batch_size, n - first)
-                return flat, buffers, solver_state, total + loss * count
+                return params, buffers, solver_state, total + loss * count
 
-            inner = (flat, buffers, solver_state, jnp.zeros([], dtype))
+            inner = (params, buffers, solver_state, jnp.zeros([], dtype))
             if self.padded:
                 n_batches = (n + batch_size - 1) // batch_size
                 inner = lax.fori_loop(0, n_batches, run_window, inner)
-                flat, buffers, solver_state, total = inner
+                params, buffers, solver_state, total = inner
             else:
                 inner = lax.fori_loop(0, n_full, run_batch, inner)
-                flat, buffers, solver_state, total = inner
+                params, buffers, solver_state, total = inner
                 if rest:
                     batch = take(n_full * batch_size, rest)
-                    flat, buffers, solver_state, loss = step(
-                        flat, buffers, solver_state, lr, batch
+                    params, buffers, solver_state, loss = step(
+                        params, buffers, solver_state, lr, batch
                     )
                     total = total + loss * rest
             n_float = jnp.asarray(n).astype(dtype)
@@ -497,8 +501,7 @@ class TrainingProgram:
             progress, triggered, status, score = close_epoch(
                 network,
                 validation if self.early_stopping else None,
-                unpack(flat),
-                flat,
+                params,
                 buffers,
                 progress,
                 loss,
@@ -511,18 +514,13 @@ class TrainingProgram:
             curves = tuple(
                 c.at[epoch].set(v) for c, v in zip(curves, values, strict=True)
             )
-            return epoch + 1, flat, buffers, solver_state, progress, curves, status
+            return epoch + 1, params, buffers, solver_state, progress, curves, status
 
         def go_on(carry):
             epoch, *_, status = carry
             return (epoch < n_epochs) & (status == RUNNING)
 
         progress = state.progress
-        if self.early_stopping:
-            kept = progress.best_weights
-            progress = progress._replace(
-                best_weights=Weights((pack(kept.params),), tuple(kept.buffers))
-            )
         curves = (
             jnp.zeros([capacity], dtype),
             jnp.zeros([capacity], dtype),
@@ -531,23 +529,18 @@ class TrainingProgram:
         )
         carry = (
             jnp.zeros([], jnp.int32),
-            pack(state.weights.params),
+            tuple(state.weights.params),
             tuple(state.weights.buffers),
-            solver.start(state.weights.params, state.solver),
+            solver.start(state.weights.params, state.solver, unpack),
             progress,
             curves,
             jnp.asarray(RUNNING, jnp.int32),
         )
-        epoch, flat, buffers, solver_state, progress, curves, status = lax.while_loop(
+        epoch, params, buffers, solver_state, progress, curves, status = lax.while_loop(
             go_on, run_epoch, carry
         )
-        if self.early_stopping:
-            kept = progress.best_weights
-            progress = progress._replace(
-                best_weights=Weights(tuple(unpack(kept.params[0])), kept.buffers)
-            )
         new_state = TrainingState(
-            Weights(tuple(unpack(flat)), buffers), solver.finish(solver_state), progress
+            Weights(params, buffers), solver.finish(solver_state, pack), progress
         )
         return new_state, curves, epoch, status
 

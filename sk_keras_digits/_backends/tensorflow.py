@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from .._objective import batch_loss
-from .._padding import padded_rows
+from .._padding import padded_rows, pads_data
 from .._solvers import apply_update
 from .._state import RUNNING, OptimizerState, TrainingState, Weights
 from .._stopping import close_epoch
@@ -342,7 +342,7 @@ class TrainingProgram:
         dtype = self.dtype
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-        if self.network.rows_independent:
+        if self.network.rows_independent and pads_data(*np.shape(data.X)):
             data = padded_rows(data)
         data = TrainingData(*(tf.convert_to_tensor(v, dtype) for v in data))
         alpha = tf.constant(alpha, dtype)
@@ -381,10 +381,11 @@ class TrainingProgram:
         # Unpadded: every row is real.
         n = n_rows if self.padded else rows
         n_full, rest = n // batch_size, n % batch_size
-        mask = None if self.masked is False else mask
-        # Inside the loops the parameters travel as one flat vector (as do the
-        # solver's moments): fewer loop variables and fewer update ops a step.
+        # The loops carry one tensor per parameter, as does the solver state
+        # (:meth:`~sk_keras_digits._solvers.SGD.start`); records hold flat
+        # vectors.
         pack, unpack = _flattener(state.weights.params)
+        masks = None if self.masked is False else unpack(mask)
 
         def window(parts, start, size):
             return TrainingData(
@@ -400,8 +401,8 @@ class TrainingProgram:
                 )
             )
 
-        def step(flat, buffers, solver_state, lr, batch):
-            params = unpack(flat)
+        def step(params, buffers, solver_state, lr, batch):
+            params = list(params)
             with tf.GradientTape() as tape:
                 tape.watch(params)
                 proba, new_buffers, extra = network.forward(
@@ -417,12 +418,12 @@ class TrainingProgram:
                     hyper.alpha,
                 )
             grads = tape.gradient(loss, params)
-            flat, solver_state = apply_update(
-                solver, flat, params, grads, pack, solver_state, lr, hyper.solver, mask
+            params, solver_state = apply_update(
+                solver, params, grads, solver_state, lr, hyper.solver, masks
             )
-            return flat, tuple(new_buffers), solver_state, loss
+            return tuple(params), tuple(new_buffers), solver_state, loss
 
-        def run_epoch(epoch, flat, buffers, solver_state, progress, curves, status):
+        def run_epoch(epoch, params, buffers, solver_state, progress, curves, status):
             # The epoch's order of the rows (:mod:`sk_keras_digits._shuffle`):
             # each batch gathers its own rows, so padded rows cost nothing.
             order = orders[epoch] if self.shuffle else None
@@ -435,15 +436,15 @@ class TrainingProgram:
 
             lr = progress.learning_rate
 
-            def run_batch(i, flat, buffers, solver_state, total):
+            def run_batch(i, params, buffers, solver_state, total):
                 batch = take(i * batch_size, batch_size)
-                flat, buffers, solver_state, loss = step(
-                    flat, buffers, solver_state, lr, batch
+                params, buffers, solver_state, loss = step(
+                    params, buffers, solver_state, lr, batch
                 )
                 total += loss * tf.cast(batch_size, dtype)
-                return i + 1, flat, buffers, solver_state, total
+                return i + 1, params, buffers, solver_state, total
 
-            def run_window(i, flat, buffers, solver_state, total):
+            def run_window(i, params, buffers, solver_state, total):
                 # Batch ``i`` of padded data: the ``batch_size`` rows from
                 # ``i * batch_size``, or for the last, smaller batch those
                 # ending at the last real row, the rows of earlier batches
@@ -457,42 +458,41 @@ class TrainingProgram:
                     batch.sample_weight,
                     tf.zeros_like(batch.sample_weight),
                 )
-                flat, buffers, solver_state, loss = step(
-                    flat,
+                params, buffers, solver_state, loss = step(
+                    params,
                     buffers,
                     solver_state,
                     lr,
                     batch._replace(sample_weight=weight),
                 )
                 count = tf.cast(tf.minimum(batch_size, n - first), dtype)
-                return i + 1, flat, buffers, solver_state, total + loss * count
+                return i + 1, params, buffers, solver_state, total + loss * count
 
-            loop = (tf.constant(0), flat, buffers, solver_state, tf.zeros([], dtype))
+            loop = (tf.constant(0), params, buffers, solver_state, tf.zeros([], dtype))
             if self.padded:
                 n_batches = (n + batch_size - 1) // batch_size
-                _, flat, buffers, solver_state, total = tf.while_loop(
+                _, params, buffers, solver_state, total = tf.while_loop(
                     lambda i, *_: i < n_batches, run_window, loop
                 )
             else:
-                _, flat, buffers, solver_state, total = tf.while_loop(
+                _, params, buffers, solver_state, total = tf.while_loop(
                     lambda i, *_: i < n_full, run_batch, loop
                 )
 
                 def run_last():
                     batch = take(n_full * batch_size, rest)
-                    new = step(flat, buffers, solver_state, lr, batch)
+                    new = step(params, buffers, solver_state, lr, batch)
                     return (*new[:3], total + new[3] * tf.cast(rest, dtype))
 
-                flat, buffers, solver_state, total = tf.cond(
-                    rest > 0, run_last, lambda: (flat, buffers, solver_state, total)
+                params, buffers, solver_state, total = tf.cond(
+                    rest > 0, run_last, lambda: (params, buffers, solver_state, total)
                 )
             n_float = tf.cast(n, dtype)
             loss = total / n_float
             progress, triggered, status, score = close_epoch(
                 network,
                 validation if self.early_stopping else None,
-                unpack(flat),
-                flat,
+                params,
                 buffers,
                 progress,
                 loss,
@@ -506,7 +506,7 @@ class TrainingProgram:
                 tf.tensor_scatter_nd_update(c, [[epoch]], tf.reshape(v, [1]))
                 for c, v in zip(curves, values, strict=True)
             )
-            return epoch + 1, flat, buffers, solver_state, progress, curves, status
+            return epoch + 1, params, buffers, solver_state, progress, curves, status
 
         curves = (
             tf.zeros_like(template),
@@ -515,18 +515,13 @@ class TrainingProgram:
             tf.zeros_like(template, tf.bool),
         )
         progress = state.progress
-        if self.early_stopping:
-            best = progress.best_weights
-            progress = progress._replace(
-                best_weights=Weights((pack(best.params),), best.buffers)
-            )
-        solver_state = solver.start(state.weights.params, state.solver)
-        epoch, flat, buffers, solver_state, progress, curves, status = tf.while_loop(
+        solver_state = solver.start(state.weights.params, state.solver, unpack)
+        epoch, params, buffers, solver_state, progress, curves, status = tf.while_loop(
             lambda e, p, b, s, g, c, st: (e < n_epochs) & tf.equal(st, RUNNING),
             run_epoch,
             (
                 tf.constant(0),
-                pack(state.weights.params),
+                tuple(state.weights.params),
                 tuple(state.weights.buffers),
                 solver_state,
                 progress,
@@ -534,13 +529,8 @@ class TrainingProgram:
                 tf.constant(RUNNING),
             ),
         )
-        if self.early_stopping:
-            best = progress.best_weights
-            progress = progress._replace(
-                best_weights=Weights(tuple(unpack(best.params[0])), best.buffers)
-            )
         new_state = TrainingState(
-            Weights(tuple(unpack(flat)), buffers), solver.finish(solver_state), progress
+            Weights(params, buffers), solver.finish(solver_state, pack), progress
         )
         return new_state, curves, epoch, status
 
@@ -651,8 +641,10 @@ class StatefulKerasOptimizer:
 
     TensorFlow's Keras optimizers update variables in place. The program owns
     an optimizer rebuilt from the user's class and config, built on Keras
-    variables of the parameters' layout; each call assigns the incoming
-    parameters and optimizer state to them (:meth:`start`), and reads the
+    variables of the parameters' shapes; each call assigns the incoming
+    parameters and optimizer state to them (:meth:`start`, the state moved
+    from the record's layout to the program's by its
+    :class:`~sk_keras_digits._keras_optimizer.SlotLayout`), and reads the
     state back after the epochs (:meth:`finish`). Calls are serialised.
 
     Parameters
@@ -661,38 +653,30 @@ class StatefulKerasOptimizer:
     shapes : tuple of tuple of int
         The parameters' shapes.
     dtype : str
-
-    Attributes
-    ----------
-    flat : bool
-        Whether the optimizer updates one flat variable (an element-wise
-        optimizer, see ``KerasOptimizer.ELEMENTWISE``), taking and returning
-        the flat parameter vector, or one variable per parameter.
     """
 
     stateful = True
 
     def __init__(self, solver, shapes, dtype):
-        from .._solvers import OptimizerLearningRate, build_optimizer
+        from .._keras_optimizer import OptimizerLearningRate, program_optimizer
 
-        self.flat = solver.elementwise
+        self.shapes = shapes
         # Created eagerly: a ``tf.function`` may not create variables after
         # its first trace.
         with tf.init_scope():
-            self.optimizer, self.variables = build_optimizer(
-                solver, solver.layout(shapes), dtype
+            self.optimizer, self.variables, self.slots, self.flat = program_optimizer(
+                solver, shapes, dtype
             )
         self.schedule = OptimizerLearningRate(self.optimizer, stateless=False)
 
-    def start(self, params, state):
+    def start(self, params, state, unpack):
         """Load ``params`` and the optimizer state into the variables."""
         if self.flat:
-            params = [tf.concat([tf.reshape(p, [-1]) for p in params], axis=0)]
+            params = [_join(params)]
         for variable, value in zip(self.variables, params, strict=True):
             self.optimizer.assign(variable, value)
-        for variable, value in zip(
-            self.optimizer.variables, state.variables, strict=True
-        ):
+        values = self.slots.to_program(state.variables, unpack)
+        for variable, value in zip(self.optimizer.variables, values, strict=True):
             self.optimizer.assign(variable, value)
         return state
 
@@ -705,13 +689,19 @@ class StatefulKerasOptimizer:
         optimizer has its own.
         """
         if self.flat:
-            self.optimizer.apply([grads], self.variables)
-            return tf.convert_to_tensor(self.variables[0]), state
+            from .._keras_optimizer import split_parameters
+
+            self.optimizer.apply([_join(grads)], self.variables)
+            flat = tf.convert_to_tensor(self.variables[0])
+            return split_parameters(flat, self.shapes), state
         self.optimizer.apply(grads, self.variables)
         return [tf.convert_to_tensor(v) for v in self.variables], state
 
-    def finish(self, state):
-        """The optimizer's variables, read after the epochs."""
-        return OptimizerState(
-            tuple(tf.convert_to_tensor(v) for v in self.optimizer.variables)
-        )
+    def finish(self, state, pack):
+        """The optimizer's variables, read after the epochs (the record's layout)."""
+        values = [tf.convert_to_tensor(v) for v in self.optimizer.variables]
+        return OptimizerState(self.slots.to_record(values, pack))
+
+
+def _join(parts):
+    return tf.concat([tf.reshape(p, [-1]) for p in parts], axis=0)

@@ -229,7 +229,7 @@ def _optimizer_from_json(node, where):
             config["learning_rate"] = schedule.from_config(rate["config"])
         optimizer = cls.from_config(config)
         # The checks fit makes of an optimizer object (use_ema, ...).
-        from .._solvers import KerasOptimizer
+        from .._keras_optimizer import KerasOptimizer
 
         KerasOptimizer(optimizer)
         return optimizer

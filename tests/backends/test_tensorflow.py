@@ -13,8 +13,9 @@ import tensorflow as tf  # noqa: E402
 
 from sk_keras_digits._backends import tensorflow as backend  # noqa: E402
 from sk_keras_digits._backends._records import restore  # noqa: E402
+from sk_keras_digits._keras_optimizer import KerasOptimizer
 from sk_keras_digits._network import DenseNetwork  # noqa: E402
-from sk_keras_digits._solvers import SGD, Adam, KerasOptimizer  # noqa: E402
+from sk_keras_digits._solvers import SGD, Adam  # noqa: E402
 from sk_keras_digits._state import Progress, TrainingState  # noqa: E402
 
 

@@ -21,10 +21,11 @@ def _softmax(z):
     return z
 
 
+#: Each activation of a fresh array, computed in place (as MLP's).
 ACTIVATIONS = {
     "identity": lambda z: z,
-    "logistic": expit,
-    "tanh": np.tanh,
+    "logistic": lambda z: expit(z, out=z),
+    "tanh": lambda z: np.tanh(z, out=z),
     "relu": lambda z: np.maximum(z, 0, out=z),
     "softmax": _softmax,
     "exp": lambda z: np.exp(z, out=z),
@@ -49,9 +50,10 @@ def dense_forward(coefs, intercepts, X, activation, out_activation):
     h = X
     last = len(coefs) - 1
     for i, (coef, intercept) in enumerate(zip(coefs, intercepts, strict=True)):
-        h = (h @ coef if i else safe_sparse_dot(h, coef)) + intercept
+        h = np.asarray(h @ coef if i else safe_sparse_dot(h, coef))
+        h += intercept  # a fresh product: the activations work in place
         h = ACTIVATIONS[out_activation if i == last else activation](h)
-    return np.asarray(h)
+    return h
 
 
 def network_outputs(X, weights, *, activation, out_activation, network=None):

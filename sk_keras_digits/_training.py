@@ -27,6 +27,7 @@ import numpy as np
 import scipy.optimize
 
 from ._backends import current
+from ._backends._groups import carries_flat
 from ._cache import LRUCache
 from ._network import aligned_weights
 from ._padding import WidthPadding, padded_rows, pads_data, pads_widths
@@ -58,12 +59,16 @@ class FitLayout:
         The width padding of the default network with a built-in solver.
     rows : bool
         Whether the rows are padded (the network's rows are independent).
+    flat : bool
+        Whether the loop carries the parameters as one flat vector
+        (:mod:`sk_keras_digits._backends._groups`).
     """
 
-    def __init__(self, n_rows, widths, rows):
+    def __init__(self, n_rows, widths, rows, flat=False):
         self.n_rows = n_rows
         self.widths = widths
         self.rows = rows
+        self.flat = flat
 
     @classmethod
     def plan(cls, network, config, n_rows, pad=True):
@@ -73,12 +78,19 @@ class FitLayout:
         compared with. Large data (:func:`~sk_keras_digits._padding.pads_data`)
         are padded only in hidden widths.
         """
-        widths, rows = None, False
-        if pad and network.rows_independent:  # the default network
-            rows = pads_data(n_rows, network.layer_units[0])
-            if pads_widths(network, config.solver):
-                widths = WidthPadding(network.layer_units, inputs=rows)
-        return cls(n_rows, widths, rows)
+        widths, rows, flat = None, False, False
+        if network.rows_independent:  # the default network
+            units = network.layer_units
+            if pad:
+                rows = pads_data(n_rows, units[0])
+                if pads_widths(network, config.solver):
+                    widths = WidthPadding(units, inputs=rows)
+                    units = widths.padded_units
+            n_params = sum(
+                (a + 1) * b for a, b in zip(units[:-1], units[1:], strict=False)
+            )
+            flat = carries_flat(n_params, config.solver)
+        return cls(n_rows, widths, rows, flat)
 
     @property
     def masked(self):
@@ -122,7 +134,12 @@ def get_program(network, config=None, state=None, layout=None):
     if config is None:
         key = (network.trace_key,)
     else:
-        key = (*config.program_key(network, state), layout.rows, layout.masked)
+        key = (
+            *config.program_key(network, state),
+            layout.rows,
+            layout.masked,
+            layout.flat,
+        )
     return PROGRAMS.get(
         (backend.NAME, *key),
         lambda: backend.TrainingProgram(network.skeleton(), config, state, layout),

@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_keras_digits import KerasDigitClassifier, _padding, _training
-from sk_keras_digits._backends import current
+from sk_keras_digits._backends import _groups, current
 from sk_keras_digits._cache import LRUCache
 from sk_keras_digits._keras_optimizer import KerasOptimizer
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
@@ -178,8 +178,9 @@ def weights(estimator):
 def sgd_program(hidden):
     network = dense_network(hidden=hidden, activation="relu")
     config = TrainingConfig(SGD(nesterov=True), None, 200, True, False)
-    # The default network is padded in rows and widths.
-    key = (current().NAME, *config.program_key(network), True, True)
+    # The default network is padded in rows and widths, and small: its loop
+    # carries one flat vector.
+    key = (current().NAME, *config.program_key(network), True, True, True)
     return _training.PROGRAMS.get(key, None)
 
 
@@ -498,9 +499,10 @@ def test_a_keras_optimizer_program_is_keyed_by_config_and_shapes(small_digits):
             w, cfg.solver.initial_state(w), Progress(0.1, np.inf, -np.inf, 0, 0.0)
         )
         _training.train_stochastic(net, cfg, state, data, None, n_epochs=1, seed=0)
-    # The default network with a Keras optimizer: rows padded, widths not.
+    # The default network with a Keras optimizer: rows padded, widths not,
+    # each parameter carried.
     program = _training.PROGRAMS.get(
-        (current().NAME, *key(config, network, weights), True, False), None
+        (current().NAME, *key(config, network, weights), True, False, False), None
     )
     assert built(program) == 1
 
@@ -601,6 +603,43 @@ def test_large_data_keep_their_rows_and_features(small_digits, monkeypatch, solv
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(padded_log.losses, plain_log.losses, rtol=1e-9)
     np.testing.assert_array_equal(padded_log.scores, plain_log.scores)
+
+
+@pytest.mark.parametrize("solver", [SGD(), Adam()])
+def test_a_flat_loop_trains_as_one_per_parameter(small_digits, monkeypatch, solver):
+    """How the loop carries the parameters (one flat vector up to FLAT_PARAMS,
+    else one tensor per parameter) changes nothing but the speed."""
+    X, y = small_digits
+    X, y = X[:237, :50], y[:237]
+    network = dense_network(n_features=50, hidden=(20,))
+    config = TrainingConfig(solver, Hyper(1e-3, 1e-4, 10.0, None), 50, True, True)
+    fits = []
+    for limit, flat in ((_groups.FLAT_PARAMS, True), (0, False)):
+        monkeypatch.setattr(_groups, "FLAT_PARAMS", limit)
+        assert _training.FitLayout.plan(network, config, 237).flat is flat
+        fits.append(_driver_fit(X, y, (20,), solver, True, True, 50, True))
+    (flat, flat_log), (each, each_log) = fits
+    for a, b in zip(flat.weights.params, each.weights.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    for a, b in zip(flat.solver, each.solver, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    for a, b in zip(
+        flat.progress.best_weights.params,
+        each.progress.best_weights.params,
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(flat_log.losses, each_log.losses, rtol=1e-12)
+    np.testing.assert_array_equal(flat_log.scores, each_log.scores)
+
+
+def test_large_networks_and_keras_optimizers_carry_each_parameter():
+    config = TrainingConfig(Adam(), Hyper(1e-3, 1e-4, 10.0, None), 200, True, False)
+    plan = _training.FitLayout.plan
+    assert plan(dense_network(), config, 1000).flat  # 64-16-10 padded: 1,210
+    mnist = dense_network(n_features=784, hidden=(256, 128))
+    assert not plan(mnist, config, 1000).flat  # 235,146 parameters
+    assert not plan(dense_network(), keras_config(keras.optimizers.Adam()), 1000).flat
 
 
 def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):

@@ -46,6 +46,7 @@ from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult
+from ._groups import ParameterGroups
 from ._records import leaf_dtype, restore
 
 NAME = "jax"
@@ -306,6 +307,8 @@ class TrainingProgram:
         self.padded = layout.rows
         #: Whether the widths are padded and the gradient masked.
         self.masked = layout.masked
+        #: Whether the loop carries the parameters as one flat vector.
+        self.flat = layout.flat
         persistent = network.rows_independent and not config.solver.stateful
         self._run = Executables(
             jax.jit(self._run_impl, static_argnames=("batch_size", "capacity")),
@@ -317,6 +320,7 @@ class TrainingProgram:
                 config.early_stopping,
                 self.padded,
                 self.masked,
+                self.flat,
             )
             if persistent
             else None,
@@ -402,14 +406,16 @@ class TrainingProgram:
         # zero weight. Unpadded: every row is real, and ``n`` is static.
         n = n_rows if self.padded else rows
         n_full, rest = n // batch_size, n % batch_size
-        # The loop carries one tensor per parameter, as does the solver state
-        # (:meth:`~sk_keras_digits._solvers.SGD.start`); records hold flat
-        # vectors.
-        pack, unpack = _flattener([p.shape for p in state.weights.params])
-        masks = None if mask is None else unpack(mask)
+        # The loop carries the parameters' groups (each parameter, or one flat
+        # vector: :mod:`._groups`), as does the solver state.
+        groups = ParameterGroups(
+            self.flat, *_flattener([p.shape for p in state.weights.params])
+        )
+        masks = None if mask is None else groups.split(mask)
 
-        def step(params, buffers, solver_state, lr, batch):
-            def loss_of(params):
+        def step(carried, buffers, solver_state, lr, batch):
+            def loss_of(carried):
+                params = groups.params(carried)
                 proba, new_buffers, extra = network.forward(
                     params, list(buffers), batch.X, True
                 )
@@ -425,12 +431,12 @@ class TrainingProgram:
                 return loss, tuple(new_buffers)
 
             (loss, new_buffers), grads = jax.value_and_grad(loss_of, has_aux=True)(
-                list(params)
+                list(carried)
             )
-            params, solver_state = apply_update(
-                solver, params, grads, solver_state, lr, hyper.solver, masks
+            carried, solver_state = apply_update(
+                solver, carried, grads, solver_state, lr, hyper.solver, masks
             )
-            return tuple(params), new_buffers, solver_state, loss
+            return tuple(carried), new_buffers, solver_state, loss
 
         def run_epoch(carry):
             epoch, params, buffers, solver_state, progress, curves, status = carry
@@ -501,7 +507,7 @@ class TrainingProgram:
             progress, triggered, status, score = close_epoch(
                 network,
                 validation if self.early_stopping else None,
-                params,
+                groups.params(params),
                 buffers,
                 progress,
                 loss,
@@ -529,9 +535,9 @@ class TrainingProgram:
         )
         carry = (
             jnp.zeros([], jnp.int32),
-            tuple(state.weights.params),
+            groups.of(state.weights.params),
             tuple(state.weights.buffers),
-            solver.start(state.weights.params, state.solver, unpack),
+            solver.start(state.weights.params, state.solver, groups.split),
             progress,
             curves,
             jnp.asarray(RUNNING, jnp.int32),
@@ -540,7 +546,9 @@ class TrainingProgram:
             go_on, run_epoch, carry
         )
         new_state = TrainingState(
-            Weights(params, buffers), solver.finish(solver_state, pack), progress
+            Weights(tuple(groups.params(params)), buffers),
+            solver.finish(solver_state, groups.join),
+            progress,
         )
         return new_state, curves, epoch, status
 

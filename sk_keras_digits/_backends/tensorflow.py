@@ -39,6 +39,7 @@ from .._state import RUNNING, OptimizerState, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult
+from ._groups import ParameterGroups
 from ._records import leaf_dtype, restore
 
 NAME = "tensorflow"
@@ -258,6 +259,8 @@ class TrainingProgram:
         #: :mod:`sk_keras_digits._padding`.
         self.padded = layout.rows
         self.masked = layout.masked
+        #: Whether the loop carries the parameters as one flat vector.
+        self.flat = layout.flat
         if config.solver.stateful:
             # The solver's variables have the parameters' exact shapes.
             dynamic = False
@@ -381,11 +384,10 @@ class TrainingProgram:
         # Unpadded: every row is real.
         n = n_rows if self.padded else rows
         n_full, rest = n // batch_size, n % batch_size
-        # The loops carry one tensor per parameter, as does the solver state
-        # (:meth:`~sk_keras_digits._solvers.SGD.start`); records hold flat
-        # vectors.
-        pack, unpack = _flattener(state.weights.params)
-        masks = None if self.masked is False else unpack(mask)
+        # The loops carry the parameters' groups (each parameter, or one flat
+        # vector: :mod:`._groups`), as does the solver state.
+        groups = ParameterGroups(self.flat, *_flattener(state.weights.params))
+        masks = None if self.masked is False else groups.split(mask)
 
         def window(parts, start, size):
             return TrainingData(
@@ -401,10 +403,11 @@ class TrainingProgram:
                 )
             )
 
-        def step(params, buffers, solver_state, lr, batch):
-            params = list(params)
+        def step(carried, buffers, solver_state, lr, batch):
+            carried = list(carried)
             with tf.GradientTape() as tape:
-                tape.watch(params)
+                tape.watch(carried)
+                params = groups.params(carried)
                 proba, new_buffers, extra = network.forward(
                     params, buffers, batch.X, True
                 )
@@ -417,11 +420,11 @@ class TrainingProgram:
                     extra,
                     hyper.alpha,
                 )
-            grads = tape.gradient(loss, params)
-            params, solver_state = apply_update(
-                solver, params, grads, solver_state, lr, hyper.solver, masks
+            grads = tape.gradient(loss, carried)
+            carried, solver_state = apply_update(
+                solver, carried, grads, solver_state, lr, hyper.solver, masks
             )
-            return tuple(params), tuple(new_buffers), solver_state, loss
+            return tuple(carried), tuple(new_buffers), solver_state, loss
 
         def run_epoch(epoch, params, buffers, solver_state, progress, curves, status):
             # The epoch's order of the rows (:mod:`sk_keras_digits._shuffle`):
@@ -492,7 +495,7 @@ class TrainingProgram:
             progress, triggered, status, score = close_epoch(
                 network,
                 validation if self.early_stopping else None,
-                params,
+                groups.params(params),
                 buffers,
                 progress,
                 loss,
@@ -515,13 +518,13 @@ class TrainingProgram:
             tf.zeros_like(template, tf.bool),
         )
         progress = state.progress
-        solver_state = solver.start(state.weights.params, state.solver, unpack)
+        solver_state = solver.start(state.weights.params, state.solver, groups.split)
         epoch, params, buffers, solver_state, progress, curves, status = tf.while_loop(
             lambda e, p, b, s, g, c, st: (e < n_epochs) & tf.equal(st, RUNNING),
             run_epoch,
             (
                 tf.constant(0),
-                tuple(state.weights.params),
+                groups.of(state.weights.params),
                 tuple(state.weights.buffers),
                 solver_state,
                 progress,
@@ -530,7 +533,9 @@ class TrainingProgram:
             ),
         )
         new_state = TrainingState(
-            Weights(params, buffers), solver.finish(solver_state, pack), progress
+            Weights(tuple(groups.params(params)), buffers),
+            solver.finish(solver_state, groups.join),
+            progress,
         )
         return new_state, curves, epoch, status
 

@@ -78,7 +78,7 @@ class FitLayout:
         compared with. Large data (:func:`~sk_keras_digits._padding.pads_data`)
         are padded only in hidden widths.
         """
-        widths, rows, flat = None, False, False
+        widths, rows = None, False
         if network.rows_independent:  # the default network
             units = network.layer_units
             if pad:
@@ -89,7 +89,9 @@ class FitLayout:
             n_params = sum(
                 (a + 1) * b for a, b in zip(units[:-1], units[1:], strict=False)
             )
-            flat = carries_flat(n_params, config.solver)
+        else:
+            n_params = sum(int(np.prod(shape)) for shape, _ in network.param_shapes)
+        flat = carries_flat(n_params, config.solver)
         return cls(n_rows, widths, rows, flat)
 
     @property

@@ -640,6 +640,19 @@ def test_large_networks_and_keras_optimizers_carry_each_parameter():
     mnist = dense_network(n_features=784, hidden=(256, 128))
     assert not plan(mnist, config, 1000).flat  # 235,146 parameters
     assert not plan(dense_network(), keras_config(keras.optimizers.Adam()), 1000).flat
+    conv = CustomNetwork(conv_builder, 64, 10, "softmax", "float64")
+    conv.build(seed=0)
+    assert plan(conv, config, 1000).flat  # 1,490 parameters
+
+    def wide(n_features, n_outputs, output_activation):
+        inputs = keras.Input((n_features,))
+        h = keras.layers.Dense(300, activation="relu")(inputs)
+        outputs = keras.layers.Dense(n_outputs, activation=output_activation)(h)
+        return keras.Model(inputs, outputs)
+
+    wide_network = CustomNetwork(wide, 64, 10, "softmax", "float64")
+    wide_network.build(seed=0)
+    assert not plan(wide_network, config, 1000).flat  # 22,510 parameters
 
 
 def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):

@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from .._keras_optimizer import join_parameters, split_parameters
 from .._objective import batch_loss
 from .._padding import padded_rows, pads_data
 from .._solvers import apply_update
@@ -677,7 +678,7 @@ class StatefulKerasOptimizer:
     def start(self, params, state, unpack):
         """Load ``params`` and the optimizer state into the variables."""
         if self.flat:
-            params = [_join(params)]
+            params = [join_parameters(params)]
         for variable, value in zip(self.variables, params, strict=True):
             self.optimizer.assign(variable, value)
         values = self.slots.to_program(state.variables, unpack)
@@ -694,9 +695,7 @@ class StatefulKerasOptimizer:
         optimizer has its own.
         """
         if self.flat:
-            from .._keras_optimizer import split_parameters
-
-            self.optimizer.apply([_join(grads)], self.variables)
+            self.optimizer.apply([join_parameters(grads)], self.variables)
             flat = tf.convert_to_tensor(self.variables[0])
             return split_parameters(flat, self.shapes), state
         self.optimizer.apply(grads, self.variables)
@@ -706,7 +705,3 @@ class StatefulKerasOptimizer:
         """The optimizer's variables, read after the epochs (the record's layout)."""
         values = [tf.convert_to_tensor(v) for v in self.optimizer.variables]
         return OptimizerState(self.slots.to_record(values, pack))
-
-
-def _join(parts):
-    return tf.concat([tf.reshape(p, [-1]) for p in parts], axis=0)

@@ -19,7 +19,7 @@ from sk_keras_digits._keras_optimizer import (
     build_optimizer,
 )
 from sk_keras_digits._state import OptimizerState
-from tests._helpers import run_in_threads
+from tests._helpers import TENSORFLOW_SESSION, run_in_threads
 
 
 def estimator(solver, **params):
@@ -191,6 +191,9 @@ def test_a_grid_over_three_optimizers_traces_three_programs(small_digits):
         assert not optimizer.built and int(optimizer.iterations) == 0
 
 
+# Processes give the same fits on JAX too: the classifier's two-process test
+# runs in both sessions.
+@TENSORFLOW_SESSION
 def test_grid_search_in_two_processes_gives_what_one_gives(small_digits):
     X, y = small_digits
     grid = {

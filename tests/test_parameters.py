@@ -470,7 +470,7 @@ def mlp_defaults(**params):
 HIDDEN = ["hidden_layer_sizes"]
 
 
-@examples(60)
+@examples(45)
 @given(case=combinations(n_invalid=1), n_rows=st.sampled_from(N_ROWS))
 # A bool is an Integral but no layer width (MLPClassifier fails on it): we
 # trained a layer of one unit.

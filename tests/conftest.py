@@ -43,19 +43,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 BACKENDS = ("tensorflow", "jax")
 
 #: What ``--backend jax`` runs when no paths are given (relative to the root):
-#: the tests of the estimators, the scikit-learn twins and their checks, the
-#: solvers, the training programs, the callbacks and the backends (model files
-#: saved on one backend and loaded on the other among them), sized so that CI
-#: runs the whole suite on TensorFlow and this on JAX within its 20 minutes.
-#: The other tests also pass on JAX (give their paths to run them): the model
-#: files' round trips, scikit-learn's own MLP tests, the Dask cluster, network
-#: builders, docstring examples, pipeline files and pickling.
+#: the tests of the estimators, the scikit-learn twins, the solvers, the
+#: training programs, the callbacks and the backends (model files saved on one
+#: backend and loaded on the other among them), sized so that CI runs the
+#: whole suite on TensorFlow and this on JAX within its 20 minutes. The other
+#: tests also pass on JAX (give their paths to run them): scikit-learn's
+#: estimator checks (``tests/test_common.py``) and own MLP tests, the model
+#: files' round trips, the Dask cluster, network builders, docstring examples,
+#: pipeline files and pickling.
 JAX_SUITE = (
     "tests/backends",
     "tests/test_base.py",
     "tests/test_callbacks.py",
     "tests/test_classifier.py",
-    "tests/test_common.py",
     "tests/test_keras_optimizers.py",
     "tests/test_losses.py",
     "tests/test_regressor.py",

@@ -330,8 +330,8 @@ def test_sklearn_compatible_with_a_builder(estimator, check, backend):
     if backend == "jax":
         # On JAX a custom network compiles once per data shape: these checks
         # (dozens of shapes) take minutes there. The common checks of the
-        # default network run on JAX (tests/test_common.py), and these here
-        # test the builder, which is the same on every backend.
+        # default network run on JAX with tests/test_common.py's path given,
+        # and these here test the builder, which is the same on every backend.
         pytest.skip("scikit-learn's checks of a builder run in the TensorFlow suite")
     check(estimator)
 

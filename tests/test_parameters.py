@@ -470,7 +470,7 @@ def mlp_defaults(**params):
 HIDDEN = ["hidden_layer_sizes"]
 
 
-@examples(45)
+@examples(35)
 @given(case=combinations(n_invalid=1), n_rows=st.sampled_from(N_ROWS))
 # A bool is an Integral but no layer width (MLPClassifier fails on it): we
 # trained a layer of one unit.
@@ -486,7 +486,7 @@ def test_invalid_combination_is_refused_as_by_mlpclassifier(case, n_rows, target
     check_same_refusal(ours, theirs, invalid)
 
 
-@examples(35)
+@examples(28)
 @given(
     case=combinations(solver=SOLVERS),
     n_rows=st.sampled_from(N_ROWS),
@@ -546,7 +546,7 @@ def test_valid_combination_trains_and_predicts(case, n_rows, target, targets):
     assert ours.n_iter_ <= params["max_iter"]
 
 
-@examples(28)
+@examples(22)
 @given(
     case=combinations(
         shuffle=st.sampled_from([False, np.False_]),

@@ -44,8 +44,10 @@ RUN_PY = Path(__file__).resolve().with_name("run.py")
 
 #: The cold script, run by ``python -c`` with ``{model!r}`` filled in: the
 #: tutorial's job from a fresh interpreter (imports, data, one fit, the test
-#: score). Its last line reports the score, the backend Keras ran on (None
-#: when Keras was not imported) and whether TensorFlow was imported.
+#: score). Its last line reports the score, the backend the fit ran on (the
+#: one Keras runs on, or the backend module ours trained with when its
+#: compiled program came from the cache and Keras was never imported; None for
+#: MLPClassifier), whether Keras was imported and whether TensorFlow was.
 COLD_SCRIPT = """\
 from sk_keras_digits.tutorial import load_split, tutorial_classifier
 X, y, X_test, y_test = load_split()
@@ -53,9 +55,12 @@ clf = tutorial_classifier({model!r}, random_state=0).fit(X, y)
 score = clf.score(X_test, y_test)
 import json, sys
 keras = sys.modules.get("keras")
+trained = [b for b in ("tensorflow", "jax")
+           if "sk_keras_digits._backends." + b in sys.modules]
 print(json.dumps({{
     "score": score,
-    "backend": keras.backend.backend() if keras else None,
+    "backend": keras.backend.backend() if keras else (trained or [None])[0],
+    "keras": keras is not None,
     "tensorflow": "tensorflow" in sys.modules,
 }}))
 """
@@ -119,6 +124,7 @@ def _child_record(results):
     backends = {r.get("backend") for r in results} - {None}
     return {
         "backend": backends.pop() if backends else None,
+        "keras_imported": any(r.get("keras") for r in results),
         "tensorflow_imported": any(r.get("tensorflow") for r in results),
     }
 
@@ -261,6 +267,7 @@ def first_fit_child(which):
                 "import": imports,
                 "first_fit": seconds,
                 "backend": keras.backend.backend() if keras else None,
+                "keras": keras is not None,
                 "tensorflow": "tensorflow" in sys.modules,
             }
         )

@@ -287,6 +287,7 @@ def details(report):
     if "ours" in cold_times and "mlp" in cold_times:
         o, m = cold_times["ours"], cold_times["mlp"]
         scores = cold.get("scores") or {}
+        child = (cold.get("children") or {}).get("ours") or {}
         lines.append(
             "Cold script (a fresh python -c: interpreter start, imports, the "
             "digits, one fit of the tutorial configuration, the test score; "
@@ -298,6 +299,13 @@ def details(report):
                 f"; test accuracy ours {scores['ours'][0]:.4f}, MLPClassifier "
                 f"{scores['mlp'][0]:.4f}"
                 if scores.get("ours") and scores.get("mlp")
+                else ""
+            )
+            + (
+                "; ours imported Keras"
+                if child.get("keras_imported")
+                else "; ours did not import Keras (its program came from the cache)"
+                if "keras_imported" in child
                 else ""
             )
             + "."

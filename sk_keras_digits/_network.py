@@ -15,18 +15,21 @@ Both present the same small interface to the training programs
 ``buffer_shapes``, ``penalized``, ``loss`` and ``forward``, a function of
 tensors written with ``keras.ops`` (or Keras' ``stateless_call``), so it runs
 on every backend.
+
+Keras is imported where a Keras object is built or a program traced, not
+with this module: a fit of the default network whose compiled program is read
+from the persistent compilation cache (JAX) never imports it, and ``model_``
+imports it when first built.
 """
 
 import functools
 import itertools
 import json
 
-import keras
 import numpy as np
 
 from ._activations import KERAS_ACTIVATIONS
 from ._backends import current
-from ._fixes import network_build_scope, serialization_without_tensorflow
 from ._losses import loss_for
 from ._state import Weights
 
@@ -129,6 +132,8 @@ class DenseNetwork:
 
     def forward(self, params, buffers, x, training):
         """Outputs for ``x``: ``Dense`` layers' arithmetic on given weights."""
+        import keras
+
         backend = current()
         hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
         output = backend.activation(KERAS_ACTIVATIONS[self.out_activation])
@@ -141,6 +146,10 @@ class DenseNetwork:
 
     def build_model(self, weights):
         """Return the ``keras.Model`` of this network holding ``weights``."""
+        import keras
+
+        from ._fixes import network_build_scope
+
         with network_build_scope(0, self.dtype):
             inputs = keras.Input(shape=(self.layer_units[0],), dtype=self.dtype)
             h = inputs
@@ -193,6 +202,10 @@ class CustomNetwork:
 
         Sets ``model`` (the freshly built network) and ``trace_key``.
         """
+        import keras
+
+        from ._fixes import network_build_scope
+
         # Building and the first symbolic call stay in the scope: a model
         # without an Input creates its variables there.
         with network_build_scope(seed, self.dtype):
@@ -244,6 +257,8 @@ class CustomNetwork:
         probed on the first rows of ``X`` and on the same rows scaled up
         (where an unbounded output shows itself).
         """
+        import keras
+
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
         probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
         with current().compute_scope(self.dtype):
@@ -391,6 +406,8 @@ def _structure_fingerprint(model):
     Such a model gets a key of its own, so that it is never confused with
     another.
     """
+    from ._fixes import serialization_without_tensorflow
+
     variables = tuple(
         (tuple(v.shape), str(v.dtype), bool(v.trainable)) for v in model.variables
     )
@@ -445,6 +462,8 @@ def _keras_made(model):
     object a layer holds (an activation, an initializer, ...) must come from
     Keras: a user's function may close over values its name does not show.
     """
+    import keras
+
     pending = list(model.layers)
     seen = set()
     while pending:

@@ -459,8 +459,16 @@ def test_jax_run_imports_no_tensorflow(tmp_path):
     assert "jax" in meta["machine"]["versions"]
     children = report["results"]["first_fit"]["children"]
     # The first-fit processes inherited the backend.
-    assert children["ours"] == {"backend": "jax", "tensorflow_imported": False}
-    assert children["mlp"] == {"backend": None, "tensorflow_imported": False}
+    assert children["ours"] == {
+        "backend": "jax",
+        "keras_imported": True,  # import_backend imports it ahead of the fit
+        "tensorflow_imported": False,
+    }
+    assert children["mlp"] == {
+        "backend": None,
+        "keras_imported": False,
+        "tensorflow_imported": False,
+    }
     assert "JAX backend. Targets" in proc.stdout
     assert "Absolute figures (medians), JAX backend" in proc.stdout
     assert list(tmp_path.iterdir()) == [out]  # no RST for a partial run
@@ -475,6 +483,7 @@ def test_cold_script_runs_in_a_fresh_process(bench):
     assert 0.8 < result["scores"]["mlp"][0] <= 1
     assert result["children"]["mlp"] == {
         "backend": None,
+        "keras_imported": False,
         "tensorflow_imported": False,
     }
     json.dumps(result)

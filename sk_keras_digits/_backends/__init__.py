@@ -54,8 +54,11 @@ and ``torch.compile``, and Keras' stateless optimizers; it is one new module
 plus its entry in :data:`MODULES`.
 """
 
+import functools
 import importlib
+import json
 import os
+import sys
 from typing import NamedTuple
 
 #: The backends the estimator trains on, and the module of each.
@@ -88,10 +91,47 @@ class ChunkResult(NamedTuple):
 
 
 def name():
-    """The name of the backend Keras is configured with (imports Keras)."""
-    import keras
+    """The name of the backend Keras is configured with, or runs on.
 
-    return keras.backend.backend()
+    Once Keras is imported, the backend it runs on. Before, the one it will
+    run on, read as Keras reads it at import (``KERAS_BACKEND`` if set and
+    not empty, else ``"backend"`` of ``keras.json`` in ``KERAS_HOME`` or
+    ``~/.keras``, else TensorFlow), without importing Keras: a fit whose
+    compiled program comes from the persistent compilation cache
+    (:mod:`sk_keras_digits._compile_cache`) never needs Keras, which is
+    imported only to trace a program or to build a ``keras.Model``.
+    """
+    keras = sys.modules.get("keras")
+    backend = getattr(getattr(keras, "backend", None), "backend", None)
+    if backend is not None:
+        return backend()
+    configured = os.environ.get("KERAS_BACKEND")
+    if configured:
+        return configured
+    return _configured_in_file(_keras_config_path())
+
+
+def _keras_config_path():
+    """The ``keras.json`` Keras reads at import (its ``config.py``)."""
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        if not os.access(base, os.W_OK):
+            base = "/tmp"
+        home = os.path.join(base, ".keras")
+    return os.path.expanduser(os.path.join(home, "keras.json"))
+
+
+@functools.cache
+def _configured_in_file(path):
+    """The backend a ``keras.json`` names: Keras reads it once a process."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.loads(f.read(1 << 16))
+    except (OSError, ValueError):
+        config = {}
+    backend = config.get("backend") if isinstance(config, dict) else None
+    return backend if isinstance(backend, str) and backend else "tensorflow"
 
 
 def current():

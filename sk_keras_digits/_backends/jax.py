@@ -26,6 +26,7 @@ holds state and none needs a lock.
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import pickle
 import platform
 from pathlib import Path
@@ -110,9 +111,19 @@ def bind_optimizer(solver, shapes, dtype):
     return StatelessKerasOptimizer(solver, shapes, dtype)
 
 
+def _device(value, dtype):
+    """``value`` as a JAX array of ``dtype`` on the default device.
+
+    Converted by NumPy and put on the device as it is: ``jnp.asarray(value,
+    dtype)`` would compile a conversion program for each new dtype and shape
+    (about 0.1 s in a process' first fit).
+    """
+    return jax.device_put(np.asarray(value, dtype))
+
+
 def _to_arrays(structure, dtype):
     """The NumPy record ``structure`` as JAX arrays (None stays None)."""
-    return jax.tree.map(lambda v: jnp.asarray(v, leaf_dtype(v, dtype)), structure)
+    return jax.tree.map(lambda v: _device(v, leaf_dtype(v, dtype)), structure)
 
 
 def _flattener(shapes):
@@ -139,7 +150,6 @@ def _environment():
     package's source: a persisted executable is used only where all match.
     """
     import jaxlib
-    import keras
 
     from .._version import __version__
 
@@ -165,7 +175,7 @@ def _environment():
     return repr(
         (
             __version__,
-            keras.__version__,
+            _keras_version(),
             jax.__version__,
             jaxlib.__version__,
             device.platform,
@@ -175,6 +185,16 @@ def _environment():
             source.hexdigest(),
         )
     ).encode()
+
+
+def _keras_version():
+    """Keras' installed version, read without importing Keras."""
+    try:
+        return importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:  # Keras from a source tree
+        import keras
+
+        return keras.__version__
 
 
 def _identity(function, network, *settings):
@@ -367,8 +387,8 @@ class TrainingProgram:
         if self.network.rows_independent and pads_data(*np.shape(data.X)):
             data = padded_rows(data)
         with self.scope():
-            data = TrainingData(*(jnp.asarray(v, dtype) for v in data))
-            alpha = jnp.asarray(alpha, dtype)
+            data = TrainingData(*(_device(v, dtype) for v in data))
+            alpha = _device(alpha, dtype)
             buffers = _to_arrays(tuple(weights.buffers), dtype)
 
         def f(flat):
@@ -564,14 +584,14 @@ class TrainingProgram:
         with self.scope():
 
             def arrays(part):
-                return TrainingData(*(jnp.asarray(v, dtype) for v in part))
+                return TrainingData(*(_device(v, dtype) for v in part))
 
             inputs = FitInputs(
                 arrays(data),
                 None if validation is None else arrays(validation),
-                jax.tree.map(lambda v: jnp.asarray(v, dtype), hyper),
+                jax.tree.map(lambda v: _device(v, dtype), hyper),
                 layout.n_rows,
-                None if layout.mask is None else jnp.asarray(layout.mask),
+                None if layout.mask is None else _device(layout.mask, None),
             )
             return inputs, _to_arrays(state, dtype)
 
@@ -592,9 +612,9 @@ class TrainingProgram:
                 inputs.data,
                 inputs.validation,
                 inputs.hyper,
-                jnp.asarray(n_epochs, jnp.int32),
-                None if orders is None else jnp.asarray(orders, jnp.int32),
-                jnp.asarray(inputs.n_rows, jnp.int32),
+                _device(n_epochs, np.int32),
+                None if orders is None else _device(orders, np.int32),
+                _device(inputs.n_rows, np.int32),
                 inputs.mask,
                 batch_size=int(batch_size),
                 capacity=length,

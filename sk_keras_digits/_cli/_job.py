@@ -72,13 +72,17 @@ def import_backend():
     What the first fit of a process imports, imported ahead of it (by the
     benchmarks, to time imports and the first fit apart). The backend is the
     one Keras is configured with (``KERAS_BACKEND``); an unsupported one is
-    refused with a RuntimeError naming it.
+    refused with a RuntimeError naming it. (A fit whose compiled program is
+    read from the persistent compilation cache imports no Keras; one that
+    compiles it does, to trace it.)
 
     Returns
     -------
     name : str
         The backend's name, e.g. ``"tensorflow"`` or ``"jax"``.
     """
+    import keras  # noqa: F401
+
     from .. import _backends, _training  # noqa: F401
 
     return _backends.current().NAME

@@ -1,5 +1,6 @@
 """The JAX backend: float64 in a scope of its own, nothing global changed."""
 
+import json
 import os
 import threading
 
@@ -176,3 +177,49 @@ def test_the_cache_can_be_turned_off_and_skips_custom_networks(
     monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", str(tmp_path))
     KerasDigitClassifier(network=dropout_network, **QUICK_ADAM).fit(X, y)
     assert not _cache_entries(tmp_path)  # a user's network is never persisted
+
+
+#: Fits of every kind of default-network program (stochastic solvers with and
+#: without early stopping, partial_fit, lbfgs, the regressor), then what
+#: they predict, whether Keras was imported by then, and model_'s outputs.
+_CACHED_FITS = """
+import hashlib, json, sys
+import numpy as np
+from sklearn.datasets import load_digits
+from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
+
+X, y = load_digits(return_X_y=True)
+X, y = X[:200] / 16, y[:200]
+fits = [
+    KerasDigitClassifier(hidden_layer_sizes=(9,), max_iter=3, random_state=0)
+    .fit(X, y).partial_fit(X, y),
+    KerasDigitClassifier(solver="sgd", early_stopping=True, max_iter=4,
+                         random_state=0).fit(X, y),
+    KerasDigitClassifier(solver="lbfgs", max_iter=4, random_state=0).fit(X, y),
+    KerasDigitRegressor(max_iter=3, random_state=0).fit(X.astype(np.float32), y),
+]
+digest = hashlib.sha256()
+for est in fits:
+    for coef in est.coefs_:
+        digest.update(coef.tobytes())
+    digest.update(est.predict(X[:50].astype(est.coefs_[0].dtype)).tobytes())
+keras_imported = "keras" in sys.modules
+model = fits[0].model_  # built on first access: imports Keras
+same = np.allclose(model.predict(X, verbose=0), fits[0].predict_proba(X), atol=1e-6)
+print(json.dumps([keras_imported, digest.hexdigest(), bool(same)]))
+"""
+
+
+def test_a_fit_read_from_the_cache_imports_no_keras(run_on, tmp_path, monkeypatch):
+    """Keras is imported to trace a program; a fit whose programs are in the
+    persistent cache runs without it, to the same bits, and model_ imports it."""
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", str(tmp_path))
+    runs = []
+    for _ in range(2):
+        result = run_on("jax", _CACHED_FITS)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(json.loads(result.stdout.splitlines()[-1]))
+    (traced, digest, same), (cached, again, same_again) = runs
+    assert traced and not cached
+    assert digest == again
+    assert same and same_again

@@ -3,10 +3,15 @@
 import importlib
 import inspect
 import json
+import os
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sk_keras_digits import _backends
+from tests._helpers import TENSORFLOW_SESSION
 
 #: What every backend module implements (see ``sk_keras_digits._backends``).
 INTERFACE = (
@@ -33,6 +38,67 @@ def test_the_configured_backend_is_the_one_used(backend):
     module = _backends.current()
     assert module.NAME == backend == _backends.name()
     assert module.__name__ == _backends.MODULES[backend]
+
+
+#: JSON values a keras.json may hold, of any shape.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["backend", "floatx", "x"]), inner, max_size=3
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@TENSORFLOW_SESSION
+@settings(max_examples=40, deadline=None)
+@given(
+    content=st.one_of(
+        st.binary(max_size=64),
+        _JSON.map(lambda v: json.dumps(v).encode()),
+        st.builds(
+            lambda backend, rest: json.dumps({**rest, "backend": backend}).encode(),
+            st.text(max_size=12) | st.sampled_from(["jax", "tensorflow", "torch"]),
+            st.dictionaries(st.sampled_from(["floatx", "epsilon"]), _JSON, max_size=2),
+        ),
+    )
+)
+def test_a_keras_json_names_the_backend_else_tensorflow(content):
+    """Any file content: the backend it names, as Keras reads it, else Keras'
+    default; never an error."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "keras.json")
+        with open(path, "wb") as f:
+            f.write(content)
+        found = _backends._configured_in_file.__wrapped__(path)
+    try:
+        config = json.loads(content.decode())
+    except ValueError:
+        config = None
+    named = config.get("backend") if isinstance(config, dict) else None
+    assert found == (named if isinstance(named, str) and named else "tensorflow")
+
+
+@TENSORFLOW_SESSION
+def test_the_backend_is_known_before_keras_is_imported(run_on, tmp_path, monkeypatch):
+    """Read from keras.json as Keras reads it, without importing Keras."""
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    result = run_on(
+        "",  # KERAS_BACKEND empty: Keras takes keras.json's backend
+        """
+        import sys
+        from sk_keras_digits import _backends
+        before = _backends.name(), _backends.current().NAME, "keras" in sys.modules
+        import keras
+        print(*before, keras.backend.backend(), _backends.name())
+        """,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["jax", "jax", "False", "jax", "jax"]
 
 
 def test_the_backend_module_implements_the_seam():

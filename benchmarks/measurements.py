@@ -425,9 +425,9 @@ def bench_large_fit(cfg):
 
     Random data of MNIST's training shape (55,000 x 784, 10 classes), a
     (256, 128) network, Adam, 5 epochs, no early stopping or shuffling
-    difference: ours and MLPClassifier fit the same data once each, ours
-    after one untimed fit on a slice (its compile is not counted: the first
-    fit figures count it).
+    difference: ours and MLPClassifier fit the same data
+    ``large_fit_repeats`` times each, alternating, ours after one untimed
+    1-epoch fit (its compile is not counted: the first fit figures count it).
     """
     from sklearn.neural_network import MLPClassifier
 

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
     pytest.skip("tests of the TensorFlow backend", allow_module_level=True)
@@ -128,3 +130,33 @@ def test_the_default_network_trains_under_xla(small_digits):
     KerasDigitClassifier(hidden_layer_sizes=(9,), max_iter=2, random_state=0).fit(X, y)
     programs = [p for p in _training.PROGRAMS.values() if hasattr(p, "fallback")]
     assert programs and not any(p.fallback for p in programs if p.padded)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=2),
+    dtype=st.sampled_from(["float32", "float64", "int32"]),
+    offset=st.integers(0, 15),
+    order=st.sampled_from(["C", "F", "strided"]),
+    large=st.booleans(),
+)
+def test_data_tensors_copy_any_array_exactly(shape, dtype, offset, order, large):
+    """Any layout and alignment (the large path with a lowered threshold): the
+    same values in the asked dtype, in a copy the caller's array does not
+    share, usable by an XLA program (which refuses misaligned memory)."""
+    n = int(np.prod(shape))
+    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
+    if order == "strided":
+        array = base[offset : offset + 2 * n : 2].reshape(shape)
+    else:
+        array = np.asarray(base[offset : offset + n].reshape(shape), order=order)
+    threshold = 0 if large else backend.LARGE_ARRAY_BYTES
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "LARGE_ARRAY_BYTES", threshold)
+        tensor = backend.data_tensor(array, dtype)
+    expected = array.astype(dtype)
+    array += 1.0  # the caller changes its array: the tensor holds a copy
+    assert tensor.dtype == tf.as_dtype(dtype)
+    np.testing.assert_array_equal(tensor.numpy(), expected)
+    doubled = tf.function(lambda t: t * 2, jit_compile=True)(tensor)
+    np.testing.assert_array_equal(doubled.numpy(), expected * 2)

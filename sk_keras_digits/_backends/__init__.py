@@ -108,7 +108,12 @@ def name():
     configured = os.environ.get("KERAS_BACKEND")
     if configured:
         return configured
-    return _configured_in_file(_keras_config_path())
+    configured = _configured_in_file(_keras_config_path())
+    if configured is None:  # a file too large to read here: Keras reads it
+        import keras
+
+        return keras.backend.backend()
+    return configured
 
 
 def _keras_config_path():
@@ -122,13 +127,28 @@ def _keras_config_path():
     return os.path.expanduser(os.path.join(home, "keras.json"))
 
 
+#: The largest ``keras.json`` read here; Keras itself reads a larger one.
+MAX_CONFIG_BYTES = 1 << 16
+
+
 @functools.cache
 def _configured_in_file(path):
-    """The backend a ``keras.json`` names: Keras reads it once a process."""
+    """The backend a ``keras.json`` names, as Keras reads it once a process.
+
+    Keras' default (TensorFlow) for a missing or unreadable file, one that is
+    not JSON or names no backend; None for a file over
+    :data:`MAX_CONFIG_BYTES`, which is not read.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            config = json.loads(f.read(1 << 16))
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            content = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError:
+        content = b""
+    if len(content) > MAX_CONFIG_BYTES:
+        return None
+    try:
+        config = json.loads(content.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         config = {}
     backend = config.get("backend") if isinstance(config, dict) else None
     return backend if isinstance(backend, str) and backend else "tensorflow"

@@ -68,12 +68,18 @@ _JSON = st.recursive(
 )
 def test_a_keras_json_names_the_backend_else_tensorflow(content):
     """Any file content: the backend it names, as Keras reads it, else Keras'
-    default; never an error."""
+    default; never an error. A file too large to read gives None (Keras is
+    then asked)."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "keras.json")
         with open(path, "wb") as f:
             f.write(content)
         found = _backends._configured_in_file.__wrapped__(path)
+        with open(path, "ab") as f:
+            f.write(b" " * (_backends.MAX_CONFIG_BYTES + 1 - len(content)))
+        assert _backends._configured_in_file.__wrapped__(path) is None
+        missing = os.path.join(folder, "absent", "keras.json")
+        assert _backends._configured_in_file.__wrapped__(missing) == "tensorflow"
     try:
         config = json.loads(content.decode())
     except ValueError:

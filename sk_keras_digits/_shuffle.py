@@ -19,11 +19,14 @@ This module is backend-neutral: NumPy only.
 import numpy as np
 
 #: Shortest per-call epoch buffer (curves and orders); lengths are powers of
-#: two, so that calls of different lengths share a compiled program.
-MIN_CAPACITY = 16
+#: two, so that calls of different lengths share a compiled program. 256
+#: covers MLP's default ``max_iter`` (200): fits of up to 256 epochs, whatever
+#: their ``max_iter`` (a grid search over it, ``partial_fit``'s single epochs,
+#: scikit-learn's checks with ``max_iter=5``), share one program.
+MIN_CAPACITY = 256
 #: Most entries (epochs x rows) of a call's orders buffer before its length
-#: drops the :data:`MIN_CAPACITY` floor.
-MAX_ORDER_ENTRIES = 1 << 22
+#: drops the :data:`MIN_CAPACITY` floor (4 MiB of int32: up to 4,096 rows).
+MAX_ORDER_ENTRIES = 1 << 20
 
 
 def capacity(n_epochs, rows=0):

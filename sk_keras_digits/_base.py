@@ -118,7 +118,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             y,
             accept_sparse=["csr", "csc"],
             multi_output=True,
-            dtype=(np.float64, np.float32),
+            dtype=_FLOAT_DTYPES,
             y_numeric=self._numeric_targets,
             reset=first_pass,
         )

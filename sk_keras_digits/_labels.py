@@ -83,14 +83,48 @@ class LabelEncoding(NamedTuple):
         binarizer.sparse_input_ = False
         return binarizer
 
+    def _single_label(self):
+        """Whether each sample has one label of two or more classes."""
+        return self.kind != "multilabel-indicator" and len(self.classes) >= 2
+
     def encode(self, y, dtype):
-        """Indicator matrix of ``y`` with one column per network output."""
+        """Indicator matrix of ``y`` with one column per network output.
+
+        :class:`~sklearn.preprocessing.LabelBinarizer`'s ``transform``. Labels
+        of a 1-d array, each one of the classes, are indexed directly (its
+        checks cost a fit of the tutorial's 800 rows 0.5 ms); anything else
+        goes through the binarizer.
+        """
+        if self._single_label() and isinstance(y, np.ndarray) and y.ndim == 1:
+            try:
+                index = np.searchsorted(self.classes, y)
+                known = index < len(self.classes)
+                known &= self.classes[np.minimum(index, len(self.classes) - 1)] == y
+            except TypeError:  # labels that do not compare with the classes
+                known = None
+            if known is not None and known.all():
+                if self.kind == "binary":
+                    return (index == 1).astype(dtype)[:, None]
+                Y = np.zeros((len(y), len(self.classes)), dtype)
+                Y[np.arange(len(y)), index] = 1
+                return Y
         return self._binarizer().transform(y).astype(dtype, copy=False)
 
     def decode(self, proba):
-        """Labels for the network's output ``proba`` (the user's own values)."""
+        """Labels for the network's output ``proba`` (the user's own values).
+
+        :class:`~sklearn.preprocessing.LabelBinarizer`'s ``inverse_transform``:
+        the class of the greatest output, or of the single output's side of
+        0.5; computed directly for a NumPy array (the binarizer took 33 us of
+        a one-row prediction).
+        """
         if proba.shape[1] == 1:
             proba = proba.ravel()
+        if self._single_label() and isinstance(proba, np.ndarray):
+            if self.kind == "multiclass" and proba.ndim == 2:
+                return self.classes[np.argmax(proba, axis=1)]
+            if self.kind == "binary" and proba.ndim == 1:
+                return self.classes[(proba > 0.5).astype(np.intp)]
         return self._binarizer().inverse_transform(proba)
 
     def check_class_weight(self, class_weight):

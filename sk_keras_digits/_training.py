@@ -31,7 +31,7 @@ from ._backends._groups import carries_flat
 from ._cache import LRUCache
 from ._network import aligned_weights
 from ._padding import WidthPadding, padded_rows, pads_data, pads_widths
-from ._shuffle import capacity, epoch_orders
+from ._shuffle import EpochOrders, capacity
 from ._state import RUNNING, EpochLog, Weights
 from ._training_config import Hyper, TrainingConfig, TrainingData
 
@@ -213,6 +213,7 @@ def train_stochastic(
     else:
         chunk = 1
     done, log = 0, EpochLog()
+    shuffler = EpochOrders(seed, layout.n_rows, rows) if config.shuffle else None
     # The results of the last completed call, committed in one assignment: an
     # interrupt (handled between Python calls) never leaves the weights and
     # the log of epochs out of step.
@@ -221,9 +222,7 @@ def train_stochastic(
         while done < n_epochs and log.status == RUNNING:
             count = min(chunk, n_epochs - done)
             length = capacity(count, rows)
-            orders = None
-            if config.shuffle:
-                orders = epoch_orders(seed, done, count, layout.n_rows, rows, length)
+            orders = None if shuffler is None else shuffler.draw(count, length)
             result = program.run(tensors, inputs, batch_size, count, length, orders)
             new_log = log.extended(**result.curves, status=result.status)
             committed = (done + result.epochs, result.state, new_log)

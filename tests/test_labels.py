@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.preprocessing import LabelBinarizer
 
 from sk_keras_digits._labels import LabelEncoding
 
@@ -78,3 +81,64 @@ def test_class_weight_is_checked_against_the_classes():
     multilabel.check_class_weight(None)
     with pytest.raises(ValueError, match="not supported for multilabel"):
         multilabel.check_class_weight("balanced")
+
+
+# Label sets of every type a user fits on: integers, integral floats, strings,
+# booleans, Python objects (strings only) and small unsigned integers.
+_LABEL_POOLS = st.sampled_from(
+    [
+        np.array([-3, 0, 2, 7, 11, 40]),
+        np.array([0.0, 1.0, 2.0, -4.0, 1e9]),
+        np.array(["a", "b", "cat", "dog", "z", "é"]),
+        np.array([False, True]),
+        np.array(["x", "y", "zz", "w"], dtype=object),
+        np.array([3, 5, 9], dtype=np.uint8),
+    ]
+)
+
+
+@st.composite
+def _fitted_targets(draw):
+    """An encoding fitted as ``fit`` or ``partial_fit`` fits one, and targets."""
+    pool = draw(_LABEL_POOLS)
+    n_classes = draw(st.integers(1, len(pool)))
+    classes = pool[draw(st.permutations(range(len(pool))))[:n_classes]]
+    picks = draw(st.lists(st.integers(0, n_classes - 1), min_size=1, max_size=30))
+    y = classes[picks]
+    declared = draw(st.booleans())  # partial_fit's classes= argument
+    return (classes if declared else None), y
+
+
+@settings(deadline=None)
+@given(_fitted_targets(), st.sampled_from([np.float32, np.float64]))
+def test_encoding_is_label_binarizers(fitted, dtype):
+    """encode and decode give what LabelBinarizer gives, value and dtype."""
+    classes, y = fitted
+    if classes is None and len(np.unique(y)) < 2:
+        return  # fit refuses a single class before encoding
+    encoding = LabelEncoding.fit(y, classes)
+    binarizer = LabelBinarizer().fit(y if classes is None else classes)
+    Y = encoding.encode(y, dtype)
+    expected = binarizer.transform(y).astype(dtype)
+    assert Y.dtype == expected.dtype and Y.shape == expected.shape
+    np.testing.assert_array_equal(Y, expected)
+    rng = np.random.default_rng(len(y))
+    for proba in (Y, rng.random(Y.shape).astype(dtype), np.full(Y.shape, 0.5, dtype)):
+        decoded = encoding.decode(proba)
+        flat = proba.ravel() if proba.shape[1] == 1 else proba
+        reference = binarizer.inverse_transform(flat)
+        assert decoded.dtype == reference.dtype
+        np.testing.assert_array_equal(decoded, reference)
+
+
+def test_encoding_of_unknown_labels_is_label_binarizers():
+    """Labels outside the classes encode as LabelBinarizer encodes them."""
+    encoding = LabelEncoding.fit(np.array([1, 2, 3]))
+    y = np.array([1, 5, 3, 0])
+    expected = LabelBinarizer().fit([1, 2, 3]).transform(y)
+    np.testing.assert_array_equal(encoding.encode(y, np.float64), expected)
+    mixed = np.array(["a", 1], dtype=object)
+    with pytest.raises(TypeError) as binarizer_error:
+        LabelBinarizer().fit([1, 2, 3]).transform(mixed)
+    with pytest.raises(TypeError, match=str(binarizer_error.value)):
+        encoding.encode(mixed, np.float64)

@@ -150,6 +150,12 @@ TARGETS = [
         "ratio",
         {"tensorflow": 3.0, "jax": 2.0},
     ),
+    (
+        "lbfgs_fit",
+        "fit, tutorial network, solver='lbfgs' (200 iterations)",
+        "ratio",
+        1.0,
+    ),
     ("predict_proba_1", "predict_proba, 1 row", "ratio", 1.0),
     ("predict_proba_797", "predict_proba, 797 rows", "ratio", 1.0),
     ("grid_search", "GridSearchCV, 5 hidden sizes x 5 folds, Pipeline", "ratio", 0.5),

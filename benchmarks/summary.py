@@ -212,6 +212,7 @@ def peers_table(results):
         ("first_fit", "first fit in a process (after imports)"),
         ("first_fit_warm", "first fit, warm compilation cache"),
         ("cold_script", "cold script (python -c: import, fit, score)"),
+        ("lbfgs_fit", "fit, tutorial network, solver='lbfgs'"),
         ("predict_proba_1", "predict_proba, 1 row"),
         ("predict_proba_797", "predict_proba, 797 rows"),
         ("grid_search", "GridSearchCV 5x5, Pipeline"),
@@ -342,6 +343,14 @@ def details(report):
                 if name in grid["best"]
             )
             + "."
+        )
+    lbfgs = results.get("lbfgs_fit") or {}
+    iterations = lbfgs.get("iterations") or {}
+    if iterations.get("ours") and iterations.get("mlp"):
+        lines.append(
+            f"L-BFGS fits (alternating): iterations ours "
+            f"{sorted(set(iterations['ours']))}, MLPClassifier "
+            f"{sorted(set(iterations['mlp']))}."
         )
     regressor = results.get("regressor_fit") or {}
     reg_times = regressor.get("times") or {}

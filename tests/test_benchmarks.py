@@ -61,6 +61,10 @@ def fake_report(bench):
             "imports": _times(ours=4.0, mlp=1.0, keras=3.5),
         },
         "first_fit_warm": {"times": _times(ours=0.15, mlp=0.1)},
+        "lbfgs_fit": {
+            "times": _times(ours=0.09, mlp=0.1),
+            "iterations": {"ours": [200], "mlp": [200]},
+        },
         # A target by backend (3 on TensorFlow): 2.67.
         "cold_script": {
             "times": _times(ours=4.0, mlp=1.5),
@@ -170,6 +174,8 @@ def test_summarize_computes_ratios_and_verdicts(bench, fake_report):
     assert rows["first_fit"]["value"] == pytest.approx(3.0)
     assert rows["first_fit"]["ok"] is True
     assert rows["first_fit_warm"]["value"] == pytest.approx(1.5)
+    assert rows["lbfgs_fit"]["value"] == pytest.approx(0.9)
+    assert rows["lbfgs_fit"]["ok"] is True
     # A target by backend: TensorFlow's.
     assert rows["cold_script"]["value"] == pytest.approx(4.0 / 1.5)
     assert rows["cold_script"]["target"] == 3.0
@@ -216,7 +222,7 @@ def test_tables_and_text(bench, fake_report):
     assert table[0] == ["figure", "ours", "reference", "ratio", "target", "ok"]
     assert len(table) == len(bench.settings.TARGETS) + 1
     verdicts = [row[-1] for row in table[1:]]
-    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 12
+    assert verdicts.count("NO") == 2 and verdicts.count("yes") == 13
     cold = {row[0]: row for row in table}[
         "cold script: python -c importing, fitting and scoring (warm cache)"
     ]
@@ -239,6 +245,9 @@ def test_tables_and_text(bench, fake_report):
     lines = bench.summary.details(fake_report)
     assert any(
         line.startswith("Cold script") and "ratio 2.67" in line for line in lines
+    )
+    assert "L-BFGS fits (alternating): iterations ours [200], MLPClassifier [200]." in (
+        lines
     )
     regressor = next(line for line in lines if line.startswith("Regressor fits"))
     assert "331 x 10" in regressor and "ratio 0.20" in regressor
@@ -558,6 +567,21 @@ def test_keras_optimizer_benchmark_on_real_data(bench):
     summary = bench.summary.summarize({"keras_optimizer": result})
     rows = {row["key"]: row for row in summary}
     assert rows["keras_optimizer"]["ok"] in (True, False)
+    json.dumps(result)
+
+
+def test_lbfgs_benchmark_on_real_data(bench):
+    cfg = dict(bench.settings.SETTINGS["quick"], fit_repeats=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
+        result = bench.measurements.bench_lbfgs(cfg, load_split())
+    assert set(result["times"]) == {"ours", "mlp"}
+    assert all(stat["median"] > 0 for stat in result["times"].values())
+    # tol=0: both run L-BFGS-B's 200 iterations (or stop at its own limits).
+    iterations = result["iterations"]["ours"] + result["iterations"]["mlp"]
+    assert all(100 <= n <= 200 for n in iterations)
+    rows = {row["key"]: row for row in bench.summary.summarize({"lbfgs_fit": result})}
+    assert rows["lbfgs_fit"]["ok"] in (True, False)
     json.dumps(result)
 
 

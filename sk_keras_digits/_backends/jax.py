@@ -247,6 +247,14 @@ class Executables:
         self.loaded = 0
 
     def __call__(self, *args, **static):
+        return self.executable(*args, **static)(*args)
+
+    def executable(self, *args, **static):
+        """The compiled executable for arguments like ``args`` (built if new).
+
+        A caller that runs it many times on arguments of one signature
+        (``lbfgs``' evaluations) calls it directly, skipping this lookup.
+        """
         leaves, tree = jax.tree.flatten((args, {}))
         signature = (
             str(tree),
@@ -254,10 +262,9 @@ class Executables:
             tuple(sorted(static.items())),
             bool(jax.config.jax_enable_x64),
         )
-        compiled = self._compiled.get(
+        return self._compiled.get(
             signature, lambda: self._build(signature, args, static)
         )
-        return compiled(*args)
 
     def _build(self, signature, args, static):
         cache = None if self.identity is None else _compile_cache.active()
@@ -388,7 +395,9 @@ class TrainingProgram:
                 self.network, params, proba, data.Y, data.sample_weight, extra, alpha
             )
 
-        return jax.value_and_grad(loss)(list(params))
+        value, grads = jax.value_and_grad(loss)(list(params))
+        # One flat gradient, as SciPy takes it: a single array to read back.
+        return value, jnp.concatenate([jnp.ravel(g) for g in grads])
 
     def objective(self, weights, data, alpha):
         """The full-batch loss and gradient as a function of the flat parameters.
@@ -406,15 +415,23 @@ class TrainingProgram:
             alpha = _device(alpha, dtype)
             buffers = _to_arrays(tuple(weights.buffers), dtype)
 
-        def f(flat):
-            params = [
+        def parts(flat):
+            return [
                 part.reshape(shape).astype(dtype)
                 for part, shape in zip(np.split(flat, splits), shapes, strict=True)
             ]
+
+        start = np.concatenate([np.ravel(p) for p in weights.params])
+        with self.scope():
+            # Every evaluation has the same signature: one lookup.
+            loss_and_grad = self._loss_and_grad.executable(
+                parts(start), buffers, data, alpha
+            )
+
+        def f(flat):
             with self.scope():
-                loss, grads = self._loss_and_grad(params, buffers, data, alpha)
-                grad = np.concatenate([np.asarray(g).ravel() for g in grads])
-            return float(loss), grad.astype(np.float64)
+                loss, grad = loss_and_grad(parts(flat), buffers, data, alpha)
+            return float(loss), np.asarray(grad, dtype=np.float64)
 
         return f
 

@@ -35,3 +35,21 @@ def dropout_network(n_features_in, n_outputs, output_activation):
             keras.layers.Dense(n_outputs, activation=output_activation),
         ]
     )
+
+
+def unused_weight_network(n_features_in, n_outputs, output_activation):
+    """A softmax layer with a trainable weight its output never reads."""
+    import keras
+
+    class WithUnusedWeight(keras.layers.Layer):
+        def build(self, input_shape):
+            self.kernel = self.add_weight(
+                shape=(input_shape[-1], n_outputs), initializer="glorot_uniform"
+            )
+            self.unused = self.add_weight(shape=(3,), initializer="ones")
+
+        def call(self, x):
+            return keras.activations.get(output_activation)(x @ self.kernel)
+
+    inputs = keras.Input((n_features_in,))
+    return keras.Model(inputs, WithUnusedWeight()(inputs))

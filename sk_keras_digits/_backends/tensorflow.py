@@ -365,7 +365,11 @@ class TrainingProgram:
             loss = batch_loss(
                 self.network, params, proba, data.Y, data.sample_weight, extra, alpha
             )
-        grads = tape.gradient(loss, params)
+        # A parameter the loss does not reach (a custom layer's unused
+        # weight) has a zero gradient, as on JAX.
+        grads = tape.gradient(
+            loss, params, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
         # One flat gradient, as SciPy takes it: a single tensor to read back.
         return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
 

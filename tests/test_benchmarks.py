@@ -554,35 +554,42 @@ def test_benchmark_pieces_on_real_data(bench, tmp_path):
     json.dumps(results)  # every figure is plain JSON
 
 
-def test_keras_optimizer_benchmark_on_real_data(bench):
+def _measured_on_real_data(bench, key, measure, estimators):
+    """One quick ``measure`` on the digits: its result, checked as a figure.
+
+    The result times each of ``estimators``; its summary row for ``key`` has
+    a verdict, and it is plain JSON.
+    """
     cfg = dict(bench.settings.SETTINGS["quick"], fit_repeats=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
-        result = bench.measurements.bench_keras_optimizer(cfg, load_split())
-    assert set(result["times"]) == {"ours", "adam"}
+        result = measure(cfg, load_split())
+    assert set(result["times"]) == set(estimators)
     assert all(stat["median"] > 0 for stat in result["times"].values())
-    assert all(
-        1 <= n <= 50 for n in result["epochs"]["ours"] + result["epochs"]["adam"]
-    )
-    summary = bench.summary.summarize({"keras_optimizer": result})
-    rows = {row["key"]: row for row in summary}
-    assert rows["keras_optimizer"]["ok"] in (True, False)
+    rows = {row["key"]: row for row in bench.summary.summarize({key: result})}
+    assert rows[key]["ok"] in (True, False)
     json.dumps(result)
+    return result
+
+
+def test_keras_optimizer_benchmark_on_real_data(bench):
+    result = _measured_on_real_data(
+        bench,
+        "keras_optimizer",
+        bench.measurements.bench_keras_optimizer,
+        ("ours", "adam"),
+    )
+    epochs = result["epochs"]["ours"] + result["epochs"]["adam"]
+    assert all(1 <= n <= 50 for n in epochs)
 
 
 def test_lbfgs_benchmark_on_real_data(bench):
-    cfg = dict(bench.settings.SETTINGS["quick"], fit_repeats=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning
-        result = bench.measurements.bench_lbfgs(cfg, load_split())
-    assert set(result["times"]) == {"ours", "mlp"}
-    assert all(stat["median"] > 0 for stat in result["times"].values())
+    result = _measured_on_real_data(
+        bench, "lbfgs_fit", bench.measurements.bench_lbfgs, ("ours", "mlp")
+    )
     # tol=0: both run L-BFGS-B's 200 iterations (or stop at its own limits).
     iterations = result["iterations"]["ours"] + result["iterations"]["mlp"]
     assert all(100 <= n <= 200 for n in iterations)
-    rows = {row["key"]: row for row in bench.summary.summarize({"lbfgs_fit": result})}
-    assert rows["lbfgs_fit"]["ok"] in (True, False)
-    json.dumps(result)
 
 
 def test_regressor_benchmark_on_real_data(bench):

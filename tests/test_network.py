@@ -282,21 +282,3 @@ def test_a_network_without_trainable_weights_is_refused():
     with pytest.raises(ValueError, match="no trainable weights") as info:
         network.build(0)
     assert "build" in str(info.value)
-
-
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
-def test_a_weight_the_loss_does_not_reach_gets_a_zero_gradient(small_digits, solver):
-    """Every solver fits a network with an unused weight, which stays as it was."""
-    from sk_keras_digits import KerasDigitClassifier
-
-    from ._networks import unused_weight_network
-
-    X, y = small_digits
-    clf = KerasDigitClassifier(
-        network=unused_weight_network, solver=solver, alpha=0.0, max_iter=5
-    )
-    with pytest.warns(Warning):  # ConvergenceWarning after 5 iterations
-        clf.fit(X / 16, y)
-    assert np.isfinite(clf.predict_proba(X)).all()
-    layer = clf.model_.layers[-1]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.unused), 1.0)

@@ -19,6 +19,7 @@ from sk_keras_digits._solvers import SGD, Adam
 from sk_keras_digits._state import Progress, TrainingState
 from sk_keras_digits._training import Hyper, TrainingConfig, TrainingData
 from tests._helpers import built, compute_scope, run_in_threads, value_and_grad
+from tests._networks import unused_weight_network
 
 
 def dense_network(n_features=64, hidden=(12,), n_outputs=10, activation="logistic"):
@@ -683,3 +684,17 @@ def test_a_grid_search_compiles_at_most_two_programs(digits, monkeypatch):
     (program,) = training
     # Compiled in this process, or read from the persistent cache (JAX).
     assert 1 <= built(program) <= 2
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_a_weight_the_loss_does_not_reach_gets_a_zero_gradient(small_digits, solver):
+    """Every solver fits a network with an unused weight, which stays as it was."""
+    X, y = small_digits
+    clf = KerasDigitClassifier(
+        network=unused_weight_network, solver=solver, alpha=0.0, max_iter=5
+    )
+    with pytest.warns(ConvergenceWarning):  # after 5 iterations
+        clf.fit(X / 16, y)
+    assert np.isfinite(clf.predict_proba(X)).all()
+    layer = clf.model_.layers[-1]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.unused), 1.0)

@@ -46,7 +46,7 @@ from .._solvers import apply_update
 from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
-from . import ChunkResult
+from . import ChunkResult, _handover
 from ._groups import ParameterGroups
 from ._records import leaf_dtype, restore
 
@@ -127,8 +127,25 @@ def _to_arrays(structure, dtype):
 
 
 def _on_device(arrays, dtype):
-    """The fit's data arrays as JAX arrays of ``dtype``, put in one call."""
-    return jax.device_put([np.asarray(v, dtype) for v in arrays])
+    """The fit's data arrays as JAX arrays of ``dtype`` on the default device.
+
+    On a CPU, arrays of
+    :data:`~sk_keras_digits._backends._handover.LARGE_ARRAY_BYTES` and more
+    are copied by NumPy into an aligned private buffer that JAX takes over
+    through DLPack (:mod:`._handover`: for MNIST's 172 MB, 0.016 s against
+    0.08 s for ``jax.device_put``); the others, and every array for another
+    device, go through ``jax.device_put``. The caller's arrays are never
+    shared.
+    """
+    arrays = [np.asarray(v, dtype) for v in arrays]
+    if jax.default_backend() != "cpu":
+        return jax.device_put(arrays)
+    return [
+        jax.dlpack.from_dlpack(_handover.aligned_copy(a))
+        if a.nbytes >= _handover.LARGE_ARRAY_BYTES
+        else jax.device_put(a)
+        for a in arrays
+    ]
 
 
 def _host(structure, dtype):

@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 if os.environ.get("KERAS_BACKEND") != "jax":
     pytest.skip("tests of the JAX backend (--backend jax)", allow_module_level=True)
@@ -14,6 +16,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from sk_keras_digits import KerasDigitClassifier  # noqa: E402
+from sk_keras_digits._backends import _handover  # noqa: E402
 from sk_keras_digits._backends import jax as backend  # noqa: E402
 from tests._helpers import IGNORE_CONVERGENCE, QUICK, QUICK_ADAM, built  # noqa: E402
 
@@ -223,3 +226,33 @@ def test_a_fit_read_from_the_cache_imports_no_keras(run_on, tmp_path, monkeypatc
     assert traced and not cached
     assert digest == again
     assert same and same_again
+
+
+@settings(deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 7), min_size=1, max_size=3),
+    dtype=st.sampled_from(["float32", "float64"]),
+    offset=st.integers(0, 3),
+    order=st.sampled_from(["C", "F", "strided"]),
+    large=st.booleans(),
+)
+def test_data_arrays_copy_any_array_exactly(shape, dtype, offset, order, large):
+    """Any layout and alignment, through DLPack (the large path, its threshold
+    lowered) or ``device_put``: the same values in the asked dtype, in a copy
+    the caller's array does not share, usable by a compiled program."""
+    n = int(np.prod(shape))
+    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
+    if order == "strided":
+        array = base[offset : offset + 2 * n : 2].reshape(shape)
+    else:
+        array = np.asarray(base[offset : offset + n].reshape(shape), order=order)
+    threshold = 0 if large else _handover.LARGE_ARRAY_BYTES
+    with pytest.MonkeyPatch.context() as mp, jax.enable_x64(dtype == "float64"):
+        mp.setattr(_handover, "LARGE_ARRAY_BYTES", threshold)
+        (on_device,) = backend._on_device([array], dtype)
+        expected = array.astype(dtype)
+        array += 1.0  # the caller changes its array: the device holds a copy
+        assert on_device.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(np.asarray(on_device), expected)
+        doubled = jax.jit(lambda a: a * 2)(on_device)
+        np.testing.assert_array_equal(np.asarray(doubled), expected * 2)

@@ -13,6 +13,7 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from sk_keras_digits._backends import _handover  # noqa: E402
 from sk_keras_digits._backends import tensorflow as backend  # noqa: E402
 from sk_keras_digits._backends._records import restore  # noqa: E402
 from sk_keras_digits._keras_optimizer import KerasOptimizer
@@ -150,9 +151,9 @@ def test_data_tensors_copy_any_array_exactly(shape, dtype, offset, order, large)
         array = base[offset : offset + 2 * n : 2].reshape(shape)
     else:
         array = np.asarray(base[offset : offset + n].reshape(shape), order=order)
-    threshold = 0 if large else backend.LARGE_ARRAY_BYTES
+    threshold = 0 if large else _handover.LARGE_ARRAY_BYTES
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(backend, "LARGE_ARRAY_BYTES", threshold)
+        mp.setattr(_handover, "LARGE_ARRAY_BYTES", threshold)
         tensor = backend.data_tensor(array, dtype)
     expected = array.astype(dtype)
     array += 1.0  # the caller changes its array: the tensor holds a copy

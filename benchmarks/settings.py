@@ -91,7 +91,7 @@ SETTINGS = {
         "memory_max_iter": 10,
         "accuracy_seeds": 10,
         "cold_script_repeats": 5,
-        "large_fit_repeats": 3,
+        "large_fit_repeats": 5,
         "large_fit_samples": 55_000,
         "regressor_fit_repeats": 7,
         "regressor_predict_calls": 200,

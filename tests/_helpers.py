@@ -5,6 +5,7 @@ import os
 import threading
 import zipfile
 
+import numpy as np
 import pytest
 
 #: Apply to a module (``pytestmark = IGNORE_CONVERGENCE``) or a test whose
@@ -113,3 +114,17 @@ def built(program):
     earlier test compiled: it is then read back, not compiled.)
     """
     return program.compilations() + program.loaded()
+
+
+def laid_out(shape, offset, order):
+    """Distinct float64 values of ``shape`` in a chosen memory layout.
+
+    ``order`` is ``"C"``, ``"F"`` or ``"strided"`` (every other element of a
+    buffer); the values start ``offset`` elements into their buffer, so that
+    most offsets leave the array unaligned.
+    """
+    n = int(np.prod(shape))
+    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
+    if order == "strided":
+        return base[offset : offset + 2 * n : 2].reshape(shape)
+    return np.asarray(base[offset : offset + n].reshape(shape), order=order)

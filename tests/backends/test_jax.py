@@ -18,7 +18,13 @@ import jax.numpy as jnp  # noqa: E402
 from sk_keras_digits import KerasDigitClassifier  # noqa: E402
 from sk_keras_digits._backends import _handover  # noqa: E402
 from sk_keras_digits._backends import jax as backend  # noqa: E402
-from tests._helpers import IGNORE_CONVERGENCE, QUICK, QUICK_ADAM, built  # noqa: E402
+from tests._helpers import (  # noqa: E402
+    IGNORE_CONVERGENCE,
+    QUICK,
+    QUICK_ADAM,
+    built,
+    laid_out,
+)
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -240,12 +246,7 @@ def test_data_arrays_copy_any_array_exactly(shape, dtype, offset, order, large):
     """Any layout and alignment, through DLPack (the large path, its threshold
     lowered) or ``device_put``: the same values in the asked dtype, in a copy
     the caller's array does not share, usable by a compiled program."""
-    n = int(np.prod(shape))
-    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
-    if order == "strided":
-        array = base[offset : offset + 2 * n : 2].reshape(shape)
-    else:
-        array = np.asarray(base[offset : offset + n].reshape(shape), order=order)
+    array = laid_out(shape, offset, order)
     threshold = 0 if large else _handover.LARGE_ARRAY_BYTES
     with pytest.MonkeyPatch.context() as mp, jax.enable_x64(dtype == "float64"):
         mp.setattr(_handover, "LARGE_ARRAY_BYTES", threshold)

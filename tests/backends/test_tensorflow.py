@@ -20,6 +20,7 @@ from sk_keras_digits._keras_optimizer import KerasOptimizer
 from sk_keras_digits._network import DenseNetwork  # noqa: E402
 from sk_keras_digits._solvers import SGD, Adam  # noqa: E402
 from sk_keras_digits._state import Progress, TrainingState  # noqa: E402
+from tests._helpers import laid_out  # noqa: E402
 
 
 def dense_weights():
@@ -145,12 +146,7 @@ def test_data_tensors_copy_any_array_exactly(shape, dtype, offset, order, large)
     """Any layout and alignment (the large path with a lowered threshold): the
     same values in the asked dtype, in a copy the caller's array does not
     share, usable by an XLA program (which refuses misaligned memory)."""
-    n = int(np.prod(shape))
-    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
-    if order == "strided":
-        array = base[offset : offset + 2 * n : 2].reshape(shape)
-    else:
-        array = np.asarray(base[offset : offset + n].reshape(shape), order=order)
+    array = laid_out(shape, offset, order)
     threshold = 0 if large else _handover.LARGE_ARRAY_BYTES
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_handover, "LARGE_ARRAY_BYTES", threshold)

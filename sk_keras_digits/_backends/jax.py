@@ -438,11 +438,11 @@ class TrainingProgram:
                 for part, shape in zip(np.split(flat, splits), shapes, strict=True)
             ]
 
-        start = np.concatenate([np.ravel(p) for p in weights.params])
         with self.scope():
-            # Every evaluation has the same signature: one lookup.
+            # Every evaluation has the signature of the starting parameters:
+            # one lookup.
             loss_and_grad = self._loss_and_grad.executable(
-                parts(start), buffers, data, alpha
+                [np.asarray(p, dtype) for p in weights.params], buffers, data, alpha
             )
 
         def f(flat):

@@ -120,11 +120,15 @@ def laid_out(shape, offset, order):
     """Distinct float64 values of ``shape`` in a chosen memory layout.
 
     ``order`` is ``"C"``, ``"F"`` or ``"strided"`` (every other element of a
-    buffer); the values start ``offset`` elements into their buffer, so that
-    most offsets leave the array unaligned.
+    buffer); the values start ``offset`` elements into a buffer that starts on a
+    64-byte boundary, so that offset 0 gives an aligned array (one a backend may
+    take over without copying) and offsets 1 to 7 unaligned ones.
     """
     n = int(np.prod(shape))
-    base = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
+    raw = np.empty((2 * n + offset) * 8 + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    base = raw[start : start + (2 * n + offset) * 8].view(np.float64)
+    base[:] = np.arange(2 * n + offset, dtype=np.float64) * 0.5 - 3.25
     if order == "strided":
         return base[offset : offset + 2 * n : 2].reshape(shape)
     return np.asarray(base[offset : offset + n].reshape(shape), order=order)

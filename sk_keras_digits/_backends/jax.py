@@ -111,14 +111,25 @@ def bind_optimizer(solver, shapes, dtype):
     return StatelessKerasOptimizer(solver, shapes, dtype)
 
 
+def _private(value, dtype):
+    """``value`` as a C-contiguous NumPy array of ``dtype`` that nobody else holds.
+
+    JAX's CPU client takes a 64-byte aligned NumPy array over without copying
+    it (``jax.device_put(..., may_alias=False)`` too, in JAX 0.10): the device
+    array would then change with the caller's array. Putting a fresh copy on
+    the device makes the device array the copy's only holder.
+    """
+    return np.array(value, dtype, copy=True, order="C")
+
+
 def _device(value, dtype):
-    """``value`` as a JAX array of ``dtype`` on the default device.
+    """``value`` as a JAX array of ``dtype`` on the default device, a private copy.
 
     Converted by NumPy and put on the device as it is: ``jnp.asarray(value,
     dtype)`` would compile a conversion program for each new dtype and shape
     (about 0.1 s in a process' first fit).
     """
-    return jax.device_put(np.asarray(value, dtype))
+    return jax.device_put(_private(value, dtype))
 
 
 def _to_arrays(structure, dtype):
@@ -133,9 +144,9 @@ def _on_device(arrays, dtype):
     :data:`~sk_keras_digits._backends._handover.LARGE_ARRAY_BYTES` and more
     are copied by NumPy into an aligned private buffer that JAX takes over
     through DLPack (:mod:`._handover`: for MNIST's 172 MB, 0.016 s against
-    0.08 s for ``jax.device_put``); the others, and every array for another
-    device, go through ``jax.device_put``. The caller's arrays are never
-    shared.
+    0.08 s for ``jax.device_put``); the others go through ``jax.device_put``
+    of a private copy (:func:`_private`), as every array for another device
+    goes through ``jax.device_put``. The caller's arrays are never shared.
     """
     arrays = [np.asarray(v, dtype) for v in arrays]
     if jax.default_backend() != "cpu":
@@ -143,7 +154,7 @@ def _on_device(arrays, dtype):
     return [
         jax.dlpack.from_dlpack(_handover.aligned_copy(a))
         if a.nbytes >= _handover.LARGE_ARRAY_BYTES
-        else jax.device_put(a)
+        else _device(a, dtype)
         for a in arrays
     ]
 

@@ -10,6 +10,7 @@ model it had before (normally none): a fitted estimator's callbacks hold no
 Keras model, so cloning or copying it stays cheap.
 """
 
+from ._backends import import_keras
 from ._network import assign_variables, variable_values
 from ._state import LEARNING_RATE_TOO_SMALL, RUNNING
 
@@ -29,7 +30,7 @@ class EpochReporter:
         self.model = None
         self.active = bool(self.verbose) or bool(estimator.callbacks)
         if estimator.callbacks:
-            import keras
+            keras = import_keras()
 
             self._previous_models = [
                 (callback, callback.model) for callback in estimator.callbacks

@@ -3,7 +3,8 @@
 Everything here touches Keras internals or version-dependent behaviour, so that
 the rest of the package only uses public APIs. Importing this module imports
 Keras (not a backend's own library: what differs between backends is in
-:mod:`sk_keras_digits._backends`).
+:mod:`sk_keras_digits._backends`), through
+:func:`~sk_keras_digits._backends._imports.imported`.
 """
 
 import contextlib
@@ -11,10 +12,10 @@ import random
 import sys
 import threading
 
-import keras
-from keras.src.backend.common import global_state
+from ._backends import current, import_keras, imported
 
-from ._backends import current
+keras = import_keras()
+global_state = imported("keras.src.backend.common.global_state")
 
 _SEED_GENERATOR_ATTRIBUTE = "global_seed_generator"
 _DTYPE_POLICY_ATTRIBUTE = "dtype_policy"
@@ -115,9 +116,7 @@ def serialization_without_tensorflow():
     types, so within this scope, and only then, the lazy module reports
     TensorFlow unavailable; its previous answer is restored on exit.
     """
-    from keras.src.utils import module_utils
-
-    lazy = module_utils.tensorflow
+    lazy = imported("keras.src.utils.module_utils").tensorflow
     if "tensorflow" in sys.modules or lazy._available is not None:
         yield
         return

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._backends import import_keras
 from ._cache import LRUCache
 from ._names import qualified_name
 from ._schedules import Constant
@@ -51,7 +52,7 @@ class OptimizerLearningRate(Constant):
         (a schedule is evaluated at the ``iterations`` they hold); a stateful
         one holds them itself.
         """
-        import keras
+        keras = import_keras()
 
         if self.stateless:
             mapping = list(
@@ -121,7 +122,7 @@ class KerasOptimizer(_Solver):
     )
 
     def __init__(self, optimizer):
-        import keras
+        keras = import_keras()
 
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
@@ -282,7 +283,7 @@ def build_optimizer(solver, shapes, dtype):
     The variables are named by :func:`variable_names`. Built in the backend's
     compute scope (on JAX, float64 variables need it).
     """
-    import keras
+    keras = import_keras()
 
     from ._backends import current
 
@@ -453,14 +454,14 @@ def _identity(optimizer):
 
 def join_parameters(parts):
     """Tensors joined into one flat vector (``keras.ops``)."""
-    import keras
+    keras = import_keras()
 
     return keras.ops.concatenate([keras.ops.reshape(p, [-1]) for p in parts])
 
 
 def split_parameters(flat, shapes):
     """A flat vector split into tensors of ``shapes`` (``keras.ops``)."""
-    import keras
+    keras = import_keras()
 
     sizes = [int(np.prod(shape)) for shape in shapes]
     parts = keras.ops.split(flat, np.cumsum(sizes)[:-1].tolist())

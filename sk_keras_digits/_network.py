@@ -29,7 +29,7 @@ import json
 import numpy as np
 
 from ._activations import KERAS_ACTIVATIONS
-from ._backends import current
+from ._backends import current, import_keras
 from ._losses import loss_for
 from ._state import Weights
 
@@ -132,7 +132,7 @@ class DenseNetwork:
 
     def forward(self, params, buffers, x, training):
         """Outputs for ``x``: ``Dense`` layers' arithmetic on given weights."""
-        import keras
+        keras = import_keras()
 
         backend = current()
         hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
@@ -146,7 +146,7 @@ class DenseNetwork:
 
     def build_model(self, weights):
         """Return the ``keras.Model`` of this network holding ``weights``."""
-        import keras
+        keras = import_keras()
 
         from ._fixes import network_build_scope
 
@@ -202,7 +202,7 @@ class CustomNetwork:
 
         Sets ``model`` (the freshly built network) and ``trace_key``.
         """
-        import keras
+        keras = import_keras()
 
         from ._fixes import network_build_scope
 
@@ -257,7 +257,7 @@ class CustomNetwork:
         probed on the first rows of ``X`` and on the same rows scaled up
         (where an unbounded output shows itself).
         """
-        import keras
+        keras = import_keras()
 
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
         probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
@@ -462,7 +462,7 @@ def _keras_made(model):
     object a layer holds (an activation, an initializer, ...) must come from
     Keras: a user's function may close over values its name does not show.
     """
-    import keras
+    keras = import_keras()
 
     pending = list(model.layers)
     seen = set()

@@ -19,6 +19,8 @@ from numbers import Real
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from ._backends import import_keras
+
 
 class NetworkBuilder(BaseEstimator, metaclass=ABCMeta):
     """Base class for custom architectures with searchable parameters.
@@ -130,7 +132,7 @@ class NetworkBuilder(BaseEstimator, metaclass=ABCMeta):
             The model :meth:`build` returned.
         """
         model = self.build(n_features_in, n_outputs, output_activation)
-        import keras
+        keras = import_keras()
 
         if not isinstance(model, keras.Model):
             raise TypeError(

@@ -8,16 +8,18 @@ imports Keras only when a function runs.
 
 import numpy as np
 
+from ._backends import import_keras
+
 
 def _ops():
-    import keras
+    keras = import_keras()
 
     return keras.ops
 
 
 def dtype_of(tensor):
     """The NumPy dtype of a tensor of any backend."""
-    import keras
+    keras = import_keras()
 
     return np.dtype(keras.backend.standardize_dtype(tensor.dtype))
 
@@ -30,7 +32,7 @@ def constant(value, dtype):
     ``9.99999997e-07`` next to a float64 tensor, and ``1 - eps`` would round
     to 1. Every constant of these functions goes through here instead.
     """
-    import keras
+    keras = import_keras()
 
     return keras.ops.convert_to_tensor(value, np.dtype(dtype).name)
 

@@ -7,12 +7,13 @@ and what happens when the ``n_iter_no_change`` rule fires
 ``keras.ops``, imported when the training loop traces them.
 """
 
+from ._backends import import_keras
 from ._objective import constant, dtype_of
 from ._state import CONVERGED, LEARNING_RATE_TOO_SMALL
 
 
 def _ops():
-    import keras
+    keras = import_keras()
 
     return keras.ops
 

@@ -10,6 +10,7 @@ module (:mod:`sk_keras_digits._backends`) traces into its compiled loop.
 
 import numpy as np
 
+from ._backends import import_keras
 from ._objective import constant, dtype_of, validation_score
 from ._state import DIVERGED, RUNNING, Weights
 
@@ -95,7 +96,7 @@ def end_of_epoch(progress, loss, score, samples, hyper, schedule, solver_state, 
         ``RUNNING``, the schedule's ``stop_status``, or ``DIVERGED`` for a
         non-finite loss.
     """
-    import keras
+    keras = import_keras()
 
     ops = keras.ops
     tol = hyper.tol

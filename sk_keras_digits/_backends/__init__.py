@@ -27,7 +27,7 @@ A backend module implements:
     ``predict(weights, X)``; ``objective(weights, data, alpha)`` (for
     ``lbfgs``: the full-batch loss and flat float64 gradient as a function of
     the flat float64 parameters); ``prepare(state, data, validation, hyper)``
-    (a fit's inputs and starting state, put on the device once);
+    (a fit's :class:`FitInputs` and starting state, put on the device once);
     ``run(state, inputs, batch_size, n_epochs, length, orders)`` (up to
     ``n_epochs`` epochs, with per-epoch buffers of ``length`` and the rows'
     order of each epoch, :mod:`sk_keras_digits._shuffle`, returning a
@@ -49,17 +49,23 @@ A backend module implements:
     Keras' activation ``name`` as a function that keeps its input's dtype
     (the default network's layers; a fix where Keras' own does not).
 
+Keras and the backend libraries are imported lazily, and only through
+:func:`~sk_keras_digits._backends._imports.imported` (``import_keras()`` for
+Keras): their imports draw from NumPy's and Python's global random generators,
+which a fit must leave as the user had them.
+
 A PyTorch module would implement the same names with ``torch.func.grad``
 and ``torch.compile``, and Keras' stateless optimizers; it is one new module
 plus its entry in :data:`MODULES`.
 """
 
 import functools
-import importlib
 import json
 import os
 import sys
 from typing import NamedTuple
+
+from ._imports import import_keras, imported
 
 #: The backends the estimator trains on, and the module of each.
 MODULES = {
@@ -90,6 +96,35 @@ class ChunkResult(NamedTuple):
     status: int
 
 
+class FitInputs(NamedTuple):
+    """A fit's data and numbers as the backend's arrays, put on the device once.
+
+    What a program's ``prepare`` returns and its ``run`` takes, call after
+    call of one fit.
+
+    Attributes
+    ----------
+    data : TrainingData
+        The training data, padded as the fit's layout says.
+    validation : TrainingData or None or ()
+        Early stopping's validation split, padded alike; None on JAX and
+        ``()`` on TensorFlow (an empty structure) without early stopping.
+    hyper : Hyper
+        The fit's numbers (learning rate, L2 penalty, solver settings).
+    n_rows : int
+        The real rows of ``data``; the padded rows follow them.
+    mask : tensor or None or ()
+        The flat gradient mask of a fit padded in width; None on JAX and
+        ``()`` on TensorFlow without width padding.
+    """
+
+    data: object
+    validation: object
+    hyper: object
+    n_rows: int
+    mask: object
+
+
 def name():
     """The name of the backend Keras is configured with, or runs on.
 
@@ -110,7 +145,7 @@ def name():
         return configured
     configured = _configured_in_file(_keras_config_path())
     if configured is None:  # a file too large to read here: Keras reads it
-        import keras
+        keras = import_keras()
 
         return keras.backend.backend()
     return configured
@@ -172,4 +207,4 @@ def current():
             f"not support; it trains on {supported}. Set KERAS_BACKEND to one "
             "of them before Keras is first imported."
         )
-    return importlib.import_module(MODULES[backend])
+    return imported(MODULES[backend])

@@ -46,8 +46,9 @@ from .._solvers import apply_update
 from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
-from . import ChunkResult, _handover
+from . import ChunkResult, FitInputs, _handover
 from ._groups import ParameterGroups
+from ._imports import import_keras
 from ._records import leaf_dtype, restore
 
 NAME = "jax"
@@ -99,7 +100,7 @@ def activation(name):
     promotes the input's dtype with Python's ``float``, which Keras reads as
     float32): ``jax.numpy.tanh`` is used instead. The others keep the dtype.
     """
-    import keras
+    keras = import_keras()
 
     if name == "tanh":
         return jnp.tanh
@@ -235,7 +236,7 @@ def _keras_version():
     try:
         return importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:  # Keras from a source tree
-        import keras
+        keras = import_keras()
 
         return keras.__version__
 
@@ -321,21 +322,6 @@ class Executables:
             else:
                 cache.put(key, payload)
         return compiled
-
-
-class FitInputs:
-    """A fit's data and numbers as JAX arrays, put on the device once.
-
-    ``n_rows`` is the number of real rows of ``data`` (the rest is padding);
-    ``mask`` the flat gradient mask of a fit padded in width, or None.
-    """
-
-    def __init__(self, data, validation, hyper, n_rows, mask):
-        self.data = data
-        self.validation = validation
-        self.hyper = hyper
-        self.n_rows = n_rows
-        self.mask = mask
 
 
 class TrainingProgram:

@@ -39,8 +39,9 @@ from .._solvers import apply_update
 from .._state import RUNNING, OptimizerState, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
-from . import ChunkResult, _handover
+from . import ChunkResult, FitInputs, _handover
 from ._groups import ParameterGroups
+from ._imports import import_keras
 from ._records import leaf_dtype, restore
 
 NAME = "tensorflow"
@@ -102,7 +103,7 @@ def start():
 
 def activation(name):
     """Keras' activation ``name`` (each keeps its input's dtype here)."""
-    import keras
+    keras = import_keras()
 
     return keras.activations.get(name)
 
@@ -204,21 +205,6 @@ def _first_line(error):
     lines = str(error).strip().splitlines() or [type(error).__name__]
     line = lines[0]
     return line if len(line) <= 160 else line[:157] + "..."
-
-
-class FitInputs:
-    """A fit's data and numbers as tensors, converted once per fit.
-
-    ``n_rows`` is the number of real rows of ``data`` (the rest is padding);
-    ``mask`` the flat gradient mask of a fit padded in width, or ``()``.
-    """
-
-    def __init__(self, data, validation, hyper, n_rows, mask):
-        self.data = data
-        self.validation = validation
-        self.hyper = hyper
-        self.n_rows = n_rows
-        self.mask = mask
 
 
 class TrainingProgram:

@@ -14,6 +14,7 @@ import tempfile
 import time
 import warnings
 
+from .._backends import import_keras
 from .._tutorial import MODELS, N_TRAIN, TUTORIAL_PARAMS
 from ._figures import FIGURES, save_figures
 from ._tables import best_table, grid_table, tutorial_table
@@ -81,7 +82,7 @@ def import_backend():
     name : str
         The backend's name, e.g. ``"tensorflow"`` or ``"jax"``.
     """
-    import keras  # noqa: F401
+    import_keras()
 
     from .. import _backends, _training  # noqa: F401
 
@@ -268,7 +269,7 @@ def grid_searches(split, settings, bar):
 def _write_report(settings, tables, figures, seconds):
     import platform
 
-    import keras
+    keras = import_keras()
     import sklearn
 
     from .._backends import current

@@ -17,6 +17,8 @@ Importing this module does not import Keras; the functions do.
 """
 
 from .._activations import KERAS_ACTIVATIONS
+from .._backends import import_keras
+from .._random_states import random_states_kept
 from .errors import Refused
 
 
@@ -81,12 +83,15 @@ def deserialize(config, custom_objects, safe_mode):
     """Deserialize a network configuration; refusals get a clear message."""
     import re
 
-    import keras
+    keras = import_keras()
 
     try:
-        return keras.saving.deserialize_keras_object(
-            config, custom_objects=custom_objects, safe_mode=safe_mode
-        )
+        # Initializers and layers without a seed draw one from Python's
+        # global generator: the user's, kept as it was.
+        with random_states_kept():
+            return keras.saving.deserialize_keras_object(
+                config, custom_objects=custom_objects, safe_mode=safe_mode
+            )
     except Exception as exc:
         message = str(exc)
         unknown = re.search(r"Could not locate (\w+) '([^']+)'", message)
@@ -121,7 +126,7 @@ def variable_specs(config, custom_objects, safe_mode):
     -------
     trainable, non_trainable : list of (tuple of int, str)
     """
-    import keras
+    keras = import_keras()
 
     from .._fixes import unallocated_variables
 

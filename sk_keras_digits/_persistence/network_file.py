@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from .._activations import KERAS_ACTIVATIONS
+from .._backends import import_keras
 from .archive import MEMBER_OVERHEAD, check_names, open_zip, zip_bytes
 from .errors import Refused
 from .invariants import describe_targets
@@ -75,7 +76,7 @@ class SavedNetwork:
         model : keras.Model
             The architecture, freshly initialised.
         """
-        import keras
+        keras = import_keras()
 
         return keras.saving.deserialize_keras_object(
             copy.deepcopy(self.config),
@@ -103,7 +104,7 @@ class SavedNetwork:
 # ---------------------------------------------------------------------- save
 def network_bytes(estimator):
     """The fitted network's architecture as a ``.keras`` archive without weights."""
-    import keras
+    keras = import_keras()
 
     from .._fixes import serialization_without_tensorflow
 

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .._backends import import_keras
 from .errors import Refused
 from .json_values import describe, float_from_json, float_to_json, is_one_of
 
@@ -180,7 +181,7 @@ def _optimizer_to_json(optimizer):
 
 def _builtin_keras_class(namespace, name):
     """Keras' public class ``keras.<namespace>.<name>``, or None."""
-    import keras
+    keras = import_keras()
 
     module = keras
     for part in namespace.split("."):

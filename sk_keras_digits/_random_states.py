@@ -1,0 +1,38 @@
+"""The user's global random generators, kept as they were around Keras' code.
+
+Two kinds of Keras-side work draw from the process' global generators, which a
+fit, a load or a prediction must leave as the user had them:
+
+- importing Keras and the backend libraries (JAX's ``k8s_cluster`` module calls
+  ``np.random.rand`` as it is defined, TensorFlow's import draws from NumPy's
+  generator too, ``rich``, which Keras imports, calls ``random.getrandbits``):
+  :mod:`sk_keras_digits._backends._imports`;
+- deserializing a network's configuration (an initializer or ``Dropout``
+  without a seed draws a default seed with ``random.randint``):
+  :mod:`sk_keras_digits._persistence.network_config`.
+
+Building a network for a fit has its own, seeded scope
+(:func:`sk_keras_digits._fixes.network_build_scope`).
+"""
+
+import contextlib
+import random
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def random_states_kept():
+    """Python's and NumPy's global random generators as they were, after the block.
+
+    The block's own draws from them are undone, and so is a draw another thread
+    makes while it runs: only for short blocks of library code, never around a
+    user's.
+    """
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

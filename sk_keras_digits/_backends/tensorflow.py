@@ -85,8 +85,12 @@ def compute_scope(dtype):
 
 
 def to_numpy(value):
-    """A tensor or variable as a NumPy array."""
-    return np.asarray(value)
+    """A tensor or variable as a writable NumPy array of its own.
+
+    (``np.asarray`` of an eager tensor is a read-only view of its buffer: the
+    fitted ``coefs_`` would be read-only, where MLPClassifier's are not.)
+    """
+    return np.array(value)
 
 
 def start():

@@ -6,12 +6,14 @@ import json
 import os
 import tempfile
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sk_keras_digits import _backends
+from sk_keras_digits import KerasDigitClassifier, _backends
 from tests._helpers import TENSORFLOW_SESSION
+from tests._networks import SmallDense
 
 #: What every backend module implements (see ``sk_keras_digits._backends``).
 INTERFACE = (
@@ -222,3 +224,32 @@ def test_backend_modules_are_named_for_their_backend():
         assert module.rsplit(".", 1)[-1] == name
         spec = importlib.util.find_spec(module)
         assert spec is not None
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd"),
+        dict(solver="lbfgs"),
+        dict(solver="adam", early_stopping=True),
+        dict(network=SmallDense()),
+    ],
+    ids=["sgd", "lbfgs", "adam-early-stopping", "custom-network"],
+)
+def test_fitted_arrays_are_writable_numpy_of_their_own(small_digits, params):
+    """As MLPClassifier's: a user may edit ``coefs_`` in place (prune a weight),
+    and prediction follows; no array is a read-only view of a backend buffer."""
+    X, y = small_digits
+    est = KerasDigitClassifier(max_iter=3, random_state=0, **params).fit(X, y)
+    if params.get("solver") != "lbfgs" and "early_stopping" not in params:
+        est.partial_fit(X, y)
+    arrays = [*est.coefs_, *est.intercepts_]
+    assert all(type(a) is np.ndarray and a.flags.writeable for a in arrays)
+    if "network" in params:
+        return
+    est.coefs_[-1][:] = 0
+    est.intercepts_[-1][:] = np.arange(est.intercepts_[-1].size)
+    np.testing.assert_array_equal(
+        est.predict(X), est.classes_[np.argmax(est.intercepts_[-1])]
+    )

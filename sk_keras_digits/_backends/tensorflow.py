@@ -88,9 +88,11 @@ def to_numpy(value):
     """A tensor or variable as a writable NumPy array of its own.
 
     (``np.asarray`` of an eager tensor is a read-only view of its buffer: the
-    fitted ``coefs_`` would be read-only, where MLPClassifier's are not.)
+    fitted ``coefs_`` would be read-only, where MLPClassifier's are not. The
+    view is copied: ``np.array`` of a ``tf.Variable`` passes ``copy=``, which
+    its ``__array__`` does not take, and NumPy warns.)
     """
-    return np.array(value)
+    return np.asarray(value).copy()
 
 
 def start():

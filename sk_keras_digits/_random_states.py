@@ -27,10 +27,12 @@ def random_states_kept():
 
     The block's own draws from them are undone, and so is a draw another thread
     makes while it runs: only for short blocks of library code, never around a
-    user's.
+    user's. NumPy's state is read in its general form, so a global generator
+    whose bit generator the user replaced (``np.random.set_bit_generator``) is
+    kept too, without the warning the legacy form gives for it.
     """
     python_state = random.getstate()
-    numpy_state = np.random.get_state()
+    numpy_state = np.random.get_state(legacy=False)
     try:
         yield
     finally:

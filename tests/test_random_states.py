@@ -23,28 +23,47 @@ def test_the_generators_are_restored_even_when_the_block_fails():
     np.testing.assert_array_equal(np.random.get_state()[1], before[1])
 
 
+#: NumPy's legacy global generator, or the bit generator a user may set for it
+#: (``np.random.set_bit_generator``), whose state has another form.
+BIT_GENERATORS = [None, np.random.PCG64, np.random.Philox, np.random.SFC64]
+
+
+def _seed(seed, bit_generator, gauss):
+    random.seed(seed)
+    if bit_generator is None:
+        np.random.seed(seed)
+    else:
+        np.random.set_bit_generator(bit_generator(seed))
+    if gauss:
+        np.random.standard_normal()  # leaves a cached Gaussian in the state
+
+
+@pytest.mark.filterwarnings("error")
 @settings(deadline=None, max_examples=25)
 @given(
     seed=st.integers(0, 2**32 - 1),
+    bit_generator=st.sampled_from(BIT_GENERATORS),
     python_draws=st.integers(0, 700),
     numpy_draws=st.integers(0, 700),
     gauss=st.booleans(),
 )
-def test_any_draws_inside_are_undone(seed, python_draws, numpy_draws, gauss):
+def test_any_draws_inside_are_undone(
+    seed, bit_generator, python_draws, numpy_draws, gauss
+):
     """Whatever the block draws (past a Mersenne twister's 624-word block, with
-    a cached Gaussian or not), both generators continue as if it had not run."""
-    random.seed(seed)
-    np.random.seed(seed)
-    if gauss:
-        np.random.standard_normal()  # leaves a cached Gaussian in the state
-    with random_states_kept():
-        for _ in range(python_draws):
-            random.random()
-        np.random.rand(numpy_draws)
-        np.random.standard_normal()
-    after = (random.random(), np.random.standard_normal(), np.random.rand())
-    random.seed(seed)
-    np.random.seed(seed)
-    if gauss:
-        np.random.standard_normal()
-    assert after == (random.random(), np.random.standard_normal(), np.random.rand())
+    a cached Gaussian or not), from whichever bit generator NumPy's global
+    generator has, both generators continue as if it had not run, silently."""
+    saved = np.random.get_bit_generator()
+    try:
+        _seed(seed, bit_generator, gauss)
+        with random_states_kept():
+            for _ in range(python_draws):
+                random.random()
+            np.random.rand(numpy_draws)
+            np.random.standard_normal()
+        after = (random.random(), np.random.standard_normal(), np.random.rand())
+        _seed(seed, bit_generator, gauss)
+        again = (random.random(), np.random.standard_normal(), np.random.rand())
+    finally:
+        np.random.set_bit_generator(saved)
+    assert after == again

@@ -149,14 +149,14 @@ def _on_device(arrays, dtype):
     of a private copy (:func:`_private`), as every array for another device
     goes through ``jax.device_put``. The caller's arrays are never shared.
     """
-    arrays = [np.asarray(v, dtype) for v in arrays]
     if jax.default_backend() != "cpu":
-        return jax.device_put(arrays)
+        return jax.device_put([np.asarray(v, dtype) for v in arrays])
+    itemsize = np.dtype(dtype).itemsize
     return [
-        jax.dlpack.from_dlpack(_handover.aligned_copy(a))
-        if a.nbytes >= _handover.LARGE_ARRAY_BYTES
-        else _device(a, dtype)
-        for a in arrays
+        jax.dlpack.from_dlpack(_handover.aligned_copy(np.asarray(v, dtype)))
+        if np.size(v) * itemsize >= _handover.LARGE_ARRAY_BYTES
+        else _device(v, dtype)  # converted and copied in one step
+        for v in arrays
     ]
 
 

@@ -10,7 +10,7 @@ from sk_keras_digits._backends import MODULES
 #: The libraries whose imports draw from the global generators.
 LIBRARIES = ("keras", "tensorflow", "jax", "jaxlib")
 
-# Runs the steps named on its command line in one fresh process, each between
+# Runs the steps named in NAMES in one fresh process, each between
 # two readings of NumPy's and Python's global generators (seeded by the user,
 # as a script would), and prints, per step, whether the generators moved and
 # which of the libraries the step imported.

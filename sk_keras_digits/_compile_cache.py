@@ -21,9 +21,13 @@ trusts nothing it did not write itself.
   description, its argument shapes and dtypes, the versions of the package,
   Keras and the backend, the device and this package's source: a change of any
   of them misses the entry instead of loading a stale one.
-- **Bounded.** Entries over :data:`MAX_ENTRY_BYTES` are not kept; when the
-  folder exceeds its size limit the least recently used entries are removed.
-  Writes are atomic (a temporary file renamed into place).
+- **Bounded.** Entries over :data:`MAX_ENTRY_BYTES` are not kept or read;
+  when the folder exceeds its size limit the least recently used entries are
+  removed. Writes are atomic (a temporary file renamed into place); the
+  temporary file of a writer that died mid-write is removed once it is
+  :data:`STALE_TEMPORARY_SECONDS` old.
+- **Only regular files are read.** An entry that is a link, a pipe or a
+  device is removed unread (opening a pipe would wait for a writer forever).
 
 The folder is ``$SK_KERAS_DIGITS_COMPILE_CACHE`` when set, else
 ``$XDG_CACHE_HOME/sk_keras_digits/xla`` (``~/.cache/sk_keras_digits/xla``).
@@ -38,11 +42,13 @@ This module is backend-neutral: it stores bytes.
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import stat
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -50,6 +56,8 @@ from pathlib import Path
 DEFAULT_MAX_MB = 256
 #: Largest entry kept (and read), in bytes.
 MAX_ENTRY_BYTES = 64 << 20
+#: Age (seconds) after which a writer's temporary file counts as abandoned.
+STALE_TEMPORARY_SECONDS = 600
 
 ENV_DIR = "SK_KERAS_DIGITS_COMPILE_CACHE"
 ENV_MAX_MB = "SK_KERAS_DIGITS_COMPILE_CACHE_MB"
@@ -57,6 +65,15 @@ ENV_MAX_MB = "SK_KERAS_DIGITS_COMPILE_CACHE_MB"
 _MAGIC = b"SKDXLA01"
 _SIGNATURE_BYTES = 32
 _SUFFIX = ".xla"
+_TEMPORARY = ".tmp"
+#: How an entry is opened: never through a link, never waiting on a pipe.
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 _OFF = {"", "0", "off", "false", "no"}
 
 
@@ -79,13 +96,16 @@ def configured_folder():
 
 
 def configured_max_bytes():
-    """The size limit the environment asks for (bytes); the default if invalid."""
+    """The size limit the environment asks for (bytes); the default if invalid.
+
+    Invalid: not a number, negative, NaN or infinite (the cache is bounded).
+    """
     value = os.environ.get(ENV_MAX_MB)
     try:
         megabytes = float(value) if value is not None else DEFAULT_MAX_MB
     except ValueError:
         megabytes = DEFAULT_MAX_MB
-    if not megabytes >= 0:  # NaN or negative
+    if not 0 <= megabytes < math.inf:  # NaN, negative or infinite
         megabytes = DEFAULT_MAX_MB
     return int(megabytes * (1 << 20))
 
@@ -121,7 +141,7 @@ class CompileCache:
                 # Written whole to a temporary file, then linked into place:
                 # processes starting together (joblib or Dask workers) never
                 # read a partly written key, and the first link wins.
-                fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+                fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=_TEMPORARY)
                 try:
                     with os.fdopen(fd, "wb") as f:
                         f.write(secrets.token_bytes(32))
@@ -165,12 +185,20 @@ class CompileCache:
             return None
         path = self._path(key)
         try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size > MAX_ENTRY_BYTES + 64:
-                    raise ValueError("too large")
-                data = f.read(MAX_ENTRY_BYTES + 64)
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             return None
+        except OSError:  # a link (ELOOP), or unreadable
+            self._discard(path)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise ValueError("not a regular file")
+                if st.st_size > MAX_ENTRY_BYTES + 64:
+                    raise ValueError("too large")
+                data = f.read(MAX_ENTRY_BYTES + 64)
         except (OSError, ValueError):
             self._discard(path)
             return None
@@ -201,7 +229,7 @@ class CompileCache:
             return False
         data = _MAGIC + self._sign(secret, key, payload) + payload
         try:
-            fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=_TEMPORARY)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -215,12 +243,15 @@ class CompileCache:
         return True
 
     def entries(self):
-        """The entries' paths, least recently used first."""
+        """The entries' ``(mtime, size, path)``, least recently used first."""
+        return self._scan(_SUFFIX)
+
+    def _scan(self, suffix):
         found = []
         try:
             with os.scandir(self.folder) as it:
                 for entry in it:
-                    if entry.name.endswith(_SUFFIX) and entry.is_file(
+                    if entry.name.endswith(suffix) and entry.is_file(
                         follow_symlinks=False
                     ):
                         st = entry.stat(follow_symlinks=False)
@@ -235,8 +266,17 @@ class CompileCache:
         return sum(size for _, size, _ in self.entries())
 
     def evict(self):
-        """Remove the least recently used entries beyond the size limit."""
+        """Remove the least recently used entries beyond the size limit.
+
+        Also removes the temporary files of writers that died mid-write (at
+        least :data:`STALE_TEMPORARY_SECONDS` old: a live writer's file is
+        renamed within moments).
+        """
         with self._lock:
+            stale = time.time() - STALE_TEMPORARY_SECONDS
+            for mtime, _, path in self._scan(_TEMPORARY):
+                if mtime < stale:
+                    self._discard(path)
             entries = self.entries()
             total = sum(size for _, size, _ in entries)
             for _, size, path in entries:

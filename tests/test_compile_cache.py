@@ -6,9 +6,11 @@ again) is tested in ``tests/backends/test_jax.py``.
 
 import os
 import stat
+import threading
+import time
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sk_keras_digits import _compile_cache
@@ -89,6 +91,47 @@ def test_an_entry_under_another_key_name_is_ignored(cache):
     assert cache.get(b"b") is None
 
 
+@pytest.mark.parametrize("kind", ["pipe", "link", "folder"])
+def test_an_entry_that_is_no_regular_file_is_removed_unread(cache, tmp_path, kind):
+    """A pipe is never opened for reading (it would wait for a writer forever),
+    a link never followed (its target is left alone)."""
+    cache.put(b"seed", b"x")  # creates the folder and key
+    path = cache._path(b"key")
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"outside the cache")
+    if kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "link":
+        path.symlink_to(target)
+    else:
+        path.mkdir()
+    found = []
+    reader = threading.Thread(
+        target=lambda: found.append(cache.get(b"key")), daemon=True
+    )
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "get() waited on the entry"
+    assert found == [None]
+    assert kind == "folder" or not os.path.lexists(path)
+    assert target.read_bytes() == b"outside the cache"
+    assert cache.get(b"seed") == b"x"
+
+
+def test_abandoned_temporary_files_are_removed(cache):
+    """A writer killed mid-write leaves its temporary file: the next write
+    removes it once it is old, and leaves a live writer's alone."""
+    cache.put(b"seed", b"x")
+    old, fresh = cache.folder / "dead.tmp", cache.folder / "live.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"y" * 1000)
+    when = time.time() - _compile_cache.STALE_TEMPORARY_SECONDS - 1
+    os.utime(old, (when, when))
+    cache.put(b"k", b"v")
+    assert not old.exists() and fresh.exists()
+    assert cache.get(b"seed") == b"x" and cache.get(b"k") == b"v"
+
+
 def test_oversized_entries_are_not_kept_or_read(cache, monkeypatch):
     assert not cache.put(b"big", b"x" * (2 << 20))  # over the folder's limit
     monkeypatch.setattr(_compile_cache, "MAX_ENTRY_BYTES", 10)
@@ -162,9 +205,44 @@ def test_the_environment_chooses_folder_limit_or_off(monkeypatch, tmp_path):
     assert _compile_cache.active().folder == tmp_path / "mine"
     monkeypatch.setenv(ENV_MAX_MB, "2")
     assert configured_max_bytes() == 2 << 20
-    for bad in ("lots", "-1", "nan"):
+    for bad in ("lots", "-1", "nan", "inf", "-inf", "1e400", " "):
         monkeypatch.setenv(ENV_MAX_MB, bad)
         assert configured_max_bytes() == _compile_cache.DEFAULT_MAX_MB << 20
+
+
+@example(value="inf")
+@example(value="1e400")
+@example(value="-Infinity")
+@example(value="nan")
+@given(
+    value=st.one_of(
+        st.text(max_size=20),
+        st.floats().map(repr),
+        st.integers(-(10**30), 10**30).map(str),
+    )
+)
+def test_any_size_limit_from_the_environment_is_a_bound(value):
+    """Whatever the environment says, the limit is a finite number of bytes."""
+    if "\0" in value:
+        return  # an environment value cannot hold a NUL
+    old = os.environ.get(ENV_MAX_MB)
+    os.environ[ENV_MAX_MB] = value
+    try:
+        limit = configured_max_bytes()
+    finally:
+        if old is None:
+            del os.environ[ENV_MAX_MB]
+        else:
+            os.environ[ENV_MAX_MB] = old
+    assert isinstance(limit, int) and limit >= 0
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = None
+    if megabytes is not None and 0 <= megabytes < float("inf"):
+        assert limit == int(megabytes * (1 << 20))
+    else:
+        assert limit == _compile_cache.DEFAULT_MAX_MB << 20
 
 
 def test_processes_starting_together_share_one_key(tmp_path):

@@ -27,7 +27,8 @@ trusts nothing it did not write itself.
   temporary file of a writer that died mid-write is removed once it is
   :data:`STALE_TEMPORARY_SECONDS` old.
 - **Only regular files are read.** An entry that is a link, a pipe or a
-  device is removed unread (opening a pipe would wait for a writer forever).
+  device is removed unread (a blocking open of a pipe would wait for a
+  writer forever).
 
 The folder is ``$SK_KERAS_DIGITS_COMPILE_CACHE`` when set, else
 ``$XDG_CACHE_HOME/sk_keras_digits/xla`` (``~/.cache/sk_keras_digits/xla``).

@@ -18,6 +18,9 @@ Float64 (input of dtype float64, as MLPClassifier trains on) needs JAX's
 configuration is never changed. Outside it, a float64 ``model_`` computes in
 float32 (JAX's rule for every float64 array).
 
+A custom network JAX cannot trace (one that reads a tensor's value in Python)
+runs the same functions op by op, the loops in Python, with one warning.
+
 A user's Keras optimizer is applied with ``Optimizer.stateless_apply``
 (:class:`~sk_keras_digits._keras_optimizer.StatelessKerasOptimizer`), so no program
 holds state and none needs a lock.
@@ -29,7 +32,9 @@ import hashlib
 import importlib.metadata
 import pickle
 import platform
+import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +52,7 @@ from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult, FitInputs, _handover
+from ._fallback import warn_outside_xla
 from ._groups import ParameterGroups
 from ._imports import import_keras
 from ._records import leaf_dtype, restore
@@ -55,6 +61,55 @@ NAME = "jax"
 
 #: Most compiled executables a jitted function keeps in memory (its shapes).
 MAX_EXECUTABLES = 8
+
+
+#: The errors of a network JAX cannot trace: it reads a tensor's value in
+#: Python (``np.asarray(x)``, ``if x > 0``, ``int(x)``, boolean indexing).
+_UNTRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
+
+
+def _tracing_error(error):
+    """JAX's refusal to trace, if ``error`` is it or was raised from it; else None.
+
+    (Keras re-raises an error from a layer's ``call`` with its arguments in
+    the message, and fails for these: the original is the context.)
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _UNTRACEABLE):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _python_while(go_on, body, carry):
+    while bool(go_on(carry)):
+        carry = body(carry)
+    return carry
+
+
+def _python_fori(lower, upper, body, carry):
+    for i in range(int(lower), int(upper)):
+        carry = body(jnp.asarray(i, jnp.int32), carry)
+    return carry
+
+
+class Loops(NamedTuple):
+    """How a training function's loops run: traced into XLA, or in Python."""
+
+    while_loop: object
+    fori_loop: object
+
+
+#: The loops of a compiled program, and of one that runs op by op.
+TRACED = Loops(lax.while_loop, lax.fori_loop)
+EAGER = Loops(_python_while, _python_fori)
 
 
 def compute_scope(dtype):
@@ -345,6 +400,9 @@ class TrainingProgram:
     def __init__(self, network, config=None, state=None, layout=None):
         self.network = network
         self.dtype = np.dtype(network.compute_dtype).name
+        #: Whether the program runs op by op (a network JAX cannot trace).
+        self.fallback = False
+        self._fallback_lock = threading.Lock()
         persistent = network.rows_independent  # the default network
         self._predict = Executables(jax.jit(self._predict_impl))
         self._loss_and_grad = Executables(
@@ -386,6 +444,26 @@ class TrainingProgram:
         """The compute scope of this program's dtype."""
         return compute_scope(self.dtype)
 
+    def _function(self, executables, impl, *args, **static):
+        """The compiled function for ``args``, or ``impl`` if JAX cannot trace.
+
+        A network JAX cannot trace makes every function of the program run
+        op by op from then on, with one warning.
+        """
+        if not self.fallback:
+            try:
+                return executables.executable(*args, **static)
+            except Exception as e:
+                refusal = _tracing_error(e)
+                if refusal is None:
+                    raise
+                with self._fallback_lock:
+                    warn, self.fallback = not self.fallback, True
+                if warn:
+                    how = "JAX's operations one by one"
+                    warn_outside_xla(refusal, how, stacklevel=3)
+        return functools.partial(impl, **static)
+
     # -- inference ---------------------------------------------------------
     def _predict_impl(self, params, buffers, x):
         proba, _, _ = self.network.forward(list(params), list(buffers), x, False)
@@ -398,7 +476,8 @@ class TrainingProgram:
         with NumPy, :mod:`sk_keras_digits._inference`.)
         """
         with self.scope():
-            proba = self._predict(weights.params, weights.buffers, X)
+            args = (weights.params, weights.buffers, X)
+            proba = self._function(self._predict, self._predict_impl, *args)(*args)
             return to_numpy(proba)
 
     # -- full-batch loss and gradient (lbfgs) --------------------------------
@@ -438,8 +517,13 @@ class TrainingProgram:
         with self.scope():
             # Every evaluation has the signature of the starting parameters:
             # one lookup.
-            loss_and_grad = self._loss_and_grad.executable(
-                [np.asarray(p, dtype) for p in weights.params], buffers, data, alpha
+            loss_and_grad = self._function(
+                self._loss_and_grad,
+                self._loss_and_grad_impl,
+                [np.asarray(p, dtype) for p in weights.params],
+                buffers,
+                data,
+                alpha,
             )
 
         def f(flat):
@@ -450,8 +534,15 @@ class TrainingProgram:
         return f
 
     # -- stochastic epochs ---------------------------------------------------
-    def _run_impl(
+    def _run_impl(self, *args, batch_size, capacity):
+        return self._epochs(TRACED, *args, batch_size=batch_size, capacity=capacity)
+
+    def _run_eager(self, *args, batch_size, capacity):
+        return self._epochs(EAGER, *args, batch_size=batch_size, capacity=capacity)
+
+    def _epochs(
         self,
+        loops,
         state,
         data,
         validation,
@@ -557,10 +648,10 @@ class TrainingProgram:
             inner = (params, buffers, solver_state, jnp.zeros([], dtype))
             if self.padded:
                 n_batches = (n + batch_size - 1) // batch_size
-                inner = lax.fori_loop(0, n_batches, run_window, inner)
+                inner = loops.fori_loop(0, n_batches, run_window, inner)
                 params, buffers, solver_state, total = inner
             else:
-                inner = lax.fori_loop(0, n_full, run_batch, inner)
+                inner = loops.fori_loop(0, n_full, run_batch, inner)
                 params, buffers, solver_state, total = inner
                 if rest:
                     batch = take(n_full * batch_size, rest)
@@ -608,8 +699,8 @@ class TrainingProgram:
             curves,
             jnp.asarray(RUNNING, jnp.int32),
         )
-        epoch, params, buffers, solver_state, progress, curves, status = lax.while_loop(
-            go_on, run_epoch, carry
+        epoch, params, buffers, solver_state, progress, curves, status = (
+            loops.while_loop(go_on, run_epoch, carry)
         )
         new_state = TrainingState(
             Weights(tuple(groups.params(params)), buffers),
@@ -653,7 +744,7 @@ class TrainingProgram:
         ChunkResult
         """
         with self.scope():
-            new_state, curves, epochs, status = self._run(
+            args = (
                 state,
                 inputs.data,
                 inputs.validation,
@@ -662,9 +753,15 @@ class TrainingProgram:
                 None if orders is None else np.asarray(orders, np.int32),
                 np.asarray(inputs.n_rows, np.int32),
                 inputs.mask,
+            )
+            run = self._function(
+                self._run,
+                self._run_eager,
+                *args,
                 batch_size=int(batch_size),
                 capacity=length,
             )
+            new_state, curves, epochs, status = run(*args)
             epochs = int(epochs)
             names = ("losses", "scores", "learning_rates", "triggered")
             lists = {

@@ -27,7 +27,6 @@ stateful form of a user's Keras optimizer (TensorFlow does not support
 import contextlib
 import functools
 import threading
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +39,7 @@ from .._state import RUNNING, OptimizerState, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult, FitInputs, _handover
+from ._fallback import warn_outside_xla
 from ._groups import ParameterGroups
 from ._imports import import_keras
 from ._records import leaf_dtype, restore
@@ -205,12 +205,6 @@ def _xla_refusal(error):
     text = str(error)
     marks = ("XLA", "compile-time constant", "not supported by", "No registered")
     return any(mark in text for mark in marks)
-
-
-def _first_line(error):
-    lines = str(error).strip().splitlines() or [type(error).__name__]
-    line = lines[0]
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 class TrainingProgram:
@@ -633,13 +627,7 @@ class TrainingProgram:
                 self.fallback = True
                 self._run = self._graph_run()
                 self._concrete = None
-                warnings.warn(
-                    "XLA cannot compile this network's training loop "
-                    f"({_first_line(e)}); it trains with TensorFlow's graph "
-                    "loop instead, which is slower.",
-                    UserWarning,
-                    stacklevel=2,
-                )
+                warn_outside_xla(e, "TensorFlow's graph loop", stacklevel=2)
         return self._traced()(*args)
 
     def _traced(self):

@@ -3,6 +3,7 @@
 import json
 import os
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ if os.environ.get("KERAS_BACKEND") != "jax":
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
 
 from sk_keras_digits import KerasDigitClassifier  # noqa: E402
 from sk_keras_digits._backends import _handover  # noqa: E402
@@ -257,3 +259,78 @@ def test_data_arrays_copy_any_array_exactly(shape, dtype, offset, order, large):
         np.testing.assert_array_equal(np.asarray(on_device), expected)
         doubled = jax.jit(lambda a: a * 2)(on_device)
         np.testing.assert_array_equal(np.asarray(doubled), expected * 2)
+
+
+# ------------------------------------------------ networks JAX cannot trace
+class HostIdentity(keras.layers.Layer):
+    """Passes its input through NumPy: JAX cannot trace it, XLA never sees it."""
+
+    def call(self, x):
+        return keras.ops.convert_to_tensor(np.asarray(x))
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+class BrokenLayer(keras.layers.Layer):
+    """Fails when it computes: an error of the network's own."""
+
+    def call(self, x):
+        raise ValueError("this layer is broken")
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+def _network(first_layer):
+    def build(n_features_in, n_outputs, output_activation):
+        inputs = keras.Input((n_features_in,))
+        x = inputs if first_layer is None else first_layer()(inputs)
+        hidden = keras.layers.Dense(8, activation="relu")(x)
+        outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+        return keras.Model(inputs, outputs)
+
+    return build
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="adam", learning_rate_init=0.01),
+        dict(solver="sgd", early_stopping=True, n_iter_no_change=3),
+        dict(solver="lbfgs"),
+    ],
+    ids=["adam", "sgd-early-stopping", "lbfgs"],
+)
+def test_a_network_jax_cannot_trace_trains_op_by_op_with_one_warning(
+    small_digits, params
+):
+    """The same fit as the traced network's, outside XLA, with one warning
+    that names JAX's reason; its predictions fall back too."""
+    X, y = small_digits
+    common = dict(max_iter=8, random_state=0, **params)
+    traced = KerasDigitClassifier(network=_network(None), **common).fit(X, y)
+    with pytest.warns(UserWarning, match="XLA cannot compile") as record:
+        eager = KerasDigitClassifier(network=_network(HostIdentity), **common)
+        eager.fit(X, y)
+    [warning] = [w for w in record if "XLA cannot compile" in str(w.message)]
+    assert "traced array" in str(warning.message)  # JAX's reason, not Keras'
+    assert eager.n_iter_ == traced.n_iter_
+    ours, theirs = eager.coefs_ + eager.intercepts_, traced.coefs_ + traced.intercepts_
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(eager.loss_curve_, traced.loss_curve_, rtol=1e-9)
+    # Its predictions run op by op too (a program of their own, shared by the
+    # process: it warned at its own first call, maybe in an earlier test).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        proba = eager.predict_proba(X)
+    np.testing.assert_allclose(proba, traced.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
+def test_an_error_of_the_network_itself_is_raised_as_it_is(small_digits, recwarn):
+    X, y = small_digits
+    est = KerasDigitClassifier(network=_network(BrokenLayer), **QUICK_ADAM)
+    with pytest.raises(ValueError, match="this layer is broken"):
+        est.fit(X, y)
+    assert not [w for w in recwarn if "XLA cannot compile" in str(w.message)]

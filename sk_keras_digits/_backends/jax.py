@@ -52,7 +52,7 @@ from .._state import RUNNING, TrainingState, Weights
 from .._stopping import close_epoch
 from .._training_config import TrainingData
 from . import ChunkResult, FitInputs, _handover
-from ._fallback import warn_outside_xla
+from ._fallback import first_line, warn_outside_xla
 from ._groups import ParameterGroups
 from ._imports import import_keras
 from ._records import leaf_dtype, restore
@@ -98,6 +98,21 @@ def _python_fori(lower, upper, body, carry):
     for i in range(int(lower), int(upper)):
         carry = body(jnp.asarray(i, jnp.int32), carry)
     return carry
+
+
+def _op_by_op(impl, static, *args):
+    """Run ``impl`` untraced; a network JAX cannot differentiate is refused."""
+    try:
+        return impl(*args, **static)
+    except Exception as e:
+        refusal = _tracing_error(e)
+        if refusal is None:
+            raise
+        raise ValueError(
+            "network: JAX cannot differentiate this network: a layer reads in "
+            "Python a value that depends on the weights "
+            f"({first_line(refusal)}). Compute it with keras.ops instead."
+        ) from refusal
 
 
 class Loops(NamedTuple):
@@ -462,7 +477,7 @@ class TrainingProgram:
                 if warn:
                     how = "JAX's operations one by one"
                     warn_outside_xla(refusal, how, stacklevel=3)
-        return functools.partial(impl, **static)
+        return functools.partial(_op_by_op, impl, static)
 
     # -- inference ---------------------------------------------------------
     def _predict_impl(self, params, buffers, x):

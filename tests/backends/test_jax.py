@@ -328,6 +328,26 @@ def test_a_network_jax_cannot_trace_trains_op_by_op_with_one_warning(
     np.testing.assert_allclose(proba, traced.predict_proba(X), rtol=1e-9, atol=1e-12)
 
 
+def test_a_network_jax_cannot_differentiate_is_refused_clearly(small_digits):
+    """A Python read of a value that depends on the weights: neither traced
+    nor differentiated op by op. The error names the parameter and the reason;
+    a fitted estimator is left as it was."""
+
+    def build(n_features_in, n_outputs, output_activation):
+        inputs = keras.Input((n_features_in,))
+        hidden = HostIdentity()(keras.layers.Dense(8, activation="relu")(inputs))
+        outputs = keras.layers.Dense(n_outputs, activation=output_activation)(hidden)
+        return keras.Model(inputs, outputs)
+
+    X, y = small_digits
+    est = KerasDigitClassifier(**QUICK).fit(X, y).set_params(network=build)
+    before = est.predict_proba(X)
+    with pytest.warns(UserWarning, match="XLA cannot compile"):
+        with pytest.raises(ValueError, match="network: JAX cannot differentiate"):
+            est.fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
 def test_an_error_of_the_network_itself_is_raised_as_it_is(small_digits, recwarn):
     X, y = small_digits
     est = KerasDigitClassifier(network=_network(BrokenLayer), **QUICK_ADAM)

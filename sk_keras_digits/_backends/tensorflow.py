@@ -168,6 +168,23 @@ def data_tensor(value, dtype):
     return tf.experimental.dlpack.from_dlpack(private.__dlpack__())
 
 
+def on_compute_device(tensor):
+    """``tensor`` on the device TensorFlow's operations run on here, copied once.
+
+    On a CPU-only machine, ``tensor`` itself. With an accelerator (a GPU),
+    a tensor made from host memory (the DLPack handover above) is copied to
+    the device the current scope places operations on, so that the calls of
+    a fit's program, one per chunk of epochs, do not each copy it again.
+    """
+    return tf.identity(tensor) if _accelerated() else tensor
+
+
+@functools.cache
+def _accelerated():
+    """Whether TensorFlow has a GPU or TPU (its devices are fixed once started)."""
+    return any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
+
+
 def _specs(shapes):
     return [tf.TensorSpec(shape, dtype) for shape, dtype in shapes]
 
@@ -561,7 +578,9 @@ class TrainingProgram:
         dtype = self.dtype
 
         def tensors(part):
-            return TrainingData(*(data_tensor(v, dtype) for v in part))
+            return TrainingData(
+                *(on_compute_device(data_tensor(v, dtype)) for v in part)
+            )
 
         inputs = FitInputs(
             tensors(data),

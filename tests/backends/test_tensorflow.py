@@ -157,3 +157,16 @@ def test_data_tensors_copy_any_array_exactly(shape, dtype, offset, order, large)
     np.testing.assert_array_equal(tensor.numpy(), expected)
     doubled = tf.function(lambda t: t * 2, jit_compile=True)(tensor)
     np.testing.assert_array_equal(doubled.numpy(), expected * 2)
+
+
+@pytest.mark.parametrize("rows", [300, 20_000])  # converted, and DLPack's handover
+def test_a_fits_data_are_put_on_the_compute_device_once(rows):
+    """On a CPU-only machine the handed-over tensor itself; with a GPU, a copy
+    on it (the program's calls, one per chunk of epochs, then copy nothing)."""
+    x = backend.data_tensor(np.ones((rows, 64)), "float64")
+    placed = backend.on_compute_device(x)
+    if tf.config.list_logical_devices("GPU"):
+        assert "GPU" in placed.device
+    else:
+        assert placed is x and "CPU" in placed.device
+    np.testing.assert_array_equal(placed.numpy(), np.ones((rows, 64)))

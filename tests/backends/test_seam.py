@@ -118,14 +118,17 @@ def test_the_backend_module_implements_the_seam():
 
 
 def test_only_the_backend_modules_import_a_backend_library():
-    """Everything else is written once, against Keras and NumPy."""
+    """Everything else is written once, against Keras and NumPy (a backend
+    module's own parts, such as ``_backends/jax_executables.py``, are part of
+    it)."""
     import pathlib
 
     import sk_keras_digits
 
     root = pathlib.Path(sk_keras_digits.__file__).parent
     for path in root.rglob("*.py"):
-        if path.parent.name == "_backends" and path.stem in _backends.MODULES:
+        backend = path.stem.split("_")[0]
+        if path.parent.name == "_backends" and backend in _backends.MODULES:
             continue
         text = path.read_text()
         for library in ("tensorflow", "jax"):

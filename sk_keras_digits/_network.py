@@ -132,15 +132,13 @@ class DenseNetwork:
 
     def forward(self, params, buffers, x, training):
         """Outputs for ``x``: ``Dense`` layers' arithmetic on given weights."""
-        keras = import_keras()
-
         backend = current()
         hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
         output = backend.activation(KERAS_ACTIVATIONS[self.out_activation])
         h = x
         last = self.n_layers - 2
         for i in range(self.n_layers - 1):
-            h = keras.ops.matmul(h, params[2 * i]) + params[2 * i + 1]
+            h = backend.dense_product(h, params[2 * i]) + params[2 * i + 1]
             h = output(h) if i == last else hidden(h)
         return h, buffers, []
 

@@ -48,6 +48,9 @@ A backend module implements:
 ``activation(name)``
     Keras' activation ``name`` as a function that keeps its input's dtype
     (the default network's layers; a fix where Keras' own does not).
+``dense_product(x, w)``
+    ``x @ w`` for the default network's layers, differentiated the way the
+    backend computes fastest (``keras.ops.matmul`` where nothing is faster).
 
 Keras and the backend libraries are imported lazily, and only through
 :func:`~sk_keras_digits._backends._imports.imported` (``import_keras()`` for

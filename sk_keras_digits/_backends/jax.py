@@ -167,6 +167,42 @@ def activation(name):
     return keras.activations.get(name)
 
 
+#: Most elements of a float64 layer input whose weights' gradient is computed
+#: from a materialised transpose (:func:`dense_product`).
+SMALL_PRODUCT = 1 << 15
+
+
+@jax.custom_vjp
+def dense_product(x, w):
+    """``x @ w`` of a default network's layer.
+
+    Its weights' gradient ``x.T @ g`` is, for a small float64 batch, computed
+    from a copy of ``x.T`` behind an optimisation barrier: XLA's CPU runs a
+    product whose left operand is transposed through Eigen, and one of
+    row-major operands through YNNPACK, 1.5 times faster at the tutorial's
+    sizes (100 x 64 by 100 x 16: 10 us against 14 us). Larger or float32
+    products keep XLA's own form (Eigen is faster there: 511 to 547 us
+    against 606 to 625 us for 256 x 784 by 256 x 256 in float32). The value
+    is the product's to the rounding of its sums.
+    """
+    return x @ w
+
+
+def _dense_product_forward(x, w):
+    return x @ w, (x, w)
+
+
+def _dense_product_backward(residuals, g):
+    x, w = residuals
+    xt = x.T
+    if x.dtype == jnp.float64 and x.size <= SMALL_PRODUCT:
+        xt = lax.optimization_barrier(xt)
+    return g @ w.T, xt @ g
+
+
+dense_product.defvjp(_dense_product_forward, _dense_product_backward)
+
+
 def bind_optimizer(solver, shapes, dtype):
     """A :class:`~sk_keras_digits._keras_optimizer.StatelessKerasOptimizer`."""
     return StatelessKerasOptimizer(solver, shapes, dtype)

@@ -107,6 +107,13 @@ def start():
     return f"TensorFlow {tf.__version__}"
 
 
+def dense_product(x, w):
+    """``x @ w`` of a default network's layer (Keras' own, and its gradient)."""
+    keras = import_keras()
+
+    return keras.ops.matmul(x, w)
+
+
 def activation(name):
     """Keras' activation ``name`` (each keeps its input's dtype here)."""
     keras = import_keras()

@@ -354,3 +354,33 @@ def test_an_error_of_the_network_itself_is_raised_as_it_is(small_digits, recwarn
     with pytest.raises(ValueError, match="this layer is broken"):
         est.fit(X, y)
     assert not [w for w in recwarn if "XLA cannot compile" in str(w.message)]
+
+
+# ------------------------------------------------------- the layers' product
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.integers(1, 300),
+    n_in=st.integers(1, 130),
+    n_out=st.integers(1, 20),
+    dtype=st.sampled_from(["float64", "float32"]),
+)
+def test_dense_product_has_the_product_s_value_and_gradients(rows, n_in, n_out, dtype):
+    """Small float64 products take their weights' gradient from a transposed
+    copy (YNNPACK's path), the others XLA's own: the same value and the same
+    gradients as ``x @ w`` differentiated by JAX, to the rounding of sums."""
+    rng = np.random.default_rng(rows * 1000 + n_in * 10 + n_out)
+    x = rng.standard_normal((rows, n_in))
+    w = rng.standard_normal((n_in, n_out))
+    g = rng.standard_normal((rows, n_out))
+
+    def loss(product):
+        return lambda x, w: jnp.sum(product(x, w) * g.astype(dtype))
+
+    with backend.compute_scope(dtype):
+        args = (jnp.asarray(x, dtype), jnp.asarray(w, dtype))
+        ours = jax.jit(jax.value_and_grad(loss(backend.dense_product), (0, 1)))(*args)
+        plain = jax.jit(jax.value_and_grad(loss(jnp.matmul), (0, 1)))(*args)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(plain), strict=True):
+        assert np.asarray(a).dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(rows, n_in))

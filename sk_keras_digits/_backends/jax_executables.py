@@ -113,14 +113,12 @@ class Executables:
         self.compiled = 0
         self.loaded = 0
 
-    def __call__(self, *args, **static):
-        return self.executable(*args, **static)(*args)
-
     def executable(self, *args, **static):
         """The compiled executable for arguments like ``args`` (built if new).
 
-        A caller that runs it many times on arguments of one signature
-        (``lbfgs``' evaluations) calls it directly, skipping this lookup.
+        It takes ``args`` (the static arguments are compiled in). A caller
+        that runs it many times on arguments of one signature (``lbfgs``'
+        evaluations) keeps it, skipping this lookup.
         """
         leaves, tree = jax.tree.flatten((args, {}))
         signature = (

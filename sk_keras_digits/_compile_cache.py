@@ -245,21 +245,26 @@ class CompileCache:
 
     def entries(self):
         """The entries' ``(mtime, size, path)``, least recently used first."""
-        return self._scan(_SUFFIX)
+        return self._scan()[_SUFFIX]
 
-    def _scan(self, suffix):
-        found = []
+    def _scan(self):
+        """The folder's entries and temporary files, each oldest first.
+
+        Returns ``{suffix: [(mtime, size, path), ...]}`` for :data:`_SUFFIX`
+        and :data:`_TEMPORARY`, from one listing of the folder.
+        """
+        found = {_SUFFIX: [], _TEMPORARY: []}
         try:
             with os.scandir(self.folder) as it:
                 for entry in it:
-                    if entry.name.endswith(suffix) and entry.is_file(
-                        follow_symlinks=False
-                    ):
+                    kind = next((k for k in found if entry.name.endswith(k)), None)
+                    if kind is not None and entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
-                        found.append((st.st_mtime, st.st_size, Path(entry.path)))
+                        found[kind].append((st.st_mtime, st.st_size, Path(entry.path)))
         except OSError:
-            return []
-        found.sort(key=lambda item: item[0])
+            return {_SUFFIX: [], _TEMPORARY: []}
+        for files in found.values():
+            files.sort(key=lambda item: item[0])
         return found
 
     def size(self):
@@ -274,11 +279,12 @@ class CompileCache:
         renamed within moments).
         """
         with self._lock:
+            found = self._scan()
             stale = time.time() - STALE_TEMPORARY_SECONDS
-            for mtime, _, path in self._scan(_TEMPORARY):
+            for mtime, _, path in found[_TEMPORARY]:
                 if mtime < stale:
                     self._discard(path)
-            entries = self.entries()
+            entries = found[_SUFFIX]
             total = sum(size for _, size, _ in entries)
             for _, size, path in entries:
                 if total <= self.max_bytes:

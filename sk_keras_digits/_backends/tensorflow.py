@@ -153,7 +153,7 @@ def input_signature(spec):
 def to_tensors(structure, spec):
     """The NumPy record ``structure`` as tensors of ``spec``'s dtypes."""
     return tf.nest.map_structure(
-        lambda s, v: () if s is None else tf.convert_to_tensor(v, s.dtype),
+        lambda s, v: () if s is None else tf.constant(v, s.dtype),
         spec,
         structure,
     )
@@ -170,7 +170,7 @@ def data_tensor(value, dtype):
     """
     array = np.asarray(value, dtype=tf.as_dtype(dtype).as_numpy_dtype)
     if array.nbytes < _handover.LARGE_ARRAY_BYTES:
-        return tf.convert_to_tensor(array)
+        return tf.constant(array)
     private = _handover.aligned_copy(array)
     return tf.experimental.dlpack.from_dlpack(private.__dlpack__())
 
@@ -391,7 +391,7 @@ class TrainingProgram:
 
         def f(flat):
             params = tuple(
-                tf.convert_to_tensor(part.reshape(shape), dtype)
+                tf.constant(part.reshape(shape), dtype)
                 for part, shape in zip(np.split(flat, splits), shapes, strict=True)
             )
             loss, grad = loss_and_grad(Weights(params, buffers), data, alpha)
@@ -594,7 +594,7 @@ class TrainingProgram:
             () if validation is None else tensors(validation),
             to_tensors(hyper, self.hyper_spec),
             layout.n_rows,
-            () if layout.mask is None else tf.convert_to_tensor(layout.mask),
+            () if layout.mask is None else tf.constant(layout.mask),
         )
         return inputs, to_tensors(state, self.state_spec)
 
@@ -627,10 +627,10 @@ class TrainingProgram:
                 inputs.hyper,
                 tf.constant(batch_size, tf.int32),
                 tf.constant(n_epochs, tf.int32),
-                () if orders is None else tf.convert_to_tensor(orders, tf.int32),
+                () if orders is None else tf.constant(orders, tf.int32),
                 tf.constant(inputs.n_rows, tf.int32),
                 inputs.mask,
-                tf.zeros([capacity], self.dtype),
+                tf.constant(np.zeros(capacity), self.dtype),
             )
         epochs = int(epochs)
         names = ("losses", "scores", "learning_rates", "triggered")

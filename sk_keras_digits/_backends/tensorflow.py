@@ -426,19 +426,12 @@ class TrainingProgram:
         groups = ParameterGroups(self.flat, *_flattener(state.weights.params))
         masks = None if self.masked is False else groups.split(mask)
 
-        def window(parts, start, size):
-            return TrainingData(
-                *(
-                    tf.slice(
-                        part,
-                        tf.concat(
-                            [[start], tf.zeros([tf.rank(part) - 1], tf.int32)], 0
-                        ),
-                        tf.concat([[size], -tf.ones([tf.rank(part) - 1], tf.int32)], 0),
-                    )
-                    for part in parts
-                )
-            )
+        def rows(part, start, size):
+            # Rows ``start`` to ``start + size``, gathered, not sliced: a
+            # slice's start is a compile-time constant to TensorFlow's XLA
+            # bridge, so the start of the last, shorter batch (which depends on
+            # the number of real rows) would compile a program per row count.
+            return tf.gather(part, start + tf.range(size))
 
         def step(carried, buffers, solver_state, lr, batch):
             carried = list(carried)
@@ -470,8 +463,8 @@ class TrainingProgram:
 
             def take(start, size):
                 if order is None:
-                    return window(data, start, size)
-                picked = tf.slice(order, [start], [size])
+                    return TrainingData(*(rows(part, start, size) for part in data))
+                picked = rows(order, start, size)
                 return TrainingData(*(tf.gather(part, picked) for part in data))
 
             lr = progress.learning_rate

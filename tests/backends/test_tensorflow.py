@@ -170,3 +170,102 @@ def test_a_fits_data_are_put_on_the_compute_device_once(rows):
     else:
         assert placed is x and "CPU" in placed.device
     np.testing.assert_array_equal(placed.numpy(), np.ones((rows, 64)))
+
+
+# ------------------------------------------- what TensorFlow's XLA compiles
+#: The training program's arguments, in ``TrainingProgram._run_impl``'s order.
+RUN_ARGUMENTS = (
+    "state",
+    "data",
+    "validation",
+    "hyper",
+    "batch_size",
+    "n_epochs",
+    "orders",
+    "n_rows",
+    "mask",
+    "curves",
+)
+
+
+def recorded_run_arguments(monkeypatch, estimator, X, y):
+    """The program and the arguments of the first call of ``estimator.fit``."""
+    calls = []
+    call_run = backend.TrainingProgram._call_run
+
+    def recording(program, *args):
+        calls.append((program, args))
+        return call_run(program, *args)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(backend.TrainingProgram, "_call_run", recording)
+        estimator.fit(X, y)
+    program, args = calls[0]
+    return program, dict(zip(RUN_ARGUMENTS, args, strict=True))
+
+
+def compiled_computation(program, arguments):
+    """The HLO that TensorFlow's XLA bridge builds for these arguments.
+
+    TensorFlow compiles a program once per distinct computation: any input
+    it needs as a compile-time constant is baked into the HLO (and into the
+    key of its compilation cache), so equal HLO means one compilation.
+    """
+    args = [arguments[name] for name in RUN_ARGUMENTS]
+    return program._run.experimental_get_compiler_ir(*args)(stage="hlo")
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["shuffled", "in-order"])
+def recorded_program(request, small_digits):
+    from sk_keras_digits import KerasDigitClassifier
+
+    X, y = small_digits
+    estimator = KerasDigitClassifier(
+        hidden_layer_sizes=(7,),
+        max_iter=3,
+        batch_size=64,
+        shuffle=request.param,
+        early_stopping=True,
+        random_state=0,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        program, arguments = recorded_run_arguments(mp, estimator, X[:201], y[:201])
+    return program, arguments, compiled_computation(program, arguments)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n_rows=st.integers(1, 256),
+    n_epochs=st.integers(1, 256),
+    scale=st.floats(0.125, 8.0),
+    no_improvement=st.integers(0, 1000),
+)
+def test_the_compiled_program_depends_on_no_input_value(
+    recorded_program, n_rows, n_epochs, scale, no_improvement
+):
+    """Real rows, epochs, settings and counters are inputs of one compiled
+    program: a fit of another size in the same bucket compiles nothing new.
+    (The start of a batch once reached TensorFlow as a slice's start, which
+    its XLA bridge takes as a compile-time constant: every number of real
+    rows compiled a program of its own, 0.6 s each.)"""
+    program, arguments, expected = recorded_program
+    rows = arguments["data"].X.shape[0]
+    progress = arguments["state"].progress._replace(
+        no_improvement=tf.constant(no_improvement, tf.int32)
+    )
+    changed = dict(
+        arguments,
+        n_rows=tf.constant(min(n_rows, rows), tf.int32),
+        n_epochs=tf.constant(n_epochs, tf.int32),
+        hyper=tf.nest.map_structure(lambda v: v * scale, arguments["hyper"]),
+        state=arguments["state"]._replace(progress=progress),
+    )
+    assert compiled_computation(program, changed) == expected
+
+
+def test_the_batch_size_is_compiled_in(recorded_program):
+    """The batch size shapes each step: it is the one value compiled in (it
+    is part of the program's key, :meth:`TrainingProgram.compilations`)."""
+    program, arguments, expected = recorded_program
+    changed = dict(arguments, batch_size=tf.constant(32, tf.int32))
+    assert compiled_computation(program, changed) != expected

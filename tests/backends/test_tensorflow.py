@@ -239,26 +239,38 @@ def recorded_program(request, small_digits):
     n_epochs=st.integers(1, 256),
     scale=st.floats(0.125, 8.0),
     no_improvement=st.integers(0, 1000),
+    seed=st.integers(0, 2**32 - 1),
 )
 def test_the_compiled_program_depends_on_no_input_value(
-    recorded_program, n_rows, n_epochs, scale, no_improvement
+    recorded_program, n_rows, n_epochs, scale, no_improvement, seed
 ):
-    """Real rows, epochs, settings and counters are inputs of one compiled
-    program: a fit of another size in the same bucket compiles nothing new.
-    (The start of a batch once reached TensorFlow as a slice's start, which
-    its XLA bridge takes as a compile-time constant: every number of real
-    rows compiled a program of its own, 0.6 s each.)"""
+    """Real rows, epochs, settings, counters, weights, data and the epochs'
+    orders are inputs of one compiled program: a fit of another size in the
+    same bucket compiles nothing new. (The start of a batch once reached
+    TensorFlow as a slice's start, which its XLA bridge takes as a
+    compile-time constant: every number of real rows compiled a program of
+    its own, 0.6 s each.)"""
     program, arguments, expected = recorded_program
     rows = arguments["data"].X.shape[0]
-    progress = arguments["state"].progress._replace(
+    state = arguments["state"]
+    progress = state.progress._replace(
         no_improvement=tf.constant(no_improvement, tf.int32)
     )
+    weights = state.weights._replace(
+        params=tuple(p * scale for p in state.weights.params)
+    )
+    orders = arguments["orders"]
+    if isinstance(orders, tf.Tensor):
+        rng = np.random.default_rng(seed)
+        orders = tf.constant(rng.permuted(orders.numpy(), axis=1))
     changed = dict(
         arguments,
         n_rows=tf.constant(min(n_rows, rows), tf.int32),
         n_epochs=tf.constant(n_epochs, tf.int32),
         hyper=tf.nest.map_structure(lambda v: v * scale, arguments["hyper"]),
-        state=arguments["state"]._replace(progress=progress),
+        state=state._replace(weights=weights, progress=progress),
+        data=arguments["data"]._replace(X=arguments["data"].X * scale),
+        orders=orders,
     )
     assert compiled_computation(program, changed) == expected
 

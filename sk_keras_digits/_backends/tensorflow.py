@@ -662,7 +662,13 @@ class TrainingProgram:
         return concrete
 
     def compilations(self):
-        """How many programs XLA compiled: one per distinct input shape."""
+        """How many programs XLA compiled: one per input shapes and batch size.
+
+        TensorFlow keys its compilations on the inputs' shapes and the values
+        of the inputs its XLA bridge takes as compile-time constants: here the
+        batch size alone (the tests compare the computation it builds for
+        other values of every other input).
+        """
         return len(self._shapes)
 
     def loaded(self):

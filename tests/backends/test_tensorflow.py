@@ -1,5 +1,6 @@
 """The TensorFlow backend: records as ``tf.TensorSpec`` s, dynamic shapes."""
 
+import inspect
 import os
 
 import numpy as np
@@ -173,19 +174,10 @@ def test_a_fits_data_are_put_on_the_compute_device_once(rows):
 
 
 # ------------------------------------------- what TensorFlow's XLA compiles
-#: The training program's arguments, in ``TrainingProgram._run_impl``'s order.
-RUN_ARGUMENTS = (
-    "state",
-    "data",
-    "validation",
-    "hyper",
-    "batch_size",
-    "n_epochs",
-    "orders",
-    "n_rows",
-    "mask",
-    "curves",
-)
+#: The training program's arguments, in ``TrainingProgram._run_impl``'s order
+#: (its parameters after ``self``).
+_RUN_PARAMETERS = inspect.signature(backend.TrainingProgram._run_impl).parameters
+RUN_ARGUMENTS = tuple(_RUN_PARAMETERS)[1:]
 
 
 def recorded_run_arguments(monkeypatch, estimator, X, y):

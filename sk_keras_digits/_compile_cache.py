@@ -253,7 +253,7 @@ class CompileCache:
         Returns ``{suffix: [(mtime, size, path), ...]}`` for :data:`_SUFFIX`
         and :data:`_TEMPORARY`, from one listing of the folder.
         """
-        found = {_SUFFIX: [], _TEMPORARY: []}
+        found = {kind: [] for kind in (_SUFFIX, _TEMPORARY)}
         try:
             with os.scandir(self.folder) as it:
                 for entry in it:
@@ -262,7 +262,7 @@ class CompileCache:
                         st = entry.stat(follow_symlinks=False)
                         found[kind].append((st.st_mtime, st.st_size, Path(entry.path)))
         except OSError:
-            return {_SUFFIX: [], _TEMPORARY: []}
+            return {kind: [] for kind in found}
         for files in found.values():
             files.sort(key=lambda item: item[0])
         return found

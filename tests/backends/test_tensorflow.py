@@ -180,7 +180,7 @@ _RUN_PARAMETERS = inspect.signature(backend.TrainingProgram._run_impl).parameter
 RUN_ARGUMENTS = tuple(_RUN_PARAMETERS)[1:]
 
 
-def recorded_run_arguments(monkeypatch, estimator, X, y):
+def recorded_run_arguments(estimator, X, y):
     """The program and the arguments of the first call of ``estimator.fit``."""
     calls = []
     call_run = backend.TrainingProgram._call_run
@@ -189,7 +189,7 @@ def recorded_run_arguments(monkeypatch, estimator, X, y):
         calls.append((program, args))
         return call_run(program, *args)
 
-    with monkeypatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend.TrainingProgram, "_call_run", recording)
         estimator.fit(X, y)
     program, args = calls[0]
@@ -220,8 +220,7 @@ def recorded_program(request, small_digits):
         early_stopping=True,
         random_state=0,
     )
-    with pytest.MonkeyPatch.context() as mp:
-        program, arguments = recorded_run_arguments(mp, estimator, X[:201], y[:201])
+    program, arguments = recorded_run_arguments(estimator, X[:201], y[:201])
     return program, arguments, compiled_computation(program, arguments)
 
 

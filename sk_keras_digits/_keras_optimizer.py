@@ -25,6 +25,7 @@ import numpy as np
 from ._backends import import_keras
 from ._cache import LRUCache
 from ._names import qualified_name
+from ._optimizer_checks import check_settings
 from ._schedules import Constant
 from ._solver_base import STATE_PATH, _describe, _Solver
 from ._state import OptimizerState
@@ -63,6 +64,24 @@ class OptimizerLearningRate(Constant):
         else:
             rate = self.optimizer.learning_rate
         return keras.ops.cast(rate, learning_rate.dtype)
+
+
+_DEFAULT_CONFIGS = LRUCache(64)
+
+
+def default_config(optimizer_class):
+    """The ``get_config()`` of ``optimizer_class()`` (empty where it takes
+    required arguments): the types its settings take."""
+    from ._fixes import serialization_without_tensorflow
+
+    def build():
+        try:
+            with serialization_without_tensorflow():
+                return optimizer_class().get_config()
+        except Exception:  # e.g. a wrapper that needs an inner optimizer
+            return {}
+
+    return dict(_DEFAULT_CONFIGS.get(optimizer_class, build))
 
 
 def describe(optimizer):
@@ -133,6 +152,10 @@ class KerasOptimizer(_Solver):
 
         with serialization_without_tensorflow():
             config = optimizer.get_config()
+        try:
+            check_settings(config, default_config(type(optimizer)))
+        except ValueError as exc:
+            raise ValueError(f"solver={describe(optimizer)} has {exc}.") from None
         if config.get("use_ema"):
             raise ValueError(
                 f"solver={describe(optimizer)} has use_ema=True, which is not "

@@ -10,6 +10,8 @@ file and accepts only what a fit could have produced (:mod:`.invariants`).
 """
 
 import os
+import stat
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -150,10 +152,14 @@ def load(
     Raises
     ------
     ModelFileError
-        If the file is empty, truncated, corrupted, not a model file, written
-        by a newer format version, larger than ``max_bytes``, holding a state
-        that no fit could have produced, or a network that cannot be opened
-        safely (a ``Lambda`` layer, an unknown custom object).
+        If the path is not a regular file (a folder, a named pipe), or the
+        file is empty, truncated, corrupted, not a model file, written by a
+        newer format version, larger than ``max_bytes``, holding a state that
+        no fit could have produced, or a network that cannot be opened safely
+        (a ``Lambda`` layer, an unknown custom object).
+    TypeError
+        If an argument is of the wrong type: ``allow_unsafe`` must be a
+        boolean (a string such as ``"no"`` is refused, not taken as true).
 
     See Also
     --------
@@ -180,11 +186,62 @@ def load(
     ):
         raise ValueError(f"max_bytes should be a positive integer, got {max_bytes!r}.")
     options = LoadOptions(network, callbacks, custom_objects, allow_unsafe)
-    with open(path, "rb") as file:
+    _check_options(options)
+    with _open_regular_file(path) as file:
         try:
             return _load_file(file, path, options, Budget(int(max_bytes)))
         except Refused as exc:
             raise ModelFileError(path, str(exc)) from exc
+
+
+def _check_options(options):
+    """Refuse ``load``'s arguments of the wrong type before reading anything.
+
+    ``allow_unsafe`` must be a boolean: a truthy string such as ``"no"``
+    would otherwise turn Keras' safe mode off.
+    """
+    expected = {
+        "network": ("a callable or None", callable(options.network)),
+        "callbacks": ("a list or None", isinstance(options.callbacks, list)),
+        "custom_objects": (
+            "a dict or None",
+            isinstance(options.custom_objects, Mapping),
+        ),
+    }
+    for name, (what, ok) in expected.items():
+        value = getattr(options, name)
+        if value is not None and not ok:
+            raise TypeError(f"load's {name} should be {what}, got {value!r}.")
+    if not isinstance(options.allow_unsafe, (bool, np.bool_)):
+        raise TypeError(
+            f"load's allow_unsafe should be True or False, got "
+            f"{options.allow_unsafe!r}."
+        )
+
+
+def _open_regular_file(path):
+    """Open ``path`` for reading if it is a regular file (after links).
+
+    Opened without blocking, so a named pipe with no writer is refused
+    instead of waiting for one; a folder, a device or a socket is refused too.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a named pipe"
+                if stat.S_ISFIFO(mode)
+                else "a device or socket"
+            )
+            raise ModelFileError(path, f"it is {kind}, not a regular file.")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _load_file(file, path, options, budget):

@@ -30,6 +30,10 @@ from .json_values import loads
 # Bytes decompressed per read: small enough that overshooting a limit by one
 # chunk is harmless.
 _CHUNK = 1 << 20
+# The compression methods read: Python inflates a deflated member by bounded
+# chunks, but a bzip2 or LZMA member decompresses each 1 MiB of input in one
+# unbounded call (a few hundred bytes can inflate to gigabytes).
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 # Most bytes an .npy header takes (NumPy's own limit on what it parses).
 NPY_HEADER_LIMIT = 10_000
 # Room for a zip member's local header, central-directory entry and name.
@@ -130,6 +134,16 @@ def open_zip(source, what):
     if len(set(names)) != len(names):
         archive.close()
         raise Refused(f"{what} holds several members with the same name.")
+    odd = [
+        info for info in archive.infolist() if info.compress_type not in _COMPRESSIONS
+    ]
+    if odd:
+        archive.close()
+        raise Refused(
+            f"{what} holds member {odd[0].filename[:80]!r} compressed with method "
+            f"{odd[0].compress_type}; only stored (0) and deflated (8) members are "
+            "read (Python decompresses the others without a bound on their size)."
+        )
     return archive
 
 
@@ -281,11 +295,11 @@ def read_npy(archive, name, dtype, shape, what):
                 data += chunk
             if stream.read(1):
                 raise Refused(f"{what} holds more bytes than its array.")
+            return np.frombuffer(data, dtype=dtype).reshape(shape)
     except Refused:
         raise
     except Exception as exc:
         raise Refused(f"{what} is corrupted or not an .npy array ({exc}).") from exc
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 # -------------------------------------------------------------------- writing

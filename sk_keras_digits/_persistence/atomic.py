@@ -1,16 +1,21 @@
 """Atomic writes: a model file replaces its target only once complete.
 
 :func:`atomic_write` writes a temporary file next to the target (hidden, named
-for the target and the writing process), flushes it to disk, then renames it
-over the target, so the path never holds a partial file. A save killed
-mid-write leaves its temporary file; the next save to the same target removes
-it once no process with that id runs.
+for the target, the writing host and the writing process), flushes it to
+disk, then renames it over the target, so the path never holds a partial
+file. A save killed mid-write leaves its temporary file; the next save to the
+same target from the same host removes it once no process with that id runs
+there (a folder shared between hosts holds other hosts' saves in progress,
+whose process ids mean nothing here).
 """
 
 import contextlib
+import errno
+import hashlib
 import os
 import re
 import secrets
+import socket
 import stat
 
 from .archive import write_zip
@@ -28,6 +33,10 @@ def atomic_write(path, members):
     """
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
+    if not name or os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR, "save's path is a folder; a file path is expected", path
+        )
     _remove_stale_temporaries(folder, name)
     fd, temporary = _create_temporary(folder, name)
     try:
@@ -45,8 +54,16 @@ def atomic_write(path, members):
     _fsync_folder(folder)
 
 
+def _host_tag():
+    """This host, in a temporary file's name: a hash of its name (any text)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+
+
 def _temporary_pattern(name):
-    return re.compile(rf"\.{re.escape(name)}\.(\d+)\.[0-9a-f]+\.tmp")
+    """The temporary files of saves to ``name`` from this host; group 1 is the
+    process id."""
+    host = _host_tag()
+    return re.compile(rf"\.{re.escape(name)}\.{host}\.(\d+)\.[0-9a-f]+\.tmp")
 
 
 def _create_temporary(folder, name):
@@ -57,7 +74,8 @@ def _create_temporary(folder, name):
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         temporary = os.path.join(
-            folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+            folder,
+            f".{name}.{_host_tag()}.{os.getpid()}.{secrets.token_hex(6)}.tmp",
         )
         try:
             return os.open(temporary, flags, 0o666), temporary
@@ -69,8 +87,9 @@ def _remove_stale_temporaries(folder, name):
     """Remove the temporary files of saves to ``name`` whose process died.
 
     A save killed mid-write cannot remove its temporary file; the next save
-    to the same target does, once no process with that id runs (POSIX; a
-    process of another user or host is assumed alive).
+    to the same target from the same host does, once no process with that id
+    runs (POSIX; a process of another user is assumed alive, and another
+    host's files are left alone).
     """
     if os.name != "posix":
         return

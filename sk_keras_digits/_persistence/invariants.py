@@ -66,6 +66,9 @@ def check_fitted(record, custom, regressor):
     _check_history(params, state.history, score, _loss_floor(state.labels))
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def describe_targets(labels):
     """The targets of an encoding, for messages: ``"multiclass targets"``, ..."""
     if isinstance(labels, RegressionTargets):
@@ -294,7 +297,12 @@ def _check_progress(progress, early_stopping, score, floor):
             or (early_stopping and score.accepts(progress.best_score)),
             best_score + ("" if early_stopping else " without early stopping"),
         ),
-        ("no_improvement", progress.no_improvement >= 0, "an integer >= 0"),
+        (
+            # The training loop counts in int32.
+            "no_improvement",
+            0 <= progress.no_improvement <= _INT32_MAX,
+            f"an integer in [0, {_INT32_MAX}]",
+        ),
         (
             "samples_seen",
             math.isfinite(progress.samples_seen) and progress.samples_seen >= 0,

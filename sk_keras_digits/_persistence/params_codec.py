@@ -241,39 +241,36 @@ def _optimizer_from_json(node, where):
 def _check_optimizer_config(cls, config, where):
     """Refuse settings a fit could not have trained with.
 
-    Unknown names; anything but a finite number where Keras' default is a
-    number, and anything but a boolean where it is a boolean.
+    Unknown names, and the settings that a ``solver`` given to ``fit`` is
+    refused for (:func:`~sk_keras_digits._optimizer_checks.check_settings`):
+    anything but a finite number where Keras' default is a number, but a
+    boolean where it is a boolean, and numbers out of their range.
     """
-    from .._fixes import serialization_without_tensorflow
+    from .._keras_optimizer import default_config
+    from .._optimizer_checks import check_settings
 
-    try:
-        with serialization_without_tensorflow():
-            defaults = cls().get_config()
-    except Exception as exc:  # e.g. a wrapper that needs an inner optimizer
+    defaults = default_config(cls)
+    if not defaults:
         raise Refused(
             f"manifest.json: {where} names {cls.__name__}, which a model file "
-            f"cannot rebuild ({exc})."
-        ) from exc
-    for name, value in config.items():
+            "cannot rebuild (it takes required arguments)."
+        )
+    for name in config:
         if name not in defaults:
             raise Refused(
                 f"manifest.json: {where} sets {describe(name)}, which "
                 f"{cls.__name__} does not take."
             )
-        default = defaults[name]
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if name == "learning_rate" and type(value) is dict:
-            continue  # a schedule, checked when it is rebuilt
-        if numeric and (type(value) not in (int, float) or not math.isfinite(value)):
-            raise Refused(
-                f"manifest.json: {where}.{name} should be a finite number, got "
-                f"{describe(value)}."
-            )
-        if isinstance(default, bool) and type(value) is not bool:
-            raise Refused(
-                f"manifest.json: {where}.{name} should be true or false, got "
-                f"{describe(value)}."
-            )
+    # A schedule is checked once rebuilt (only Keras' own are).
+    settings = {
+        k: v
+        for k, v in config.items()
+        if not (k == "learning_rate" and type(v) is dict)
+    }
+    try:
+        check_settings(settings, defaults)
+    except ValueError as exc:
+        raise Refused(f"manifest.json: {where} has {exc}.") from None
 
 
 _NUMPY_SCALARS = {

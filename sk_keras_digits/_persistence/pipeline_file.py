@@ -123,6 +123,13 @@ def pipeline_members(pipeline):
             f"save cannot save transform_input={transform_input!r}: a list of "
             "strings or None is expected."
         )
+    final = steps[-1][1] if steps else None
+    if estimator_name(final) is None:
+        raise TypeError(
+            "save expects a Pipeline whose final step is a KerasDigitClassifier "
+            f"or a KerasDigitRegressor, got {type(final).__name__} "
+            f"({str(final)[:60]}). Use joblib.dump for this pipeline."
+        )
     trusted = trusted_steps()
     members, described = [], []
     for i, (name, step) in enumerate(steps):
@@ -213,6 +220,13 @@ def load_pipeline(archive, budget, manifest, path, options):
         )
     if type(described) is not list or not described:
         raise Refused("manifest.json: steps should be a non-empty list.")
+    last = described[-1]
+    if type(last) is not dict or last.get("kind") != "model":
+        raise Refused(
+            "manifest.json: the last step should be a model (a "
+            "KerasDigitClassifier or KerasDigitRegressor), got "
+            f"{str(last)[:200]}."
+        )
     members = []
     for i, step in enumerate(described):
         kind = step.get("kind") if type(step) is dict else None

@@ -20,6 +20,8 @@ recursion, and accepts only what a pipeline step may hold:
 Every problem raises :class:`~.errors.Refused`.
 """
 
+import functools
+import importlib
 import re
 
 import numpy as np
@@ -231,7 +233,14 @@ def _children(state, path, kind, owner, files, members):
         if len(key_types["content"]) != len(content):
             _refuse(path, "key_types should have one type per key.")
         children = [(key_types, [*path, "key_types"], "key_types", None, None)]
+        shadowed = owner is not None and _class_attributes(owner)
         for key, value in content.items():
+            if shadowed and key in shadowed:
+                _refuse(
+                    [*path, key],
+                    f"the step's state sets {key[:60]!r}, which would hide its "
+                    f"class's attribute of that name.",
+                )
             nested = NESTED_STEPS.get((owner, key))
             is_json = type(value) is dict and value.get("__loader__") == "JsonNode"
             if nested and not is_json:  # (None when the step has none)
@@ -267,6 +276,18 @@ def _children(state, path, kind, owner, files, members):
             (v, [*path, i], "value", None, None) for i, v in enumerate(content)
         ]
     return []  # a type
+
+
+@functools.cache
+def _class_attributes(qualified):
+    """The attribute names of the step type ``qualified`` (its methods,
+    properties and class variables), which no instance state may hide.
+
+    Only the names of trusted step types and :data:`NESTED_STEPS` reach here
+    (checked before the walk goes into a step's state).
+    """
+    module, _, name = qualified.rpartition(".")
+    return frozenset(dir(getattr(importlib.import_module(module), name)))
 
 
 def is_member_name(name):

@@ -20,6 +20,7 @@ Decoding checks the structure and types; the values are checked by
 the offending value; :func:`sk_keras_digits.load` adds the file's name.
 """
 
+import math
 import types
 import typing
 from numbers import Integral
@@ -256,6 +257,18 @@ def arrays_from_json(node):
             raise Refused(
                 f"{where} declares dtype {spec['dtype']!r}: only booleans, integers, "
                 "floats and unicode strings in native byte order are allowed."
+            )
+        if dtype.itemsize == 0:
+            raise Refused(
+                f"{where} declares dtype {spec['dtype']!r}, of 0 bytes per item; "
+                "a string dtype of at least one character is expected."
+            )
+        # NumPy refuses an array whose nonzero dimensions overflow its index
+        # type, even when another dimension is 0.
+        if math.prod(max(n, 1) for n in spec["shape"]) * dtype.itemsize >= 2**62:
+            raise Refused(
+                f"{where} declares shape {describe(spec['shape'])}, larger than any "
+                "array can be."
             )
         specs[key] = (dtype, tuple(spec["shape"]))
     return specs

@@ -100,3 +100,26 @@ def test_check_names_and_duplicates():
 def test_npy_size():
     assert npy_size(np.dtype("f8"), (3, 4)) == 96 + 10_000
     assert npy_size(np.dtype("f4"), ()) == 4 + 10_000
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_members_compressed_without_a_bound_are_refused_unread(method):
+    """Python inflates bzip2 and LZMA members by unbounded calls: never read."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("stored", b"1", compress_type=zipfile.ZIP_STORED)
+        archive.writestr("bomb", b"\0" * 100_000, compress_type=method)
+    with pytest.raises(Refused, match=rf"'bomb' compressed with method {method}"):
+        open_zip(buffer.getvalue(), "test")
+
+
+def test_read_npy_refuses_an_array_numpy_cannot_make():
+    """The data are read inside the checks: a dtype of 0 bytes is refused."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<U0", "fortran_order": False, "shape": (3,)}
+    )
+    data = zip_bytes({"u.npy": header.getvalue()})
+    with open_zip(data, "test") as archive:
+        with pytest.raises(Refused, match="u is corrupted.*itemsize cannot be zero"):
+            read_npy(archive, "u.npy", np.dtype("<U0"), (3,), "u")

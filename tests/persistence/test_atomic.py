@@ -206,3 +206,29 @@ def test_save_and_load_leave_no_temporary_files(data, tmp_path):
     ]
     assert os.listdir(temporary) == []
     assert sorted(os.listdir(target)) == ["custom.skd", "dense.skd", "lambda.skd"]
+
+
+def test_another_hosts_save_in_progress_is_left_alone(dense, tmp_path):
+    """In a folder shared between machines, process ids of other hosts mean
+    nothing here: only this host's temporaries of dead processes are removed."""
+    from sk_keras_digits._persistence.atomic import _host_tag
+
+    dead = 2**22 + 12345  # above Linux's pid_max: no such process here
+    ours = tmp_path / f".model.skd.{_host_tag()}.{dead}.0123456789ab.tmp"
+    other_host = tmp_path / f".model.skd.{'f' * 12}.{dead}.0123456789ab.tmp"
+    older_format = tmp_path / f".model.skd.{dead}.0123456789ab.tmp"
+    for path in (ours, other_host, older_format):
+        path.write_bytes(b"partial")
+    save(dense, tmp_path / "model.skd")
+    assert not ours.exists()
+    assert other_host.read_bytes() == older_format.read_bytes() == b"partial"
+
+
+@pytest.mark.parametrize("trailing", ["", os.sep])
+def test_saving_to_a_folder_is_refused_before_writing(dense, tmp_path, trailing):
+    target = tmp_path / "models"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match="save's path is a folder") as info:
+        save(dense, str(target) + trailing)
+    assert str(target) in str(info.value)
+    assert os.listdir(target) == [] and os.listdir(tmp_path) == ["models"]

@@ -156,9 +156,35 @@ def test_keras_optimizer_and_class_weight_params_round_trip():
             "not one of Keras' built-in schedules",
         ),
         ({"class_name": "Adam", "config": {"beta_1": "high"}}, "finite number"),
-        ({"class_name": "Adam", "config": {"use_ema": "yes"}}, "true or false"),
+        ({"class_name": "Adam", "config": {"use_ema": "yes"}}, "True or False"),
         ({"class_name": "Adam", "config": {"use_ema": True}}, "use_ema=True"),
         ({"class_name": "Adam", "config": {"virus": 1}}, "does not take"),
+        (
+            {"class_name": "SGD", "config": {"weight_decay": "x"}},
+            "weight_decay='x'; expected None or a finite number >= 0",
+        ),
+        (
+            {"class_name": "SGD", "config": {"clipvalue": [1]}},
+            r"clipvalue=\[1\]; expected None or a finite number > 0",
+        ),
+        ({"class_name": "SGD", "config": {"clipnorm": -1}}, "clipnorm=-1"),
+        ({"class_name": "Adam", "config": {"loss_scale_factor": "x"}}, "loss_scale"),
+        (
+            {
+                "class_name": "SGD",
+                "config": {
+                    "learning_rate": {
+                        "class_name": "ExponentialDecay",
+                        "config": {
+                            "initial_learning_rate": -1.0,
+                            "decay_steps": 10,
+                            "decay_rate": 0.9,
+                        },
+                    }
+                },
+            },
+            "initial_learning_rate is a finite number > 0",
+        ),
     ],
 )
 def test_a_tampered_optimizer_is_refused_without_importing_code(node, match):

@@ -212,3 +212,49 @@ def test_regressor_pipeline_round_trip(regression, tmp_path):
         ModelFileError, match=r"step 'kerasdigitregressor': state.labels.loss"
     ):
         load(path)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [StandardScaler()],
+        [MinMaxScaler(), StandardScaler()],
+        [MinMaxScaler(), "passthrough"],
+    ],
+    ids=["scaler", "scalers", "passthrough_last"],
+)
+def test_a_pipeline_without_a_final_model_is_refused(steps, data, tmp_path):
+    X, y = data
+    pipe = make_pipeline(*steps).fit(X, y)
+    with pytest.raises(TypeError, match="final step is a KerasDigitClassifier"):
+        save(pipe, tmp_path / "no_model.skd")
+    assert not (tmp_path / "no_model.skd").exists()
+
+
+def test_load_refuses_a_pipeline_without_a_final_model(pipeline_file, tmp_path):
+    content = read_members(pipeline_file)
+    manifest = json.loads(content["manifest.json"])
+    manifest["steps"] = manifest["steps"][:1]
+    del content["steps/1.skd"]
+    content["manifest.json"] = json.dumps(manifest).encode()
+    path = tmp_path / "no_model.skd"
+    path.write_bytes(zip_bytes(content))
+    with pytest.raises(ModelFileError, match="the last step should be a model"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["fit", "fit_transform", "inverse_transform", "get_feature_names_out", "__class__"],
+)
+def test_a_step_state_hiding_its_class_attribute_is_refused(
+    attribute, pipeline, pipeline_file, tmp_path
+):
+    """A fitted step's state never shadows a method: a later call would fail."""
+    scaler = MinMaxScaler().fit(np.ones((3, 64)))
+    scaler.__dict__[attribute] = 1
+    content = {**read_members(pipeline_file), "steps/0.skops": skops.io.dumps(scaler)}
+    path = tmp_path / "shadowed.skd"
+    path.write_bytes(zip_bytes(content))
+    with pytest.raises(ModelFileError, match=f"{attribute}'?, which would hide"):
+        load(path)

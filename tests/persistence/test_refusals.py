@@ -2,12 +2,16 @@
 
 import io
 import json
+import os
 import pickle
+import threading
 import zipfile
 
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sk_keras_digits import (
     KerasDigitClassifier,
@@ -16,7 +20,7 @@ from sk_keras_digits import (
     load,
     save,
 )
-from tests._helpers import IGNORE_CONVERGENCE, SMALL
+from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members
 from tests.persistence._regression import SMALL_REGRESSION
 from tests.persistence._support import (
     OpenOnUnpickle,
@@ -159,6 +163,18 @@ def _set(path, value):
             _set(["params", "random_state"], {"random_state": {}}),
             "not a valid RandomState state|should be a RandomState",
         ),
+        (
+            _set(["arrays", "labels.classes", "dtype"], "<U0"),
+            "of 0 bytes per item",
+        ),
+        (
+            _set(["arrays", "spare"], {"dtype": "<f8", "shape": [0, 2**61, 2**61]}),
+            "larger than any array can be",
+        ),
+        (
+            _set(["state", "training", "progress", "no_improvement"], 2**31),
+            r"no_improvement should be an integer in \[0, 2147483647\]",
+        ),
     ],
     ids=[
         "newer_version",
@@ -181,6 +197,9 @@ def _set(path, value):
         "declared_shape",
         "huge_shape",
         "random_state",
+        "empty_string_dtype",
+        "impossible_shape",
+        "no_improvement",
     ],
 )
 def test_invalid_manifest(edit, match, dense_file, tmp_path):
@@ -191,6 +210,92 @@ def test_invalid_manifest(edit, match, dense_file, tmp_path):
 def test_manifest_not_json(dense_file, tmp_path):
     path = rewrite(dense_file, tmp_path / "bad.skd", {"manifest.json": b"{not json"})
     assert_refused(path, "not valid JSON")
+
+
+@settings(max_examples=10, deadline=None)
+@given(depth=st.integers(101, 3000), key=st.sampled_from(["alpha", "max_iter"]))
+def test_manifest_nested_too_deep_is_refused(depth, key, dense_file, tmp_path_factory):
+    """No reader recurses into it: refused as JSON, never a RecursionError."""
+    tmp_path = tmp_path_factory.mktemp("deep")
+    text = read_members(dense_file)["manifest.json"].decode()
+    value = json.dumps(json.loads(text)["params"][key])
+    nested = "[" * depth + value + "]" * depth
+    edited = text.replace(f'"{key}": {value}', f'"{key}": {nested}', 1)
+    assert edited != text
+    path = rewrite(dense_file, tmp_path / "deep.skd", {"manifest.json": edited})
+    assert_refused(path, "not valid JSON.*nested deeper than 100 levels")
+
+
+@pytest.mark.parametrize("key", ["format_version", "max_iter", "estimator"])
+def test_manifest_repeating_a_key_is_refused(key, dense_file, tmp_path):
+    """Readers differ on which of two values wins: neither is taken."""
+    text = read_members(dense_file)["manifest.json"].decode()
+    assert f'"{key}": ' in text
+    edited = text.replace(f'"{key}": ', f'"{key}": "other", "{key}": ', 1)
+    path = rewrite(dense_file, tmp_path / "twice.skd", {"manifest.json": edited})
+    assert_refused(path, f"the key '{key}' appears more than once")
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize("nested", [False, True], ids=["file", "state.npz"])
+def test_a_member_compressed_without_a_bound_is_refused(
+    method, nested, dense_file, tmp_path
+):
+    """bzip2 and LZMA members, in the file or in its arrays' archive, are never
+    decompressed (a few hundred bytes of them can inflate to gigabytes)."""
+    members = read_members(dense_file)
+    buffer = io.BytesIO()
+    if nested:
+        inner = read_members(members["state.npz"])
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in inner.items():
+                archive.writestr(name, data, compress_type=method)
+        members["state.npz"] = buffer.getvalue()
+        buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            compression = zipfile.ZIP_DEFLATED if nested else method
+            archive.writestr(name, data, compress_type=compression)
+    path = tmp_path / "compressed.skd"
+    path.write_bytes(buffer.getvalue())
+    assert_refused(path, f"compressed with method {method}; only stored")
+
+
+def _load_in_thread(path, seconds=20):
+    """``load(path)``'s exception, failing the test if it blocks."""
+    outcome = []
+
+    def target():
+        try:
+            load(path)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"load({str(path)!r}) blocked for {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    path = tmp_path / "pipe.skd"
+    os.mkfifo(path)
+    error = _load_in_thread(path)
+    assert isinstance(error, ModelFileError), repr(error)
+    assert "a named pipe, not a regular file" in str(error) and str(path) in str(error)
+
+
+def test_a_folder_or_a_device_is_refused(tmp_path):
+    error = _load_in_thread(tmp_path)
+    assert isinstance(error, ModelFileError), repr(error)
+    assert "it is a folder, not a regular file" in str(error)
+    if os.path.exists(os.devnull) and os.name == "posix":
+        error = _load_in_thread(os.devnull)
+        assert isinstance(error, ModelFileError), repr(error)
+        assert "a device or socket" in str(error)
 
 
 def test_architecture_of_another_network_is_refused(dense_file, data, tmp_path):

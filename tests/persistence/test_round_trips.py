@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import sk_keras_digits
@@ -441,6 +443,49 @@ def test_lambda_network_is_refused_unless_allowed(data, tmp_path):
     assert_same_estimator(est, load(path, allow_unsafe=True), X)
     # The caller's own builder needs no code from the file.
     assert_same_estimator(est, load(path, network=lambda_network), X)
+
+
+@pytest.fixture(scope="module")
+def lambda_file(data, tmp_path_factory):
+    est = KerasDigitClassifier(**{**SMALL, "network": lambda_network}).fit(*data)
+    path = tmp_path_factory.mktemp("lambda") / "lambda.skd"
+    save(est, path)
+    return path
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    allow_unsafe=st.one_of(
+        st.text(),
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.lists(st.integers(), max_size=2),
+        st.none(),
+        st.sampled_from(["no", "False", "false", "0", "yes", 1, 0, 1.0]),
+    )
+)
+def test_only_a_boolean_allow_unsafe_is_taken(allow_unsafe, lambda_file):
+    """A truthy string such as "no" never turns Keras' safe mode off."""
+    with pytest.raises(TypeError, match="load's allow_unsafe should be True or False"):
+        load(lambda_file, allow_unsafe=allow_unsafe)
+    assert load(lambda_file, allow_unsafe=np.bool_(True)).network is not None
+
+
+@pytest.mark.parametrize(
+    "argument, value, expected",
+    [
+        ("callbacks", 5, "a list or None"),
+        ("callbacks", (keras.callbacks.History(),), "a list or None"),
+        ("custom_objects", 5, "a dict or None"),
+        ("custom_objects", ["Dense"], "a dict or None"),
+        ("network", "wide_network", "a callable or None"),
+    ],
+)
+def test_load_arguments_of_the_wrong_type_are_refused_first(
+    argument, value, expected, dense_file
+):
+    with pytest.raises(TypeError, match=rf"load's {argument} should be {expected}"):
+        load(dense_file, **{argument: value})
 
 
 def test_unknown_custom_layer_is_refused_unless_given(data, tmp_path):

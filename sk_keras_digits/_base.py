@@ -153,9 +153,9 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if not state.weights.all_finite():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may "
-                "contain large values and need to be preprocessed (scale them), or "
-                f"the learning rate may be too high ({self._learning_rate_setting()})."
-                " The estimator keeps its previous state."
+                f"contain large values and need to be preprocessed. "
+                f"{self._divergence_remedy()}. The estimator keeps its previous "
+                "state."
             )
         self._state = state
         self._network = network
@@ -190,6 +190,8 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     # -- validation ------------------------------------------------------------
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
+        if isinstance(sizes, np.ndarray) and sizes.ndim == 0:
+            sizes = sizes.item()  # a 0-d array: one width, as an int would be
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
@@ -239,10 +241,18 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             return network
         if self.network is None:
             units = self._fitted_units()
+            if hidden != units[1:-1]:
+                raise ValueError(
+                    f"hidden_layer_sizes={self.hidden_layer_sizes!r}, but the fitted "
+                    f"network has hidden layers of widths {tuple(units[1:-1])}: "
+                    "warm_start and partial_fit continue the fitted network. Set "
+                    f"hidden_layer_sizes={tuple(units[1:-1])!r}, or warm_start=False "
+                    "and fit to train a new network."
+                )
             return self._new_network(units, labels.out_activation, dtype)
-        network = getattr(self, "_network", None)
-        if network is None:
-            network = self._get_network()
+        cached = getattr(self, "_network", None)
+        network = self._get_network()
+        if network is not cached:
             network.build_model(self._state.weights)
         return network
 
@@ -467,10 +477,16 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         return ValueError(
             "Solver produced non-finite parameter weights. The input data may "
             "contain large values and need to be preprocessed. Training diverged: "
-            f"the loss became NaN or infinite after {epoch} iteration(s). Lower the "
-            f"learning rate ({self._learning_rate_setting()}) or scale X.{hint} The "
-            "estimator keeps its previous state."
+            f"the loss became NaN or infinite after {epoch} iteration(s). "
+            f"{self._divergence_remedy()}.{hint} The estimator keeps its previous "
+            "state."
         )
+
+    def _divergence_remedy(self):
+        """What to change after a fit diverged: lbfgs has no learning rate."""
+        if isinstance(self.solver, str) and self.solver == "lbfgs":
+            return f"Scale X, or lower the penalty (alpha={self.alpha})"
+        return f"Lower the learning rate ({self._learning_rate_setting()}) or scale X"
 
     def _learning_rate_setting(self):
         """Where this fit's learning rate comes from, for messages."""
@@ -504,17 +520,46 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         return outputs
 
     def _get_network(self):
-        """The fitted network object (rebuilt after unpickling or loading)."""
+        """The fitted network object (rebuilt after unpickling or loading).
+
+        A custom network is rebuilt too once its builder is not the one that
+        built it (``set_params(network=...)`` or ``network__units=...``), so
+        that an estimator predicts the same before and after pickling; the
+        rebuilt network must hold the fitted weights. The default network is
+        rebuilt with another ``activation``, which predictions use as
+        MLPClassifier's do, so that ``model_`` computes them too.
+        """
         network = getattr(self, "_network", None)
-        if network is None:
+        custom = self.network is not None
+        if (
+            network is None
+            or (custom and not network.built_by(self.network))
+            or (not custom and network.activation != self.activation)
+        ):
             state = self._state
             network = self._new_network(
                 self._fitted_units(),
                 state.labels.out_activation,
                 state.weights.params[0].dtype.name,
             )
+            if custom:
+                self._check_holds_fitted_weights(network)
             self._network = network
+            self._model = None
         return network
+
+    def _check_holds_fitted_weights(self, network):
+        """Refuse a rebuilt custom network whose variables differ from the fit's."""
+        weights = self._state.weights
+        fitted = [p.shape for p in weights.params] + [b.shape for b in weights.buffers]
+        built = [shape for shape, _ in network.param_shapes + network.buffer_shapes]
+        if built != fitted:
+            raise ValueError(
+                f"network={self.network!r} now builds a network with variables of "
+                f"shapes {built}, but the fitted weights have shapes {fitted}: its "
+                "parameters changed since the fit. Set them back, or fit again "
+                "(with warm_start=False)."
+            )
 
     def _validate_for_predict(self, X):
         check_is_fitted(self)
@@ -566,8 +611,9 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     def model_(self):
         """The trained ``keras.Model`` (built on first access)."""
         check_is_fitted(self)
+        network = self._get_network()  # forgets a model of an older network
         if getattr(self, "_model", None) is None:
-            self._model = self._get_network().build_model(self._state.weights)
+            self._model = network.build_model(self._state.weights)
         return self._model
 
     def __sklearn_is_fitted__(self):

@@ -10,6 +10,8 @@ model it had before (normally none): a fitted estimator's callbacks hold no
 Keras model, so cloning or copying it stays cheap.
 """
 
+import contextlib
+
 from ._backends import import_keras
 from ._network import assign_variables, variable_values
 from ._state import LEARNING_RATE_TOO_SMALL, RUNNING
@@ -32,6 +34,7 @@ class EpochReporter:
         if estimator.callbacks:
             keras = import_keras()
 
+            _refuse_optimizer_callbacks(keras, estimator.callbacks)
             self._previous_models = [
                 (callback, callback.model) for callback in estimator.callbacks
             ]
@@ -47,8 +50,13 @@ class EpochReporter:
                     "verbose": int(bool(self.verbose)),
                 }
             )
-            self.callbacks.on_train_begin()
-            self.callbacks.on_epoch_begin(0)
+            try:
+                with _no_optimizer_explained():
+                    self.callbacks.on_train_begin()
+                    self.callbacks.on_epoch_begin(0)
+            except BaseException:
+                self.detach()
+                raise
 
     def __call__(self, epoch, log, weights):
         estimator = self.estimator
@@ -64,10 +72,11 @@ class EpochReporter:
         if estimator.early_stopping:
             logs[f"val_{self.network.loss.score_name}"] = log.scores[-1]
         assign_variables(self.model, weights)
-        self.callbacks.on_epoch_end(epoch, logs)
-        if self.model.stop_training:
-            return True
-        self.callbacks.on_epoch_begin(epoch + 1)
+        with _no_optimizer_explained():
+            self.callbacks.on_epoch_end(epoch, logs)
+            if self.model.stop_training:
+                return True
+            self.callbacks.on_epoch_begin(epoch + 1)
         return False
 
     def _print_trigger(self, log):
@@ -94,7 +103,8 @@ class EpochReporter:
             return weights
         assign_variables(self.model, weights)
         try:
-            self.callbacks.on_train_end()
+            with _no_optimizer_explained():
+                self.callbacks.on_train_end()
         finally:
             self.detach()
         return variable_values(self.model)
@@ -105,3 +115,43 @@ class EpochReporter:
             return
         for callback, model in self._previous_models:
             callback.set_model(model)
+
+
+#: What to use instead of a callback that sets the optimizer's learning rate.
+_LEARNING_RATE_INSTEAD = (
+    "For a learning rate that changes during training use "
+    "learning_rate='adaptive' or 'invscaling' (solver='sgd'), or a Keras "
+    "optimizer with a learning-rate schedule "
+    "(solver=keras.optimizers.SGD(learning_rate=schedule))."
+)
+
+
+def _refuse_optimizer_callbacks(keras, callbacks):
+    """Refuse, before training, Keras' callbacks that set the optimizer's
+    learning rate: the solver runs inside the compiled program."""
+    setting = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
+    refused = [type(c).__name__ for c in callbacks if isinstance(c, setting)]
+    if refused:
+        raise ValueError(
+            f"callbacks holds {', '.join(refused)}, which set the Keras model's "
+            "optimizer's learning rate; a fit trains inside a compiled program, "
+            f"and its callbacks see a model without an optimizer. "
+            f"{_LEARNING_RATE_INSTEAD}"
+        )
+
+
+@contextlib.contextmanager
+def _no_optimizer_explained():
+    """A callback reading ``model.optimizer`` fails with a ValueError that says
+    why the model it sees has none."""
+    try:
+        yield
+    except AttributeError as exc:
+        if "optimizer" not in str(exc):
+            raise
+        raise ValueError(
+            f"A callback in callbacks reads the Keras model's optimizer ({exc}); "
+            "a fit trains inside a compiled program, and its callbacks see a "
+            "model without an optimizer (they get the epoch's loss, learning "
+            f"rate and validation score in logs). {_LEARNING_RATE_INSTEAD}"
+        ) from exc

@@ -7,6 +7,7 @@ Keras (not a backend's own library: what differs between backends is in
 :func:`~sk_keras_digits._backends._imports.imported`.
 """
 
+import collections
 import contextlib
 import random
 import sys
@@ -19,6 +20,8 @@ global_state = imported("keras.src.backend.common.global_state")
 
 _SEED_GENERATOR_ATTRIBUTE = "global_seed_generator"
 _DTYPE_POLICY_ATTRIBUTE = "dtype_policy"
+# Keras' counters of automatic names ("dense", "dense_1", ...).
+_NAME_COUNTERS_ATTRIBUTE = "object_name_uids"
 
 # Keras draws default seeds (initializers, Dropout) from Python's global
 # `random`, which every thread shares: builds take turns.
@@ -36,9 +39,10 @@ def network_build_scope(seed, dtype):
     Inside the scope, Keras initializers and layers created without an explicit
     seed draw from a seed generator seeded with ``seed``, and layers created
     without an explicit dtype use ``dtype``. On exit everything the scope
-    changed is restored: Keras' (thread-local) global seed generator and dtype
-    policy, and the state of Python's :mod:`random` module, which Keras uses to
-    pick default seeds for layers such as ``Dropout``.
+    changed is restored: Keras' (thread-local) global seed generator, dtype
+    policy and counters of automatic layer names, and the state of Python's
+    :mod:`random` module, which Keras uses to pick default seeds for layers
+    such as ``Dropout``.
 
     The backend's own build scope applies too (``build_scope`` of
     :mod:`sk_keras_digits._backends`): on TensorFlow every variable gets one
@@ -59,10 +63,17 @@ def network_build_scope(seed, dtype):
             _SEED_GENERATOR_ATTRIBUTE
         )
         previous_policy = global_state.get_global_attribute(_DTYPE_POLICY_ATTRIBUTE)
+        previous_names = global_state.get_global_attribute(_NAME_COUNTERS_ATTRIBUTE)
         python_random_state = random.getstate()
         try:
             with backend.build_scope(dtype):
                 random.seed(seed)
+                # Automatic names count on from the user's counters, in a copy:
+                # the user's next layer is named as if nothing had been built.
+                global_state.set_global_attribute(
+                    _NAME_COUNTERS_ATTRIBUTE,
+                    collections.defaultdict(int, previous_names or {}),
+                )
                 global_state.set_global_attribute(
                     _SEED_GENERATOR_ATTRIBUTE,
                     keras.random.SeedGenerator(seed, name=_SEED_GENERATOR_NAME),
@@ -76,6 +87,7 @@ def network_build_scope(seed, dtype):
                 _SEED_GENERATOR_ATTRIBUTE, previous_generator
             )
             global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
+            global_state.set_global_attribute(_NAME_COUNTERS_ATTRIBUTE, previous_names)
             random.setstate(python_random_state)
 
 

@@ -203,7 +203,17 @@ class KerasOptimizer(_Solver):
 
     def new_optimizer(self):
         """A fresh, unbuilt optimizer of the user's class and config."""
-        return self.optimizer_class.from_config(self.config)
+        try:
+            return self.optimizer_class.from_config(self.config)
+        except Exception as exc:
+            raise ValueError(
+                f"solver={self.label} cannot be rebuilt from its get_config() "
+                f"({type(exc).__name__}: {str(exc)[:200]}): a fit trains a fresh "
+                "copy of the optimizer, so an optimizer that wraps another "
+                "(LossScaleOptimizer) or takes its learning rate as a function "
+                "is not supported. Pass the optimizer itself, with a number or a "
+                "keras.optimizers.schedules schedule as its learning rate."
+            ) from exc
 
     def initial_state(self, weights):
         """The state of a fresh optimizer built for ``weights``' parameters."""
@@ -321,15 +331,29 @@ def build_optimizer(solver, shapes, dtype):
 
 
 def _initial_values(solver, shapes, dtype):
-    """A fresh optimizer's variable values, read-only (every fit shares them)."""
-    from ._backends import current
+    """A fresh optimizer's variable values, read-only (every fit shares them).
 
-    optimizer, _ = build_optimizer(solver, shapes, dtype)
-    values = []
-    for variable in optimizer.variables:
-        value = np.array(current().to_numpy(variable.value))
-        value.flags.writeable = False
-        values.append(value)
+    The optimizer then applies one step of zero gradients to its variables:
+    one that cannot update weights of this dtype on this backend is refused
+    here, naming the solver, before any training.
+    """
+    from ._backends import current, name
+
+    optimizer, variables = build_optimizer(solver, shapes, dtype)
+    try:
+        values = []
+        for variable in optimizer.variables:
+            value = np.array(current().to_numpy(variable.value))
+            value.flags.writeable = False
+            values.append(value)
+        with current().compute_scope(dtype):
+            optimizer.apply([np.zeros(v.shape, dtype) for v in variables], variables)
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise ValueError(
+            f"solver={solver.label} cannot train {dtype} weights on {name()}: "
+            f"Keras' optimizer failed to apply one update ({problem[:300]})."
+        ) from exc
     return tuple(values)
 
 

@@ -188,12 +188,25 @@ class CustomNetwork:
 
     def __init__(self, builder, n_features, n_outputs, out_activation, dtype):
         self.builder = builder
+        #: The builder's parameters when it built this network (a searchable
+        #: network object's ``get_params(deep=True)``; None for a function).
+        self.builder_params = _builder_params(builder)
         self.n_features = n_features
         self.n_outputs = n_outputs
         self.out_activation = out_activation
         self.dtype = dtype
         self.model = None
         self.trace_key = None
+
+    def built_by(self, builder):
+        """Whether ``builder``, as it is now, is the one that built this network.
+
+        False once the estimator's ``network`` is another object, or the same
+        network object with other parameters (``set_params(network__units=4)``).
+        """
+        return builder is self.builder and _same_params(
+            _builder_params(builder), self.builder_params
+        )
 
     def build(self, seed):
         """Call the builder reproducibly and check what it returned.
@@ -225,6 +238,7 @@ class CustomNetwork:
                     "weights: there is nothing to fit. Return a model with at "
                     "least one trainable layer (e.g. a keras.layers.Dense)."
                 )
+            _check_one_dtype(model, self.builder, self.dtype)
             try:
                 spec = model.compute_output_spec(
                     keras.KerasTensor((None, self.n_features), dtype=self.dtype)
@@ -389,6 +403,50 @@ def _assign(model, weights):
         model.non_trainable_variables, weights.buffers, strict=True
     ):
         variable.assign(value)
+
+
+def _builder_params(builder):
+    """A network object's ``get_params(deep=True)``; None for a function."""
+    get_params = getattr(builder, "get_params", None)
+    return dict(get_params(deep=True)) if callable(get_params) else None
+
+
+def _same_params(a, b):
+    """Whether two parameter dicts hold the same values (objects by identity
+    where they do not compare, arrays by their values)."""
+    if a is None or b is None:
+        return a is b
+    if a.keys() != b.keys():
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if value is other:
+            continue
+        try:
+            if type(value) is not type(other) or not bool(np.all(value == other)):
+                return False
+        except Exception:  # values that do not compare: not the same
+            return False
+    return True
+
+
+def _check_one_dtype(model, builder, dtype):
+    """Refuse a network whose variables are not all of one dtype.
+
+    The parameters train as one flat vector of one dtype; a layer given its
+    own ``dtype=`` keeps its variables in that dtype while the others follow
+    X's, and no solver can update them together.
+    """
+    for variable in model.variables:
+        floating = "float" in str(variable.dtype)  # not a seed generator's state
+        if floating and variable.dtype != dtype:
+            raise ValueError(
+                f"The network returned by {builder!r} keeps the variable "
+                f"{variable.path!r} in {variable.dtype}, where X is {dtype}: every "
+                "variable must be of X's dtype. Remove the layer's own dtype= "
+                "(layers without one follow X's dtype), or give X in "
+                f"{variable.dtype}."
+            )
 
 
 def _structure_fingerprint(model):

@@ -158,7 +158,10 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
         early stopping, ``val_r2``. ``model.stop_training = True`` stops
         training. Batch-level hooks are not called: batches run inside the
         compiled loop. After fit each callback holds the model it held before
-        (normally none): its own counters and state are kept.
+        (normally none): its own counters and state are kept. The model has
+        no optimizer (the solver runs in the compiled loop): callbacks that
+        set its learning rate (``ReduceLROnPlateau``,
+        ``LearningRateScheduler``) are refused with a ``ValueError``.
 
     Attributes
     ----------

@@ -153,3 +153,108 @@ def test_prediction_checks_its_input_as_validate_data(
         assert (array is X) == (expected_array is X)
         assert array.dtype == expected_array.dtype
         np.testing.assert_array_equal(array, expected_array)
+
+
+# -- continuing a fit: the fitted network, as it is -------------------------------
+def _fit_quietly(estimator, method, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return getattr(estimator, method)(X, y)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("sizes", [(5,), (8, 4), [7, 7], 3])
+def test_continuing_with_other_hidden_layer_sizes_is_refused(
+    method, sizes, small_digits, tmp_path
+):
+    """warm_start and partial_fit continue the fitted network: other widths are
+    refused (MLPClassifier kept the old ones silently, or failed), and the
+    estimator keeps its fit, which saves."""
+    from sk_keras_digits import save
+
+    X, y = small_digits
+    est = _fit_quietly(
+        KerasDigitClassifier(
+            hidden_layer_sizes=(7,), max_iter=2, warm_start=True, random_state=0
+        ),
+        "fit",
+        X,
+        y,
+    )
+    before = est.predict_proba(X)
+    est.set_params(hidden_layer_sizes=sizes)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=.*widths \(7,\)"):
+        _fit_quietly(est, method, X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    est.set_params(hidden_layer_sizes=np.array([7]))  # the same widths, spelt so
+    _fit_quietly(est, method, X, y)
+    save(est, tmp_path / "continued.skd")
+
+
+@settings(max_examples=8, deadline=None)
+@given(width=st.integers(1, 12))
+def test_a_0d_array_is_one_width(width, small_digits):
+    X, y = small_digits
+    est = KerasDigitClassifier(hidden_layer_sizes=np.array(width), max_iter=1)
+    _fit_quietly(est, "fit", X[:50], y[:50])
+    assert [c.shape for c in est.coefs_] == [(64, width), (width, 10)]
+
+
+def test_a_custom_network_changed_after_the_fit_is_refused_before_and_after_pickling(
+    small_digits,
+):
+    """``set_params(network__units=...)`` after a fit: predicting, pickling and
+    continuing give the same clear error; setting it back restores the fit."""
+    import pickle
+
+    from tests._networks import SmallDense
+
+    X, y = small_digits
+    est = _fit_quietly(
+        KerasDigitClassifier(
+            network=SmallDense(6), max_iter=2, warm_start=True, random_state=0
+        ),
+        "fit",
+        X,
+        y,
+    )
+    before = est.predict_proba(X)
+    est.set_params(network__units=4)
+    message = r"network=SmallDense\(units=4\) now builds .* parameters changed"
+    for call in (
+        lambda: est.predict(X),
+        lambda: pickle.loads(pickle.dumps(est)).predict(X),
+        lambda: _fit_quietly(est, "fit", X, y),
+        lambda: _fit_quietly(est, "partial_fit", X, y),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+    est.set_params(network__units=6)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict_proba(X), before)
+
+
+def test_model_computes_the_predictions_after_another_activation(small_digits):
+    """Predictions use the current activation, as MLPClassifier's; model_ too."""
+    X, y = small_digits
+    est = _fit_quietly(
+        KerasDigitClassifier(hidden_layer_sizes=(7,), max_iter=2, random_state=0),
+        "fit",
+        X,
+        y,
+    )
+    assert est.model_ is est.model_  # built and cached, with the fitted activation
+    est.set_params(activation="tanh")
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(np.asarray(est.model_(X)), proba, rtol=1e-12)
+    assert est.model_.layers[1].activation.__name__ == "tanh"
+
+
+def test_a_diverged_lbfgs_fit_names_its_penalty_not_a_learning_rate(small_digits):
+    X, y = small_digits
+    est = KerasDigitClassifier(solver="lbfgs", alpha=1e300, max_iter=5)
+    penalty = r"lower the penalty \(alpha=1e\+300\)"
+    with pytest.raises(ValueError, match=penalty) as info:
+        est.fit(X, y)
+    assert "learning_rate" not in str(info.value)

@@ -144,3 +144,55 @@ def test_callbacks_hold_no_model_after_a_failed_fit(small_digits):
     with pytest.raises(RuntimeError, match="boom"):
         KerasDigitClassifier(**QUICK, callbacks=[boom]).fit(X, y)
     assert boom.model is None
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [
+        lambda: keras.callbacks.ReduceLROnPlateau(monitor="loss"),
+        lambda: keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate),
+    ],
+    ids=["ReduceLROnPlateau", "LearningRateScheduler"],
+)
+def test_callbacks_setting_the_learning_rate_are_refused_before_training(
+    callback, small_digits
+):
+    X, y = small_digits
+    est = KerasDigitClassifier(**{**QUICK, "max_iter": 2}).fit(X, y)
+    before = est.predict_proba(X)
+    callback = callback()
+    est.set_params(callbacks=[keras.callbacks.History(), callback])
+    name = type(callback).__name__
+    with pytest.raises(ValueError, match=rf"callbacks holds {name}.*learning_rate="):
+        est.fit(X, y)
+    assert callback.model is None
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("hook", ["on_train_begin", "on_epoch_end", "on_train_end"])
+def test_a_callback_reading_the_optimizer_gets_an_explained_error(hook, small_digits):
+    X, y = small_digits
+
+    class ReadsOptimizer(keras.callbacks.Callback):
+        pass
+
+    def read(self, *args, **kwargs):
+        return self.model.optimizer.learning_rate
+
+    setattr(ReadsOptimizer, hook, read)
+    callback = ReadsOptimizer()
+    est = KerasDigitClassifier(**{**QUICK, "max_iter": 2}, callbacks=[callback])
+    with pytest.raises(ValueError, match="reads the Keras model's optimizer"):
+        est.fit(X, y)
+    assert callback.model is None
+
+
+def test_an_attribute_error_of_a_callback_is_its_own(small_digits):
+    X, y = small_digits
+
+    class Broken(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise AttributeError("no attribute 'colour'")
+
+    with pytest.raises(AttributeError, match="colour"):
+        KerasDigitClassifier(**QUICK, callbacks=[Broken()]).fit(X, y)

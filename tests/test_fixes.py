@@ -25,6 +25,18 @@ def test_build_scope_restores_everything_it_changes():
     assert random.getstate() == python_state
 
 
+def test_build_scope_leaves_the_users_automatic_names_alone():
+    """Names count on inside the scope (no clash with the user's layers), and
+    the user's counters are as they were: their next layer is named as if
+    nothing had been built."""
+    first = keras.layers.Dense(1).name
+    counters = dict(global_state.get_global_attribute("object_name_uids"))
+    with network_build_scope(0, "float32"):
+        inside = [keras.layers.Dense(1).name for _ in range(3)]
+    assert first not in inside and len(set(inside)) == 3
+    assert dict(global_state.get_global_attribute("object_name_uids")) == counters
+
+
 def test_build_scope_is_deterministic():
     kernels = []
     for _ in range(2):

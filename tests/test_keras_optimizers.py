@@ -284,6 +284,42 @@ def test_invalid_solvers_are_rejected(small_digits):
         estimator(keras.optimizers.Adam(use_ema=True)).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "solver, match",
+    [
+        (
+            lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)),
+            r"solver=<LossScaleOptimizer> cannot (be rebuilt|train float64)",
+        ),
+        (
+            lambda: keras.optimizers.Adam(lambda: 0.01),
+            r"solver=<Adam> cannot be rebuilt from its get_config\(\)",
+        ),
+    ],
+    ids=["wrapper", "function_rate"],
+)
+def test_optimizers_a_fit_cannot_rebuild_are_refused_naming_the_solver(
+    solver, match, small_digits
+):
+    X, y = small_digits
+    est = fit(estimator("adam"), X, y)
+    before = est.predict_proba(X)
+    with pytest.raises(ValueError, match=match):
+        est.set_params(solver=solver()).fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+def test_an_optimizer_that_cannot_update_this_dtype_is_refused_first(small_digits):
+    """Keras' Muon cannot update float64 variables on TensorFlow: refused
+    before training, naming the solver, the dtype and the backend."""
+    X, y = small_digits
+    muon = estimator(keras.optimizers.Muon(0.01))
+    if keras.backend.backend() == "tensorflow":
+        with pytest.raises(ValueError, match="<Muon> cannot train float64 weights"):
+            muon.fit(X, y)
+    fit(muon, X.astype(np.float32), y)  # float32 trains on every backend
+
+
 def test_partial_fit_is_available_and_float32_data_train(small_digits):
     X, y = small_digits
     est = estimator(keras.optimizers.Adam(1e-2))

@@ -282,3 +282,26 @@ def test_a_network_without_trainable_weights_is_refused():
     with pytest.raises(ValueError, match="no trainable weights") as info:
         network.build(0)
     assert "build" in str(info.value)
+
+
+@pytest.mark.parametrize("data_dtype", ["float64", "float32"])
+def test_a_layer_with_its_own_dtype_is_refused_naming_it(data_dtype, small_digits):
+    """Variables train as one vector of X's dtype: a layer keeping its own
+    dtype is refused before training, with what to change."""
+    from sk_keras_digits import KerasDigitClassifier
+
+    own = "float16" if data_dtype == "float32" else "float32"
+
+    def network(n_in, n_out, activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_in,)),
+                keras.layers.Dense(4, dtype=own, name="own"),
+                keras.layers.Dense(n_out, activation=activation),
+            ]
+        )
+
+    X, y = small_digits
+    est = KerasDigitClassifier(network=network, max_iter=1)
+    with pytest.raises(ValueError, match=rf"'[\w/]*own/kernel' in {own}, where X is"):
+        est.fit(X.astype(data_dtype), y)

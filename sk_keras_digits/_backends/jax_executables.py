@@ -148,6 +148,12 @@ class Executables:
                 else:
                     self.loaded += 1
                     return compiled
+        if jax.config.jax_disable_jit:
+            raise RuntimeError(
+                "jax.config.jax_disable_jit is True, but a fit and a prediction run "
+                "as compiled programs: set it back with "
+                "jax.config.update('jax_disable_jit', False)."
+            )
         compiled = self.jitted.lower(*args, **static).compile()
         self.compiled += 1
         if cache is not None:

@@ -384,3 +384,14 @@ def test_dense_product_has_the_product_s_value_and_gradients(rows, n_in, n_out, 
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(plain), strict=True):
         assert np.asarray(a).dtype == np.dtype(dtype)
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(rows, n_in))
+
+
+def test_jit_disabled_by_the_user_gives_a_clear_error(small_digits, monkeypatch):
+    """A new program needs jit; the user's setting is named, and left as it is."""
+    X, y = small_digits
+    est = KerasDigitClassifier(hidden_layer_sizes=(3,), max_iter=1, batch_size=37)
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", "0")
+    with jax.disable_jit():
+        with pytest.raises(RuntimeError, match="jax_disable_jit is True"):
+            est.fit(X[:41], y[:41])
+        assert jax.config.jax_disable_jit

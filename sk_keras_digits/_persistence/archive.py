@@ -20,6 +20,7 @@ itself, ``model.keras``, a pipeline's steps), member by member through
 
 import io
 import math
+import struct
 import zipfile
 
 import numpy as np
@@ -34,6 +35,14 @@ _CHUNK = 1 << 20
 # chunks, but a bzip2 or LZMA member decompresses each 1 MiB of input in one
 # unbounded call (a few hundred bytes can inflate to gigabytes).
 _COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+#: Most members, and bytes of central directory, an archive may declare: a
+#: model file and its nested archives hold a few to a few hundred members.
+MAX_MEMBERS = 65_535
+MAX_DIRECTORY_BYTES = 16 * 2**20
+# Bytes of a zip's end-of-directory record without its comment, and of the
+# zip64 locator that precedes it.
+_END_RECORD = 22
+_ZIP64_LOCATOR = 20
 # Most bytes an .npy header takes (NumPy's own limit on what it parses).
 NPY_HEADER_LIMIT = 10_000
 # Room for a zip member's local header, central-directory entry and name.
@@ -126,6 +135,7 @@ def open_zip(source, what):
     """
     if isinstance(source, bytes):
         source = io.BytesIO(source)
+    _check_directory(source, what)
     try:
         archive = zipfile.ZipFile(source)
     except Exception as exc:
@@ -145,6 +155,43 @@ def open_zip(source, what):
             "read (Python decompresses the others without a bound on their size)."
         )
     return archive
+
+
+def _check_directory(file, what):
+    """Refuse an archive whose central directory declares more than
+    :data:`MAX_MEMBERS` members or :data:`MAX_DIRECTORY_BYTES` bytes.
+
+    Read from the end-of-directory records before :mod:`zipfile` reads the
+    directory itself, which holds every member's entry in memory (about ten
+    times its bytes): a small file of millions of empty members would cost
+    gigabytes. An archive without an end record is left to :mod:`zipfile`
+    to refuse.
+    """
+    end = file.seek(0, io.SEEK_END)
+    tail = min(end, _END_RECORD + 0xFFFF + _ZIP64_LOCATOR)
+    file.seek(end - tail)
+    data = file.read(tail)
+    file.seek(0)
+    at = data.rfind(b"PK\x05\x06", 0, max(len(data) - _END_RECORD + 4, 0))
+    if at < 0:
+        return
+    members, size = struct.unpack_from("<HI", data, at + 10)
+    locator = at - _ZIP64_LOCATOR
+    if (members == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0:
+        if data[locator : locator + 4] == b"PK\x06\x07":
+            (record,) = struct.unpack_from("<Q", data, locator + 8)
+            if record + 56 <= end:
+                file.seek(record)
+                zip64 = file.read(56)
+                file.seek(0)
+                if len(zip64) == 56 and zip64[:4] == b"PK\x06\x06":
+                    members, size = struct.unpack_from("<QQ", zip64, 32)
+    if members > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
+        raise Refused(
+            f"{what} declares {members} members in a directory of {size} bytes; "
+            f"at most {MAX_MEMBERS} members and {MAX_DIRECTORY_BYTES} bytes are "
+            "read (a model file holds a few)."
+        )
 
 
 def check_names(archive, expected, what, optional=()):

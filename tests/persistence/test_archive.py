@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sk_keras_digits._persistence.archive import (
+    MAX_MEMBERS,
     Refused,
     check_names,
     npy_size,
@@ -123,3 +124,28 @@ def test_read_npy_refuses_an_array_numpy_cannot_make():
     with open_zip(data, "test") as archive:
         with pytest.raises(Refused, match="u is corrupted.*itemsize cannot be zero"):
             read_npy(archive, "u.npy", np.dtype("<U0"), (3,), "u")
+
+
+@pytest.mark.parametrize("members", [MAX_MEMBERS + 1, 70_000])
+def test_a_directory_of_too_many_members_is_refused_before_it_is_read(members):
+    """zipfile would hold every entry in memory: the count is read first (from
+    the zip64 record past 65,535 members)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(members):
+            archive.writestr(str(i), b"")
+    data = buffer.getvalue()
+    with pytest.raises(Refused, match=rf"declares {members} members"):
+        open_zip(data, "test")
+
+
+def test_a_directory_of_long_names_is_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(300):
+            archive.writestr(f"{i}".ljust(60_000, "x"), b"")
+    with pytest.raises(Refused, match=r"in a directory of \d+ bytes"):
+        open_zip(buffer.getvalue(), "test")
+    # Just below the limits, an archive opens.
+    with open_zip(zip_bytes({str(i): b"" for i in range(1000)}), "test") as archive:
+        assert len(archive.namelist()) == 1000

@@ -578,13 +578,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             # prediction's time (65 of 85 us for one row).
             assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
             return X
-        return validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=_FLOAT_DTYPES,
-            reset=False,
-        )
+        # dtype="numeric", as MLPClassifier's predict: strings are refused
+        # (a list of float dtypes would convert them silently).
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return X if X.dtype in _FLOAT_DTYPES else X.astype(np.float64)
 
     # ---------------------------------------------------- fitted attributes
     # Views of the one fitted state (``_state``, a FittedState): nothing is

@@ -90,7 +90,17 @@ def dask_backend(client=None):
             "dask_backend expects client=None (the default client) or a "
             f"distributed.Client, got {client!r}."
         )
+    _check_open(client)
     return joblib.parallel_config(backend=_DaskTaskBackend(client))
+
+
+def _check_open(client):
+    """Refuse a client that was closed (its cluster may still run)."""
+    if client.status in ("closing", "closed"):
+        raise ValueError(
+            f"The Dask client {client!r} is {client.status}; dask_backend needs an "
+            "open client: create a new distributed.Client for the cluster."
+        )
 
 
 class _DaskTaskBackend(ParallelBackendBase):
@@ -111,6 +121,7 @@ class _DaskTaskBackend(ParallelBackendBase):
         self._futures = set()
 
     def effective_n_jobs(self, n_jobs):
+        _check_open(self.client)
         n_threads = sum(self.client.nthreads().values())
         if n_threads == 0:
             raise ValueError(

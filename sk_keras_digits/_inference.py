@@ -6,7 +6,7 @@ graph overhead, and sparse input is multiplied as it is. The activations are
 the functions the Keras layers of ``model_`` apply; ``tests/test_inference.py``
 checks that the results equal the Keras model's. A custom network predicts
 through its compiled program (:mod:`sk_keras_digits._training`), imported only
-then.
+then, in chunks of at most :data:`PREDICT_ROWS` rows padded to a power of two.
 """
 
 import numpy as np
@@ -91,7 +91,36 @@ def network_outputs(X, weights, *, activation, out_activation, network=None):
     from ._training import get_program
 
     weights = aligned_weights(network, weights)
-    if hasattr(X, "toarray"):
-        X = X.toarray()
-    X = np.asarray(X, dtype=network.compute_dtype)
-    return get_program(network).predict(weights, X)
+    program = get_program(network)
+    dtype = network.compute_dtype
+    n_samples = X.shape[0]
+    if n_samples == 0:
+        return np.asarray(program.predict(weights, np.zeros((0, X.shape[1]), dtype)))
+    outputs = None
+    for start in range(0, n_samples, PREDICT_ROWS):
+        part = X[start : start + PREDICT_ROWS]
+        if hasattr(part, "toarray"):
+            part = part.toarray()
+        part = np.asarray(part, dtype=dtype)
+        rows = part.shape[0]
+        size = _predict_rows(rows)
+        if size > rows:  # the last real row repeated: values the network takes
+            part = np.concatenate([part, np.repeat(part[-1:], size - rows, axis=0)])
+        chunk = np.asarray(program.predict(weights, part))[:rows]
+        if outputs is None:
+            outputs = np.empty((n_samples, *chunk.shape[1:]), chunk.dtype)
+        outputs[start : start + rows] = chunk
+    return outputs
+
+
+#: Most rows a custom network predicts in one compiled call: more are
+#: predicted in chunks of this many, so that memory stays bounded whatever
+#: the number of rows.
+PREDICT_ROWS = 1024
+
+
+def _predict_rows(rows):
+    """The rows of the call that predicts ``rows`` rows: the next power of two
+    (at least 8), so that a backend compiling one program per shape compiles
+    at most eight (8, 16, ..., 1024) for any number of rows."""
+    return max(8, 1 << (rows - 1).bit_length())

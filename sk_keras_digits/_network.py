@@ -267,16 +267,23 @@ class CustomNetwork:
         A network that forgets the output activation, or applies it to a
         hidden layer, would train on garbage. Its freshly built outputs are
         probed on the first rows of ``X`` and on the same rows scaled up
-        (where an unbounded output shows itself).
+        (where an unbounded output shows itself), unless the network refuses
+        inputs out of X's range (an ``Embedding`` of X's integer values).
         """
         keras = import_keras()
 
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
-        probe = np.concatenate([rows, 1e3 * rows, -1e3 * rows])
         with current().compute_scope(self.dtype):
-            outputs = np.asarray(keras.ops.convert_to_numpy(self.model(probe)))
+            outputs = np.asarray(keras.ops.convert_to_numpy(self.model(rows)))
+            try:
+                scaled = np.concatenate([1e3 * rows, -1e3 * rows])
+                scaled = np.asarray(keras.ops.convert_to_numpy(self.model(scaled)))
+            except Exception:  # a network for inputs of a range (an Embedding)
+                pass
+            else:
+                outputs = np.concatenate([outputs, scaled])
         outputs_dtype = outputs.dtype if outputs.dtype.kind == "f" else np.float64
-        outputs = outputs.astype(np.float64).reshape(len(probe), -1)
+        outputs = outputs.astype(np.float64).reshape(len(outputs), -1)
         tol = max(1e-6, 100 * float(np.finfo(outputs_dtype).eps))
         finite = np.isfinite(outputs).all(axis=1)
         if not finite[: len(rows)].all():

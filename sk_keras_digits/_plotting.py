@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import is_classifier, is_regressor
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
 #: Colours of correct and wrong predictions (matplotlib's tab:green and tab:red).
@@ -32,6 +33,13 @@ def _new_figure(fig, figsize):
     """``fig`` cleared of nothing, or a new pyplot figure of ``figsize``."""
     if fig is None:
         return _pyplot().figure(figsize=figsize, layout="constrained")
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(
+            f"fig must be a matplotlib Figure (or None), got {type(fig).__name__}. "
+            "Pass plt.figure() or matplotlib.figure.Figure()."
+        )
     if fig.axes:
         raise ValueError(
             f"fig must be an empty Figure; got one with {len(fig.axes)} Axes. "
@@ -40,7 +48,28 @@ def _new_figure(fig, figsize):
     return fig
 
 
+def _best(scores):
+    """Index of the highest score, NaN ignored (a diverged epoch, a failed
+    candidate); None when no score is a number."""
+    scores = np.asarray(scores, dtype=float)
+    if np.isnan(scores).all():
+        return None
+    return int(np.nanargmax(scores))
+
+
+def _check_axes(ax):
+    if ax is None:
+        return
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise TypeError(
+            f"ax must be a matplotlib Axes (or None), got {type(ax).__name__}."
+        )
+
+
 def _new_axes(ax, figsize):
+    _check_axes(ax)
     if ax is None:
         _, ax = _pyplot().subplots(figsize=figsize, layout="constrained")
     return ax
@@ -142,8 +171,9 @@ def plot_predictions(
     check_is_fitted(estimator)
     _check_positive_int(max_images, "max_images")
     _check_positive_int(n_cols, "n_cols")
-    X = np.asarray(X)
-    if X.ndim != 2:
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    if len(X.shape) != 2:
         raise ValueError(
             f"X must be 2-dimensional (n_samples, n_features); got shape {X.shape}."
         )
@@ -151,9 +181,17 @@ def plot_predictions(
         raise ValueError("X must hold at least one image; got 0 rows.")
     image_shape = _image_shape(image_shape, X.shape[1])
     n = min(max_images, X.shape[0])
-    X = X[:n]
+    # The estimator gets X's rows as given (a DataFrame keeps its columns'
+    # names, a sparse matrix its format); the images are a dense copy.
+    X = _safe_indexing(X, np.arange(n))
+    pixels = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
     if y is not None:
         y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must hold one label per image (1-dimensional); got shape "
+                f"{y.shape}. Multilabel targets cannot be shown as one label."
+            )
         if y.shape[0] < n:
             raise ValueError(
                 f"y has {y.shape[0]} labels for the {n} images drawn; expected one "
@@ -177,7 +215,9 @@ def plot_predictions(
         row, col = divmod(i, n_cols)
         ax = fig.add_subplot(grid[2 * row if show_proba else row, col])
         ax.set_label(f"digit {i}")
-        ax.imshow(X[i].reshape(image_shape), cmap="gray_r", interpolation="nearest")
+        ax.imshow(
+            pixels[i].reshape(image_shape), cmap="gray_r", interpolation="nearest"
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         p_pred = proba[i].max()
@@ -329,7 +369,9 @@ def plot_learning_curves(estimators, *, fig=None):
                 continue
             epochs = np.arange(1, len(scores) + 1)
             (line,) = val_ax.plot(epochs, scores, label=name)
-            best = int(np.argmax(scores))
+            best = _best(scores)
+            if best is None:
+                continue
             val_ax.plot(
                 epochs[best],
                 scores[best],
@@ -399,6 +441,7 @@ def plot_grid_search(searches, *, param=None, ax=None):
     >>> ax.get_xlabel()
     'hidden_layer_sizes'
     """
+    _check_axes(ax)
     named = _named(searches, "searches")
     results = {}
     for name, search in named.items():
@@ -456,7 +499,9 @@ def plot_grid_search(searches, *, param=None, ax=None):
     for k, (label, x, mean, std) in enumerate(lines):
         x = x + (k - (len(lines) - 1) / 2) * step
         container = ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
-        best = int(np.argmax(mean))
+        best = _best(mean)
+        if best is None:
+            continue
         ax.plot(
             x[best],
             mean[best],

@@ -233,12 +233,16 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
     reused by every later fit in the process (see
     :class:`~sk_keras_digits.KerasDigitClassifier`'s notes, which hold here
     too). The default network computes in float64, or float32 when ``X`` is
-    float32; predictions have the dtype of ``X``.
+    float32; predictions are float32 when the network and ``X`` both are,
+    float64 otherwise, as MLPRegressor's.
 
     A call to fit that fails (bad input, a diverging loss) leaves the estimator
-    exactly as it was. With early stopping a diverging loss does not fail:
-    training stops, with a ConvergenceWarning, and the estimator keeps the
-    weights of the best validation score, as MLPRegressor does.
+    exactly as it was. With early stopping a loss that diverges after an
+    epoch with a finite validation score does not fail: training stops, with
+    a ConvergenceWarning, and the estimator keeps the weights of the best
+    validation score, as MLPRegressor does. If no epoch reached a finite
+    validation score, the fit raises a ValueError (where MLPRegressor would
+    keep its initial weights).
 
     ``predict`` returns an array of shape ``(n_samples,)`` for a 1-d ``y``
     (or a single target column), ``(n_samples, n_targets)`` otherwise.
@@ -407,7 +411,8 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            The predicted values, of the dtype of ``X`` (float32 or float64).
+            The predicted values: float32 when the network and ``X`` are
+            float32, float64 otherwise.
         """
         X = self._validate_for_predict(X)
         return self._state.labels.decode(self._forward(X))

@@ -47,6 +47,13 @@ class RegressionTargets(NamedTuple):
 
         The Poisson deviance is defined for non-negative targets only.
         """
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"y must hold numbers for a regressor; got dtype {y.dtype} (first "
+                f"value {y.flat[0]!r}). Convert it explicitly (y.astype(float))."
+                if y.size
+                else f"y must hold numbers for a regressor; got dtype {y.dtype}."
+            )
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if n_outputs != self.n_outputs:
             raise ValueError(

@@ -214,3 +214,16 @@ def test_grid_search_with_n_jobs(sequential, data):
 def test_dask_backend_refuses_what_is_not_a_client(client):
     with pytest.raises(TypeError, match="dask_backend expects client=None"):
         dask_backend(client)
+
+
+def test_dask_backend_refuses_a_closed_client(cluster, data):
+    """Closed before the block, or inside it before the search: said so."""
+    closed = distributed.Client(cluster)
+    closed.close()
+    with pytest.raises(ValueError, match="is closed; dask_backend needs an open"):
+        dask_backend(closed)
+    with distributed.Client(cluster) as client:
+        with dask_backend(client):
+            client.close()
+            with pytest.raises(ValueError, match="is closed; dask_backend needs"):
+                make_search().fit(*data)

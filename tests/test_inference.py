@@ -43,3 +43,50 @@ def test_importing_the_predict_path_does_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def custom_fit(small_digits):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sk_keras_digits import KerasDigitClassifier
+    from tests._networks import SmallDense
+
+    X, y = small_digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KerasDigitClassifier(
+            network=SmallDense(5), max_iter=2, random_state=0
+        ).fit(X, y)
+
+
+def test_a_custom_network_predicts_in_bounded_chunks(
+    custom_fit, small_digits, monkeypatch
+):
+    """At most PREDICT_ROWS rows a call, padded to a power of two: memory is
+    bounded, and a backend compiling per shape compiles a few programs."""
+    from sk_keras_digits import _inference
+    from sk_keras_digits._training import get_program
+
+    X, _ = small_digits
+    program = get_program(custom_fit._get_network())  # the one predict uses
+    predict = program.predict
+    shapes = []
+
+    def recording(weights, part):
+        shapes.append(part.shape[0])
+        return predict(weights, part)
+
+    monkeypatch.setattr(program, "predict", recording)
+    big = np.tile(X, (9, 1))[:2500]
+    proba = custom_fit.predict_proba(big)
+    assert shapes == [_inference.PREDICT_ROWS, _inference.PREDICT_ROWS, 512]
+    shapes.clear()
+    for rows in (1, 7, 8, 9, 100):
+        part = custom_fit.predict_proba(big[:rows])
+        np.testing.assert_allclose(part, proba[:rows], rtol=1e-12, atol=1e-15)
+    assert shapes == [8, 8, 8, 16, 128]
+    sparse = custom_fit.predict_proba(sp.csr_matrix(big))
+    np.testing.assert_allclose(sparse, proba, rtol=1e-12, atol=1e-15)

@@ -1,8 +1,11 @@
 """Network builders: MLPClassifier's initialisation, custom networks' keys."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from sk_keras_digits._network import CustomNetwork, DenseNetwork
@@ -305,3 +308,22 @@ def test_a_layer_with_its_own_dtype_is_refused_naming_it(data_dtype, small_digit
     est = KerasDigitClassifier(network=network, max_iter=1)
     with pytest.raises(ValueError, match=rf"'[\w/]*own/kernel' in {own}, where X is"):
         est.fit(X.astype(data_dtype), y)
+
+
+def test_a_network_for_inputs_of_a_range_fits(digits):
+    """An Embedding of the digits' integer pixels refuses the scaled-up probe
+    of the output check (on TensorFlow): the probe of X's own rows decides."""
+    from sk_keras_digits import KerasDigitClassifier
+
+    def embedding_network(n_in, n_out, activation):
+        inputs = keras.Input((n_in,))
+        hidden = keras.layers.Flatten()(keras.layers.Embedding(17, 2)(inputs))
+        outputs = keras.layers.Dense(n_out, activation=activation)(hidden)
+        return keras.Model(inputs, outputs)
+
+    X, y = digits
+    est = KerasDigitClassifier(network=embedding_network, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X[:200], y[:200])
+    np.testing.assert_allclose(est.predict_proba(X[:5]).sum(axis=1), 1.0)

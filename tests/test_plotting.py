@@ -373,3 +373,61 @@ def test_matplotlib_lazy_and_agg_without_display(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "agg"
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------ inputs as given
+def test_plot_predictions_gives_the_estimator_x_as_given(small_digits):
+    """A DataFrame keeps its column names (a ColumnTransformer selects by
+    them), a sparse matrix its format; the images are a dense copy."""
+    import pandas as pd
+    import scipy.sparse
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    X, y = small_digits
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    by_name = ColumnTransformer([("scale", MinMaxScaler(), list(frame.columns))])
+    pipe = _fit(make_pipeline(by_name, KerasDigitClassifier(**QUICK)), frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        fig = plot_predictions(pipe, frame.iloc[:4], y[:4], fig=Figure())
+    image = fig.axes[0].get_images()[0].get_array()
+    np.testing.assert_array_equal(image, X[0].reshape(8, 8))
+    clf = _fit(KerasDigitClassifier(**QUICK), X, y)
+    sparse = scipy.sparse.csr_matrix(X[:4])
+    fig = plot_predictions(clf, sparse, y[:4], fig=Figure())
+    assert (
+        fig.axes[0].get_title()
+        == plot_predictions(clf, X[:4], y[:4], fig=Figure()).axes[0].get_title()
+    )
+
+
+def test_plot_predictions_refuses_multilabel_y_and_a_non_figure(fitted, small_digits):
+    X, y = small_digits
+    clf = fitted["keras"]
+    with pytest.raises(ValueError, match="y must hold one label per image"):
+        plot_predictions(clf, X[:3], np.eye(10)[y[:3]], fig=Figure())
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure"):
+        plot_predictions(clf, X[:3], fig=Figure().subplots())
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        search = GridSearchCV(MLPClassifier(max_iter=5), {"alpha": [1e-4]}, cv=2)
+        plot_grid_search(search, ax=Figure())
+
+
+def test_nan_scores_never_get_the_best_star(small_digits):
+    """A diverged epoch or a failed candidate (NaN) is not the best."""
+    X, y = small_digits
+    search = GridSearchCV(
+        KerasDigitClassifier(**{**QUICK, "max_iter": 3}),
+        {"alpha": [-1.0, 1e-4, 1e-2]},
+        cv=2,
+        error_score=np.nan,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X, y)
+    means = search.cv_results_["mean_test_score"]
+    assert np.isnan(means[0]) and not np.isnan(means[1:]).any()
+    ax = plot_grid_search(search, ax=Figure().subplots())
+    star = [line for line in ax.get_lines() if line.get_marker() == "*"][0]
+    assert star.get_ydata()[0] == pytest.approx(np.nanmax(means))

@@ -391,3 +391,11 @@ def test_callbacks_log_the_validation_r2(digit_targets):
         est.fit(X, y)
     assert [log["val_r2"] for log in logs] == est.validation_scores_
     assert set(est.history_) == {"loss", "learning_rate", "val_r2"}
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_targets_that_are_not_numbers_are_refused(loss, digit_targets):
+    X, y, _ = digit_targets
+    est = KerasDigitRegressor(loss=loss, max_iter=2)
+    with pytest.raises(ValueError, match="y must hold numbers for a regressor"):
+        est.fit(X, y.astype(str))

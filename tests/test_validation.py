@@ -8,6 +8,8 @@ attributes (the very same objects) and the same probabilities.
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from sk_keras_digits import KerasDigitClassifier
@@ -41,6 +43,11 @@ def data(small_digits):
 
 @pytest.fixture
 def fitted(data):
+    return KerasDigitClassifier(**SMALL).fit(*data)
+
+
+@pytest.fixture(scope="module")
+def fitted_once(data):
     return KerasDigitClassifier(**SMALL).fit(*data)
 
 
@@ -230,6 +237,22 @@ def test_predict_wrong_width(data, fitted):
     with pytest.raises(ValueError, match="Input X contains NaN"):
         fitted.predict(np.full_like(X, np.nan))
     keeps.check()
+
+
+@settings(max_examples=10, deadline=None)
+@given(as_list=st.booleans(), kind=st.sampled_from(["U", "S"]))
+def test_predict_refuses_strings_as_mlpclassifier(as_list, kind, data, fitted_once):
+    """Strings are not converted silently (MLPClassifier's dtype="numeric");
+    numbers in other dtypes (object, int) predict as floats."""
+    X, _ = data
+    text = X[:5].astype(kind)
+    with pytest.raises(ValueError, match="not compatible with arrays of bytes/str"):
+        fitted_once.predict(text.tolist() if as_list else text)
+    expected = fitted_once.predict_proba(X[:5])
+    np.testing.assert_array_equal(
+        fitted_once.predict_proba(X[:5].astype(object)), expected
+    )
+    assert fitted_once.predict_proba((X[:5] * 16).astype(int)).dtype == np.float64
 
 
 def test_predict_renamed_pandas_columns(data):

@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 )
 
 from ._inference import network_outputs
+from ._network import CustomNetwork, DenseNetwork
 from ._state import DIVERGED, RUNNING, FittedEstimator, FittedState
 from ._training_config import Hyper, TrainingConfig, TrainingData
 from ._warnings import warn
@@ -262,8 +263,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         The default network is MLPClassifier's; a custom one is built by the
         user's ``network`` under ``seed``.
         """
-        from ._network import CustomNetwork, DenseNetwork
-
         if self.network is None:
             return DenseNetwork(units, self.activation, out_activation, dtype)
         network = CustomNetwork(
@@ -276,7 +275,14 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         """Layer widths of the fitted network, input and output included."""
         if self.network is not None:
             return [self.n_features_in_, self._state.labels.n_outputs]
-        coefs = self._state.weights.coefs
+        weights = self._state.weights
+        coefs = weights.coefs
+        dense = not weights.buffers and all(
+            c.ndim == 2 and b.shape == (c.shape[1],)
+            for c, b in zip(coefs, weights.intercepts, strict=False)
+        )
+        if not dense or len(weights.params) % 2:
+            raise self._changed_network_error("dense layers")
         return [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
 
     # -- solvers -------------------------------------------------------------------
@@ -501,12 +507,13 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     # -------------------------------------------------------------- predict
     def _forward(self, X):
         state = self._state
+        network = self._get_network()  # checks the parameters' network holds it
         outputs = network_outputs(
             X,
             state.weights,
             activation=self.activation,
             out_activation=state.labels.out_activation,
-            network=None if self.network is None else self._get_network(),
+            network=None if self.network is None else network,
         )
         if not np.isfinite(outputs).all():
             rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
@@ -530,36 +537,44 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         MLPClassifier's do, so that ``model_`` computes them too.
         """
         network = getattr(self, "_network", None)
-        custom = self.network is not None
-        if (
-            network is None
-            or (custom and not network.built_by(self.network))
-            or (not custom and network.activation != self.activation)
-        ):
+        if network is None or not self._current(network):
             state = self._state
             network = self._new_network(
                 self._fitted_units(),
                 state.labels.out_activation,
                 state.weights.params[0].dtype.name,
             )
-            if custom:
+            if self.network is not None:  # (the default one's: _fitted_units)
                 self._check_holds_fitted_weights(network)
             self._network = network
             self._model = None
         return network
 
-    def _check_holds_fitted_weights(self, network):
-        """Refuse a rebuilt custom network whose variables differ from the fit's."""
-        weights = self._state.weights
-        fitted = [p.shape for p in weights.params] + [b.shape for b in weights.buffers]
-        built = [shape for shape, _ in network.param_shapes + network.buffer_shapes]
-        if built != fitted:
-            raise ValueError(
-                f"network={self.network!r} now builds a network with variables of "
-                f"shapes {built}, but the fitted weights have shapes {fitted}: its "
-                "parameters changed since the fit. Set them back, or fit again "
-                "(with warm_start=False)."
+    def _current(self, network):
+        """Whether ``network`` is the one the current parameters build."""
+        if self.network is None:
+            return (
+                type(network) is DenseNetwork and network.activation == self.activation
             )
+        return type(network) is CustomNetwork and network.built_by(self.network)
+
+    def _check_holds_fitted_weights(self, network):
+        """Refuse a rebuilt network whose variables differ from the fit's."""
+        built = [shape for shape, _ in network.param_shapes + network.buffer_shapes]
+        if built != self._fitted_shapes():
+            raise self._changed_network_error(f"variables of shapes {built}")
+
+    def _fitted_shapes(self):
+        weights = self._state.weights
+        return [p.shape for p in weights.params] + [b.shape for b in weights.buffers]
+
+    def _changed_network_error(self, built):
+        return ValueError(
+            f"network={self.network!r} now builds a network with {built}, "
+            f"but the fitted weights have shapes {self._fitted_shapes()}: the "
+            "network parameter changed since the fit. Set it back, or fit again "
+            "(with warm_start=False)."
+        )
 
     def _validate_for_predict(self, X):
         check_is_fitted(self)

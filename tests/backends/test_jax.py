@@ -340,11 +340,13 @@ def test_a_network_jax_cannot_differentiate_is_refused_clearly(small_digits):
         return keras.Model(inputs, outputs)
 
     X, y = small_digits
-    est = KerasDigitClassifier(**QUICK).fit(X, y).set_params(network=build)
+    est = KerasDigitClassifier(**QUICK).fit(X, y)
     before = est.predict_proba(X)
+    est.set_params(network=build)
     with pytest.warns(UserWarning, match="XLA cannot compile"):
         with pytest.raises(ValueError, match="network: JAX cannot differentiate"):
             est.fit(X, y)
+    est.set_params(network=None)
     np.testing.assert_array_equal(est.predict_proba(X), before)
 
 

@@ -38,11 +38,14 @@ def network_build_scope(seed, dtype):
 
     Inside the scope, Keras initializers and layers created without an explicit
     seed draw from a seed generator seeded with ``seed``, and layers created
-    without an explicit dtype use ``dtype``. On exit everything the scope
-    changed is restored: Keras' (thread-local) global seed generator, dtype
-    policy and counters of automatic layer names, and the state of Python's
-    :mod:`random` module, which Keras uses to pick default seeds for layers
-    such as ``Dropout``.
+    without an explicit dtype use ``dtype``, an ``Input`` too (Keras'
+    ``floatx``). On exit everything the scope changed is restored: Keras'
+    (thread-local) global seed generator, dtype policy and counters of
+    automatic layer names, and the process' ``floatx`` and state of Python's
+    :mod:`random` module (which Keras uses to pick default seeds for layers
+    such as ``Dropout``): those two are global, which is why builds take
+    turns (a Keras model built in another thread at that moment would see
+    them).
 
     The backend's own build scope applies too (``build_scope`` of
     :mod:`sk_keras_digits._backends`): on TensorFlow every variable gets one
@@ -64,10 +67,13 @@ def network_build_scope(seed, dtype):
         )
         previous_policy = global_state.get_global_attribute(_DTYPE_POLICY_ATTRIBUTE)
         previous_names = global_state.get_global_attribute(_NAME_COUNTERS_ATTRIBUTE)
+        previous_floatx = keras.config.floatx()
         python_random_state = random.getstate()
         try:
             with backend.build_scope(dtype):
                 random.seed(seed)
+                # A keras.Input without a dtype takes floatx: X's, not the user's.
+                keras.config.set_floatx(dtype)
                 # Automatic names count on from the user's counters, in a copy:
                 # the user's next layer is named as if nothing had been built.
                 global_state.set_global_attribute(
@@ -88,6 +94,7 @@ def network_build_scope(seed, dtype):
             )
             global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
             global_state.set_global_attribute(_NAME_COUNTERS_ATTRIBUTE, previous_names)
+            keras.config.set_floatx(previous_floatx)
             random.setstate(python_random_state)
 
 

@@ -151,19 +151,28 @@ class DenseNetwork:
         with network_build_scope(0, self.dtype):
             inputs = keras.Input(shape=(self.layer_units[0],), dtype=self.dtype)
             h = inputs
+            # Built with constant initial values, the weights being set next:
+            # no random draw (a JAX PRNG implementation Keras does not support,
+            # such as "rbg", could not make one); the layers then name Keras'
+            # default initializers, as a Dense layer built by a user would.
+            constant = dict(kernel_initializer="zeros", bias_initializer="zeros")
             for i, units in enumerate(self.layer_units[1:-1], start=1):
                 h = keras.layers.Dense(
                     units,
                     activation=KERAS_ACTIVATIONS[self.activation],
                     name=f"hidden_{i}",
+                    **constant,
                 )(h)
             outputs = keras.layers.Dense(
                 self.layer_units[-1],
                 activation=KERAS_ACTIVATIONS[self.out_activation],
                 name="output",
+                **constant,
             )(h)
             model = keras.Model(inputs, outputs, name="mlp")
             model.set_weights(list(weights.params))
+            for layer in model.layers[1:]:
+                layer.kernel_initializer = keras.initializers.GlorotUniform()
         return model
 
 

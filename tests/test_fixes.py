@@ -13,11 +13,14 @@ def test_build_scope_restores_everything_it_changes():
     generator = global_state.get_global_attribute("global_seed_generator")
     policy = global_state.get_global_attribute("dtype_policy")
     python_state = random.getstate()
+    floatx = keras.config.floatx()
     with network_build_scope(7, "float64"):
         layer = keras.layers.Dense(3)
         layer.build((None, 2))
         dropout = keras.layers.Dropout(0.5)
         inside = keras.config.dtype_policy().name
+        assert keras.Input((2,)).dtype == "float64"  # floatx, X's in the scope
+    assert keras.config.floatx() == floatx
     assert inside == "float64" and layer.kernel.dtype == "float64"
     assert dropout.seed_generator is not None
     assert global_state.get_global_attribute("global_seed_generator") is generator

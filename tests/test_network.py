@@ -327,3 +327,45 @@ def test_a_network_for_inputs_of_a_range_fits(digits):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X[:200], y[:200])
     np.testing.assert_allclose(est.predict_proba(X[:5]).sum(axis=1), 1.0)
+
+
+@pytest.fixture
+def user_floatx():
+    """Sets Keras' floatx (process-wide, the user's) and restores it."""
+    before = keras.config.floatx()
+    yield keras.config.set_floatx
+    keras.config.set_floatx(before)
+
+
+@pytest.mark.parametrize("floatx", ["float16", "float32", "float64"])
+def test_a_custom_network_takes_x_in_its_dtype_whatever_floatx(
+    floatx, user_floatx, small_digits
+):
+    """A keras.Input without a dtype takes X's dtype, not the user's floatx:
+    the same fit and predictions whatever it is, set before the fit or
+    between the fit and the first prediction; floatx is left as set."""
+    from sk_keras_digits import KerasDigitClassifier
+
+    def network(n_in, n_out, activation):
+        inputs = keras.Input((n_in,))
+        hidden = keras.layers.Dense(8, activation="relu")(inputs)
+        return keras.Model(
+            inputs, keras.layers.Dense(n_out, activation=activation)(hidden)
+        )
+
+    X, y = small_digits
+    params = dict(network=network, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = KerasDigitClassifier(**params).fit(X, y)
+        expected = plain.predict_proba(X)
+        user_floatx(floatx)
+        under = KerasDigitClassifier(**params).fit(X, y)
+        switched = KerasDigitClassifier(**params)
+        user_floatx("float32")
+        switched.fit(X, y)
+        user_floatx(floatx)
+    assert under.model_.inputs[0].dtype == "float64"
+    np.testing.assert_array_equal(under.predict_proba(X), expected)
+    np.testing.assert_array_equal(switched.predict_proba(X), expected)
+    assert keras.config.floatx() == floatx

@@ -117,15 +117,25 @@ TRACED = Loops(lax.while_loop, lax.fori_loop)
 EAGER = Loops(_python_while, _python_fori)
 
 
+@contextlib.contextmanager
 def compute_scope(dtype):
-    """Around Keras computations in ``dtype``: float64 enabled for float64.
+    """Around Keras computations in ``dtype``: 64-bit mode on for float64, off
+    for float32, whatever the user set; JAX's NaN and infinity checks off.
 
-    ``jax.enable_x64`` is a context of the calling thread; nothing global
-    changes, and other threads keep their own setting.
+    These are contexts of the calling thread; nothing global changes, and
+    other threads keep their own settings. A float32 fit is the same with the
+    user's 64-bit mode on (its random draws, a Dropout's masks, would
+    otherwise be drawn with 64-bit keys). The training program holds NaN and
+    infinities by design (an epoch's score before validation, the best loss
+    before the first epoch) and reports a diverged fit itself, so
+    ``jax_debug_nans`` and ``jax_debug_infs`` would fail every fit.
     """
-    if np.dtype(dtype) == np.float64:
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
+    with (
+        jax.enable_x64(bool(np.dtype(dtype) == np.float64)),
+        jax.debug_nans(False),
+        jax.debug_infs(False),
+    ):
+        yield
 
 
 def build_scope(dtype):

@@ -107,6 +107,39 @@ def start():
     return f"TensorFlow {tf.__version__}"
 
 
+def check_runnable():
+    """Refuse, naming the setting, what a compiled program cannot run under.
+
+    Inside a user's ``tf.function`` (graph mode) nothing can be read back to
+    NumPy. TensorFlow's op callbacks (``tf.debugging.enable_check_numerics``,
+    ``enable_dump_debug_info``), of the calling thread, would check every
+    operation: the training program holds infinities by design (the best
+    loss before the first epoch), and XLA cannot compile their checks.
+    """
+    if not tf.executing_eagerly():
+        raise RuntimeError(
+            "sk_keras_digits cannot fit or predict inside a tf.function (graph "
+            "mode): call it from eager Python code."
+        )
+    if _op_callbacks_active():
+        raise RuntimeError(
+            "TensorFlow's op callbacks are on in this thread "
+            "(tf.debugging.enable_check_numerics() or "
+            "tf.debugging.experimental.enable_dump_debug_info()): the compiled "
+            "training program holds infinities by design (the best loss before "
+            "the first epoch) and XLA cannot compile their checks. Turn them off "
+            "around the fit: tf.debugging.disable_check_numerics()."
+        )
+
+
+def _op_callbacks_active():
+    try:
+        from tensorflow.python.framework import op_callbacks
+    except ImportError:  # moved in another TensorFlow: not checked
+        return False
+    return bool(op_callbacks.should_invoke_op_callbacks())
+
+
 def dense_product(x, w):
     """``x @ w`` of a default network's layer (Keras' own, and its gradient)."""
     keras = import_keras()
@@ -349,6 +382,7 @@ class TrainingProgram:
 
     def predict(self, weights, X):
         """Probabilities of ``X`` under ``weights`` (NumPy in and out)."""
+        check_runnable()
         return self._predict(weights, X).numpy()
 
     # -- full-batch loss and gradient (lbfgs) --------------------------------
@@ -376,6 +410,7 @@ class TrainingProgram:
         Returns ``f(flat) -> (loss, gradient)`` on float64 NumPy vectors, for
         SciPy; the data are converted to tensors once.
         """
+        check_runnable()
         dtype = self.dtype
         shapes = [np.shape(p) for p in weights.params]
         splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
@@ -575,6 +610,7 @@ class TrainingProgram:
         ``data``, ``validation`` and ``state`` come padded as ``layout`` (a
         :class:`~sk_keras_digits._training.FitLayout`) says.
         """
+        check_runnable()
         dtype = self.dtype
 
         def tensors(part):

@@ -27,6 +27,7 @@ from tests._helpers import (  # noqa: E402
     built,
     laid_out,
 )
+from tests._networks import dropout_network  # noqa: E402
 
 pytestmark = IGNORE_CONVERGENCE
 
@@ -71,16 +72,52 @@ def test_float64_matches_numpy_where_keras_tanh_would_not():
     np.testing.assert_allclose(ours, np.tanh(x), rtol=1e-15, atol=1e-15)
 
 
-def test_a_float32_fit_is_the_same_with_x64_enabled_by_the_user(small_digits):
-    """The user's own x64 setting changes nothing of a float32 fit."""
+@pytest.mark.parametrize("network", [None, dropout_network], ids=["dense", "dropout"])
+def test_a_float32_fit_is_the_same_with_x64_enabled_by_the_user(network, small_digits):
+    """The user's own x64 setting changes nothing of a float32 fit: not even a
+    Dropout's masks (random draws), bit for bit."""
     X, y = small_digits
     X = X.astype(np.float32)
-    plain = KerasDigitClassifier(**QUICK).fit(X, y)
+    params = {**QUICK, "network": network}
+    plain = KerasDigitClassifier(**params).fit(X, y)
     with jax.enable_x64(True):
-        under_x64 = KerasDigitClassifier(**QUICK).fit(X, y)
-        assert under_x64.coefs_[0].dtype == np.float32
-    for a, b in zip(plain.coefs_, under_x64.coefs_, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        under_x64 = KerasDigitClassifier(**params).fit(X, y)
+        assert under_x64._state.weights.params[0].dtype == np.float32
+        assert jax.config.jax_enable_x64  # the user's setting, left as it is
+    for a, b in zip(
+        plain._state.weights.params, under_x64._state.weights.params, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_jax_nan_and_inf_checks_of_the_user_do_not_fail_a_fit(solver, small_digits):
+    """The training program holds NaN and infinities by design; the user's
+    checks stay on for their own code."""
+    X, y = small_digits
+    params = {**QUICK, "solver": solver, "max_iter": 3}
+    plain = KerasDigitClassifier(**params).fit(X, y)
+    with jax.debug_nans(True), jax.debug_infs(True):
+        checked = KerasDigitClassifier(**params).fit(X, y)
+        assert jax.config.jax_debug_nans and jax.config.jax_debug_infs
+        np.testing.assert_array_equal(checked.predict_proba(X), plain.predict_proba(X))
+
+
+def test_the_model_and_its_file_under_another_prng(small_digits, tmp_path):
+    """``model_`` draws nothing (its weights are the fit's): a PRNG Keras does
+    not support ("rbg") builds it and saves it."""
+    from sk_keras_digits import load, save
+
+    X, y = small_digits
+    est = KerasDigitClassifier(**QUICK).fit(X, y)
+    with jax.default_prng_impl("rbg"):
+        assert est.model_.count_params() == sum(
+            p.size for p in est._state.weights.params
+        )
+        save(est, tmp_path / "rbg.skd")
+    np.testing.assert_array_equal(
+        load(tmp_path / "rbg.skd").predict_proba(X), est.predict_proba(X)
+    )
 
 
 def test_a_program_compiles_once_per_shape(small_digits):
@@ -180,8 +217,6 @@ def test_a_damaged_cache_entry_is_compiled_again(small_digits, tmp_path, monkeyp
 def test_the_cache_can_be_turned_off_and_skips_custom_networks(
     small_digits, tmp_path, monkeypatch
 ):
-    from tests._networks import dropout_network
-
     X, y = small_digits
     monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", "off")
     _fresh_fit(X, y, hidden_layer_sizes=(13,), max_iter=2, random_state=0)

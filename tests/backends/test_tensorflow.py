@@ -272,3 +272,36 @@ def test_the_batch_size_is_compiled_in(recorded_program):
     program, arguments, expected = recorded_program
     changed = dict(arguments, batch_size=tf.constant(32, tf.int32))
     assert compiled_computation(program, changed) != expected
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_check_numerics_of_the_user_is_named_before_anything_runs(solver, small_digits):
+    """tf.debugging.enable_check_numerics() would check the program's
+    infinities (and XLA cannot compile its checks): refused, naming it."""
+    from sk_keras_digits import KerasDigitClassifier
+
+    X, y = small_digits
+    est = KerasDigitClassifier(hidden_layer_sizes=(4,), max_iter=2, solver=solver)
+    fitted = KerasDigitClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+    tf.debugging.enable_check_numerics()
+    try:
+        with pytest.raises(RuntimeError, match="enable_check_numerics"):
+            est.fit(X, y)
+    finally:
+        tf.debugging.disable_check_numerics()
+    assert fitted.predict(X).shape == (len(X),)
+
+
+def test_a_fit_inside_a_tf_function_is_refused_clearly(small_digits):
+    from sk_keras_digits import KerasDigitClassifier
+
+    X, y = small_digits
+    est = KerasDigitClassifier(hidden_layer_sizes=(4,), max_iter=2)
+
+    @tf.function
+    def fit_in_graph():
+        est.fit(X, y)
+        return tf.constant(0)
+
+    with pytest.raises(RuntimeError, match="inside a tf.function"):
+        fit_in_graph()

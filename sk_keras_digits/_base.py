@@ -100,21 +100,32 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ fit flow
     def _transaction(self, X, y, sample_weight, incremental, classes=None):
-        """Fit, and on any error leave the estimator exactly as it was."""
+        """Fit, and on any error leave the estimator exactly as it was.
+
+        A fit writes its results in one step at its end (:meth:`_fit`), so a
+        thread predicting meanwhile sees the previous fit until then; on an
+        error only the caches it filled are dropped again.
+        """
         before = dict(self.__dict__)
         try:
             return self._fit(X, y, sample_weight, incremental, classes)
         except BaseException:
-            self.__dict__.clear()
             self.__dict__.update(before)
+            for name in set(self.__dict__) - set(before):
+                self.__dict__.pop(name, None)
             raise
 
     def _fit(self, X, y, sample_weight, incremental, classes):
         hidden = self._hidden_layer_sizes()
         state = getattr(self, "_state", None)
         first_pass = state is None or (not self.warm_start and not incremental)
+        # The input's description (n_features_in_, feature_names_in_) is
+        # checked, and on a first pass recorded, on a copy: this estimator
+        # changes only once the fit has succeeded.
+        described = object.__new__(type(self))
+        described.__dict__.update(self.__dict__)
         X, y = validate_data(
-            self,
+            described,
             X,
             y,
             accept_sparse=["csr", "csc"],
@@ -158,9 +169,14 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 f"{self._divergence_remedy()}. The estimator keeps its previous "
                 "state."
             )
-        self._state = state
-        self._network = network
-        self._model = None
+        fitted = {"_state": state, "_network": network, "_model": None}
+        fitted["n_features_in_"] = described.n_features_in_
+        names = getattr(described, "feature_names_in_", None)
+        if names is not None:
+            fitted["feature_names_in_"] = names
+        self.__dict__.update(fitted)  # one step, under the GIL
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
         return self
 
     def _check_solver(self):
@@ -508,6 +524,13 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     def _forward(self, X):
         state = self._state
         network = self._get_network()  # checks the parameters' network holds it
+        if self.network is None and X.shape[1] != state.weights.coefs[0].shape[0]:
+            # A fit in another thread replaced the model since X was checked:
+            # this call comes after it, as validate_data would now say.
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {state.weights.coefs[0].shape[0]} features as input."
+            )
         outputs = network_outputs(
             X,
             state.weights,

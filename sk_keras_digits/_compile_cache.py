@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -67,6 +68,13 @@ _MAGIC = b"SKDXLA01"
 _SIGNATURE_BYTES = 32
 _SUFFIX = ".xla"
 _TEMPORARY = ".tmp"
+_TEMPORARY_PREFIX = "sk-keras-digits-"
+#: The names this cache writes (an entry: its key's SHA-256; a writer's
+#: temporary file): eviction never touches another file of the folder.
+_NAMES = {
+    _SUFFIX: re.compile(r"[0-9a-f]{64}\.xla"),
+    _TEMPORARY: re.compile(rf"{_TEMPORARY_PREFIX}[0-9a-z_]+\.tmp"),
+}
 #: How an entry is opened: never through a link, never waiting on a pipe.
 _READ_FLAGS = (
     os.O_RDONLY
@@ -142,7 +150,9 @@ class CompileCache:
                 # Written whole to a temporary file, then linked into place:
                 # processes starting together (joblib or Dask workers) never
                 # read a partly written key, and the first link wins.
-                fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=_TEMPORARY)
+                fd, temporary = tempfile.mkstemp(
+                    dir=self.folder, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY
+                )
                 try:
                     with os.fdopen(fd, "wb") as f:
                         f.write(secrets.token_bytes(32))
@@ -230,7 +240,9 @@ class CompileCache:
             return False
         data = _MAGIC + self._sign(secret, key, payload) + payload
         try:
-            fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=_TEMPORARY)
+            fd, temporary = tempfile.mkstemp(
+                dir=self.folder, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY
+            )
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -251,13 +263,17 @@ class CompileCache:
         """The folder's entries and temporary files, each oldest first.
 
         Returns ``{suffix: [(mtime, size, path), ...]}`` for :data:`_SUFFIX`
-        and :data:`_TEMPORARY`, from one listing of the folder.
+        and :data:`_TEMPORARY`, from one listing of the folder: only files
+        named as this cache names them (:data:`_NAMES`), so that a folder
+        shared with other files loses none of them.
         """
         found = {kind: [] for kind in (_SUFFIX, _TEMPORARY)}
         try:
             with os.scandir(self.folder) as it:
                 for entry in it:
-                    kind = next((k for k in found if entry.name.endswith(k)), None)
+                    kind = next(
+                        (k for k in found if _NAMES[k].fullmatch(entry.name)), None
+                    )
                     if kind is not None and entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         found[kind].append((st.st_mtime, st.st_size, Path(entry.path)))
@@ -306,6 +322,8 @@ def _check_private(path, directory):
     kind = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
     if not kind:
         what = "a folder" if directory else "a regular file"
+        if stat.S_ISLNK(st.st_mode):  # whoever may change the link owns the cache
+            raise OSError(f"{path} is a symbolic link; {what} itself is expected")
         raise OSError(f"{path} is not {what}")
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise OSError(f"{path} belongs to another user")

@@ -283,3 +283,84 @@ def test_a_fit_under_another_kind_of_network_is_refused_when_predicting(
         est.predict(X)
     est.set_params(network=fitted_with)
     np.testing.assert_array_equal(est.predict_proba(X), before)
+
+
+def _predict_while(est, X, work):
+    """Run ``work()`` while another thread predicts with ``est``; the reader's
+    outcomes: probabilities or exceptions."""
+    import threading
+
+    done, outcomes = threading.Event(), []
+
+    def read():
+        while not done.is_set():
+            try:
+                outcomes.append(est.predict_proba(X))
+            except Exception as exc:
+                outcomes.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        work()
+    finally:
+        done.set()
+        reader.join()
+    return outcomes
+
+
+def test_a_failing_fit_leaves_readers_the_fitted_model_throughout(small_digits):
+    """Nothing of a fit reaches the estimator before it succeeds: a thread
+    predicting during a fit that fails (on other features) sees the old model."""
+    import keras
+
+    X, y = small_digits
+    est = _fit_quietly(
+        KerasDigitClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+        "fit",
+        X,
+        y,
+    )
+    expected = est.predict_proba(X)
+
+    class Fails(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("stop here")
+
+    def failing_fit():
+        est.set_params(callbacks=[Fails()], max_iter=5)
+        with pytest.raises(RuntimeError, match="stop here"):
+            est.fit(X[:, :32], y)
+
+    outcomes = _predict_while(est, X, failing_fit)
+    assert outcomes and not [o for o in outcomes if isinstance(o, Exception)]
+    for proba in outcomes:
+        np.testing.assert_array_equal(proba, expected)
+    assert est.n_features_in_ == 64
+
+
+def test_a_refit_on_other_features_reaches_readers_at_once(small_digits):
+    """A reader sees the old model, then the new one: its 64-feature X is then
+    refused as scikit-learn refuses it, never by a mix of the two."""
+    X, y = small_digits
+    est = _fit_quietly(
+        KerasDigitClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+        "fit",
+        X,
+        y,
+    )
+    expected = est.predict_proba(X)
+    outcomes = _predict_while(est, X, lambda: _fit_quietly(est, "fit", X[:, :32], y))
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert all(
+        isinstance(e, ValueError)
+        and "but KerasDigitClassifier is expecting 32" in str(e)
+        for e in errors
+    ), errors[:3]
+    first_error = next(
+        (i for i, o in enumerate(outcomes) if isinstance(o, Exception)), len(outcomes)
+    )
+    assert all(isinstance(o, Exception) for o in outcomes[first_error:])
+    for proba in outcomes[:first_error]:
+        np.testing.assert_array_equal(proba, expected)

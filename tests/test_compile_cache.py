@@ -122,7 +122,8 @@ def test_abandoned_temporary_files_are_removed(cache):
     """A writer killed mid-write leaves its temporary file: the next write
     removes it once it is old, and leaves a live writer's alone."""
     cache.put(b"seed", b"x")
-    old, fresh = cache.folder / "dead.tmp", cache.folder / "live.tmp"
+    old = cache.folder / "sk-keras-digits-dead1234.tmp"
+    fresh = cache.folder / "sk-keras-digits-live1234.tmp"
     for path in (old, fresh):
         path.write_bytes(b"y" * 1000)
     when = time.time() - _compile_cache.STALE_TEMPORARY_SECONDS - 1
@@ -130,6 +131,29 @@ def test_abandoned_temporary_files_are_removed(cache):
     cache.put(b"k", b"v")
     assert not old.exists() and fresh.exists()
     assert cache.get(b"seed") == b"x" and cache.get(b"k") == b"v"
+
+
+def test_files_the_cache_did_not_write_are_never_removed(tmp_path):
+    """A folder shared with other files (the variable pointed at a project
+    folder): eviction and the clean-up of temporaries touch only the cache's
+    own names, however old or large the others are."""
+    cache = CompileCache(tmp_path / "shared", max_bytes=3_000)
+    cache.put(b"seed", b"x")
+    others = {
+        "notes.tmp": b"mine",
+        "user_dump.xla": b"z" * 5_000,
+        f"{'a' * 63}.xla": b"z" * 5_000,  # one hex digit short of a key's name
+        "sk-keras-digits-.tmp": b"mine",
+    }
+    when = time.time() - _compile_cache.STALE_TEMPORARY_SECONDS - 3600
+    for name, data in others.items():
+        (cache.folder / name).write_bytes(data)
+        os.utime(cache.folder / name, (when, when))
+    for i in range(5):
+        cache.put(b"k%d" % i, b"v" * 1_000)
+    for name, data in others.items():
+        assert (cache.folder / name).read_bytes() == data
+    assert cache.size() <= 3_000
 
 
 def test_oversized_entries_are_not_kept_or_read(cache, monkeypatch):
@@ -188,7 +212,9 @@ def test_a_key_that_is_a_link_turns_the_cache_off(tmp_path):
     target.write_bytes(b"k" * 32)
     target.chmod(0o600)
     (folder / "key").symlink_to(target)
-    with pytest.warns(UserWarning, match="not a regular file"):
+    with pytest.warns(
+        UserWarning, match="key is a symbolic link; a regular file itself"
+    ):
         assert not CompileCache(folder, 1 << 20).put(b"k", b"v")
 
 

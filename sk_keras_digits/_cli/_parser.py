@@ -27,6 +27,8 @@ QUICK = dict(seeds=1, hidden_sizes=(5, 15), cv=3, images=16)
 #: weights (7.5 million, some 60 MB in float64 per copy); past it a size is a
 #: typo, and one of 10**12 cannot be allocated at all.
 MAX_HIDDEN_SIZE = 100_000
+#: Most tutorial fits per model (two fits a seed, a fraction of a second each).
+MAX_SEEDS = 1_000
 
 
 def _shown(text, limit=40):
@@ -124,7 +126,7 @@ def build_parser():
     )
     parser.add_argument(
         "--seeds",
-        type=_positive_int(1),
+        type=_positive_int(1, MAX_SEEDS),
         metavar="N",
         help="random_state values 0..N-1 for the tutorial fits of each model; "
         f"accuracy is averaged over them (default: {full['seeds']})",
@@ -198,6 +200,11 @@ def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
+    if not args.out.strip():
+        parser.error(
+            f"--out {args.out!r} is empty; expected a folder path (omit --out for "
+            f"./{DEFAULT_OUT})"
+        )
     out = Path(args.out).expanduser()
     problem = _unwritable(out, f"--out {_shown(args.out, 200)}")
     if problem:
@@ -231,12 +238,15 @@ def _unwritable(out, option):
     Folders created here are removed again if the check fails. The message
     starts with ``option`` (the option and its value).
     """
-    if out.exists() and not out.is_dir():
-        return (
-            f"{option} is an existing file; expected a folder (it is created "
-            "if missing)"
-        )
-    created = [p for p in (out, *out.parents) if not os.path.lexists(p)]
+    try:
+        if out.exists() and not out.is_dir():
+            return (
+                f"{option} is an existing file; expected a folder (it is created "
+                "if missing)"
+            )
+        created = [p for p in (out, *out.parents) if not os.path.lexists(p)]
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        return f"{option}: cannot use the path ({_reason(exc)})"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -253,6 +263,12 @@ def _unwritable(out, option):
         problem = f"{option}: cannot write into the folder ({_reason(exc)})"
     for name in () if problem else _output_names():
         path = out / name
+        if path.is_symlink():  # writing would go wherever it points
+            problem = (
+                f"{option}: {name!r} in it is a symbolic link; expected a file "
+                "there or none"
+            )
+            break
         if path.exists() and not path.is_file():  # opening a FIFO would block
             kind = "a folder" if path.is_dir() else "not a regular file"
             problem = (

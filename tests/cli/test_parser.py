@@ -59,9 +59,14 @@ def test_version(capsys):
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--cv", "1"], "argument --cv: expected an integer from 2 to 98, got 1"),
         (["--cv", "500"], "argument --cv: expected an integer from 2 to 98, got 500"),
-        (["--seeds", "two"], "argument --seeds: expected an integer >= 1, got 'two'"),
+        (["--seeds", "two"], "argument --seeds: expected an integer from 1 to 1000"),
         (["--hidden-sizes", "5", "0"], "argument --hidden-sizes: expected an integer"),
         (["--images"], "argument --images: expected one argument"),
+        (
+            ["--seeds", "1001"],
+            "argument --seeds: expected an integer from 1 to 1000, got 1001",
+        ),
+        (["--seeds", "9" * 50], "argument --seeds: expected an integer from 1 to"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(argv, message, capsys, tmp_path):
@@ -224,11 +229,21 @@ def test_out_with_an_output_name_taken_by_a_pipe(capsys, tmp_path, no_job):
 def test_out_with_an_output_file_that_cannot_be_written(
     capsys, tmp_path, no_job, monkeypatch
 ):
-    """A dangling link to a path below a file cannot be written, by root
-    either, while os.access (here made to say yes, as it does to root) sees a
-    writable folder."""
-    (tmp_path / "file").write_text("")
-    (tmp_path / "loss_curves.png").symlink_to(tmp_path / "file" / "x.png")
+    """An output file the user may not write (EACCES, which root never gets
+    here: opening it is made to fail so), while os.access (made to say yes,
+    as it does to root) sees a writable folder."""
+    import builtins
+
+    target = tmp_path / "loss_curves.png"
+    target.write_bytes(b"theirs")
+    real_open = builtins.open
+
+    def denying_open(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(target):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denying_open)
     monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)
     assert main(["--quick", "--out", str(tmp_path)]) == 2
     line = _error_line(capsys.readouterr().err)
@@ -391,3 +406,36 @@ def test_cv_may_be_as_many_folds_as_the_digits_allow(tmp_path):
     assert most_folds() == 98
     settings = parse_args(["--quick", "--cv", "98", "--out", str(tmp_path)])
     assert settings.cv == 98
+
+
+@pytest.mark.parametrize("name", OUTPUT_NAMES)
+def test_out_with_an_output_name_that_is_a_link_writes_nothing_through_it(
+    name, capsys, tmp_path, no_job
+):
+    """A link (dangling or not) would have the job write wherever it points:
+    refused, and its target neither created nor changed."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / name).symlink_to(elsewhere / "target")
+    assert main(["--quick", "--out", str(out)]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert line.endswith(
+        f"{name!r} in it is a symbolic link; expected a file there or none"
+    )
+    assert not no_job and list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "is empty; expected a folder path"),
+        ("   ", "is empty; expected a folder path"),
+        ("a" * 300, "cannot use the path (File name too long)"),
+    ],
+    ids=["empty", "blank", "name_too_long"],
+)
+def test_out_that_is_no_usable_path_exits_2(value, message, capsys, no_job):
+    assert main(["--quick", "--out", value]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert message in line and not no_job

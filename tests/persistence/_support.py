@@ -247,3 +247,14 @@ def assert_refused(path, match, **kwargs):
     assert isinstance(info.value, ValueError)
     assert str(path) in str(info.value)
     return info.value
+
+
+def saved_custom_file(network, data, tmp_path_factory, name):
+    """The model file of a small fit of ``network`` on ``data``, in a new folder."""
+    from sk_keras_digits import KerasDigitClassifier, save
+    from tests._helpers import SMALL
+
+    est = KerasDigitClassifier(**{**SMALL, "network": network}).fit(*data)
+    path = tmp_path_factory.mktemp(name) / f"{name}.skd"
+    save(est, path)
+    return path

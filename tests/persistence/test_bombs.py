@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 
 from sk_keras_digits import (
-    KerasDigitClassifier,
     load,
-    save,
 )
-from tests._helpers import IGNORE_CONVERGENCE, SMALL, read_members
+from tests._helpers import IGNORE_CONVERGENCE, read_members
 from tests.persistence._support import (
     assert_refused,
     load_measured,
+    saved_custom_file,
     wide_network,
 )
 
@@ -111,10 +110,7 @@ def bomb_stream():
 
 @pytest.fixture(scope="module")
 def custom_file(data, tmp_path_factory):
-    est = KerasDigitClassifier(**{**SMALL, "network": wide_network}).fit(*data)
-    path = tmp_path_factory.mktemp("custom") / "custom.skd"
-    save(est, path)
-    return path
+    return saved_custom_file(wide_network, data, tmp_path_factory, "custom")
 
 
 def _members(path):

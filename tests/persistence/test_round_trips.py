@@ -38,6 +38,7 @@ from tests.persistence._support import (
     custom_layer_network,
     dropout_network,
     lambda_network,
+    saved_custom_file,
     wide_network,
 )
 
@@ -447,10 +448,7 @@ def test_lambda_network_is_refused_unless_allowed(data, tmp_path):
 
 @pytest.fixture(scope="module")
 def lambda_file(data, tmp_path_factory):
-    est = KerasDigitClassifier(**{**SMALL, "network": lambda_network}).fit(*data)
-    path = tmp_path_factory.mktemp("lambda") / "lambda.skd"
-    save(est, path)
-    return path
+    return saved_custom_file(lambda_network, data, tmp_path_factory, "lambda")
 
 
 @settings(max_examples=25, deadline=None)

@@ -26,6 +26,15 @@ def _in_range(name, value):
     return value > low if strict else value >= low
 
 
+def _assert_checked(name, value, accepted, match, defaults=SGD_DEFAULTS):
+    """``check_settings`` accepts ``{name: value}``, or refuses it with ``match``."""
+    if accepted:
+        check_settings({name: value}, defaults)
+    else:
+        with pytest.raises(ValueError, match=match):
+            check_settings({name: value}, defaults)
+
+
 not_numbers = st.one_of(
     st.text(max_size=5),
     st.booleans(),
@@ -41,11 +50,7 @@ not_numbers = st.one_of(
 )
 def test_optional_numbers_are_none_or_finite_in_their_range(name, value):
     valid = value is None or (math.isfinite(value) and _in_range(name, value))
-    if valid:
-        check_settings({name: value}, SGD_DEFAULTS)
-    else:
-        with pytest.raises(ValueError, match=f"{name}=.*expected None or a finite"):
-            check_settings({name: value}, SGD_DEFAULTS)
+    _assert_checked(name, value, valid, f"{name}=.*expected None or a finite")
 
 
 @settings(max_examples=40)
@@ -62,11 +67,7 @@ def test_optional_numbers_refuse_anything_else(name, value):
 )
 def test_optional_integers(name, value):
     valid = type(value) is int and value >= OPTIONAL_INTEGERS[name]
-    if valid:
-        check_settings({name: value}, SGD_DEFAULTS)
-    else:
-        with pytest.raises(ValueError, match=f"{name}=.*an integer >= "):
-            check_settings({name: value}, SGD_DEFAULTS)
+    _assert_checked(name, value, valid, f"{name}=.*an integer >= ")
 
 
 @settings(max_examples=40)
@@ -79,22 +80,17 @@ def test_numbers_and_booleans_keep_the_type_of_their_default(value):
         and math.isfinite(value)
     )
     for name, ok in (("beta_1", number_ok), ("amsgrad", isinstance(value, bool))):
-        if ok:
-            check_settings({name: value}, defaults)
-        else:
-            with pytest.raises(ValueError, match=f"^{name}="):
-                check_settings({name: value}, defaults)
+        _assert_checked(name, value, ok, f"^{name}=", defaults)
 
 
 @settings(max_examples=40)
 @given(rate=st.one_of(st.floats(allow_nan=True), st.integers(-2, 2), not_numbers))
 def test_a_learning_rate_is_a_finite_positive_number(rate):
+    if isinstance(rate, dict):
+        return  # a schedule's form: test_a_schedules_numbers_are_checked
     is_number = isinstance(rate, (int, float)) and not isinstance(rate, bool)
-    if is_number and math.isfinite(rate) and rate > 0:
-        check_settings({"learning_rate": rate}, SGD_DEFAULTS)
-    elif not isinstance(rate, dict):
-        with pytest.raises(ValueError, match="^learning_rate="):
-            check_settings({"learning_rate": rate}, SGD_DEFAULTS)
+    valid = is_number and math.isfinite(rate) and rate > 0
+    _assert_checked("learning_rate", rate, valid, "^learning_rate=")
 
 
 @pytest.mark.parametrize(

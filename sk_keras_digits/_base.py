@@ -55,8 +55,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     #: Whether ``y`` must be numeric (a regressor's targets), as
     #: ``validate_data``'s ``y_numeric``.
     _numeric_targets = False
-    #: The fewest samples ``fit`` accepts.
-    _min_samples = 2
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
@@ -137,11 +135,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         sample_weight = self._check_sample_weight(sample_weight, X)
-        if X.shape[0] < self._min_samples and not incremental:
-            raise ValueError(
-                f"X has {X.shape[0]} sample; at least {self._min_samples} samples "
-                "are needed to fit."
-            )
         labels = self._encode_targets(y, state, first_pass, incremental, classes)
         sample_weight = self._weigh_samples(sample_weight, y, labels, incremental)
         Y = labels.encode(y, X.dtype)
@@ -382,7 +375,9 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         else:
             self._check_carried_state(config.solver, start)
         n_epochs = 1 if incremental else self.max_iter
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        # Drawn only to shuffle: without shuffling, a RandomState instance the
+        # user passed ends where MLPClassifier leaves it.
+        seed = int(rng.randint(np.iinfo(np.int32).max)) if self.shuffle else 0
         reporter = EpochReporter(
             self, network, start.weights, n_epochs, n_samples, config.batch_size
         )
@@ -420,8 +415,8 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             warn(
                 f"Training diverged: the loss became NaN or infinite after "
                 f"{log.n_epochs} iteration(s). Kept the weights of the best "
-                f"validation score ({end.progress.best_score:.6g}); lower the "
-                f"learning rate ({self._learning_rate_setting()}) or scale X.",
+                f"validation score ({end.progress.best_score:.6g}). "
+                f"{self._divergence_remedy()}.",
                 ConvergenceWarning,
             )
         elif log.interrupted:
@@ -506,9 +501,10 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
 
     def _divergence_remedy(self):
         """What to change after a fit diverged: lbfgs has no learning rate."""
+        scale = "scale X and y" if self._numeric_targets else "scale X"
         if isinstance(self.solver, str) and self.solver == "lbfgs":
-            return f"Scale X, or lower the penalty (alpha={self.alpha})"
-        return f"Lower the learning rate ({self._learning_rate_setting()}) or scale X"
+            return f"{scale.capitalize()}, or lower the penalty (alpha={self.alpha})"
+        return f"Lower the learning rate ({self._learning_rate_setting()}) or {scale}"
 
     def _learning_rate_setting(self):
         """Where this fit's learning rate comes from, for messages."""
@@ -540,12 +536,22 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         )
         if not np.isfinite(outputs).all():
             rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
-            largest = abs(X).max() if X.shape[0] else 0
+            values = X.data if hasattr(X, "data") and hasattr(X, "toarray") else X
+            if not np.isfinite(values).all():  # let through by assume_finite
+                cause = (
+                    "X holds NaN or infinite values (sklearn.config_context("
+                    "assume_finite=True) skipped their check). Remove or impute them."
+                )
+            else:
+                cause = (
+                    f"X holds values too large for {outputs.dtype} arithmetic "
+                    f"in this network (largest |X| = {abs(values).max():.3g}). "
+                    "Scale X, for fitting and predicting alike (a StandardScaler "
+                    "in a Pipeline, say)."
+                )
             raise ValueError(
                 f"The network's output is not finite for {rows.size} sample(s) of "
-                f"X (first: row {rows[0]}): X holds values too large for "
-                f"{outputs.dtype} arithmetic (largest |X| = {largest:.3g}). Scale X "
-                "as the training data were."
+                f"X (first: row {rows[0]}): {cause}"
             )
         return outputs
 

@@ -5,10 +5,9 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import unique_labels
 
 from ._base import BaseKerasMLP
-from ._labels import LabelEncoding
+from ._labels import LabelEncoding, sorted_labels
 
 
 class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
@@ -101,8 +100,8 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         Whether ``'sgd'`` uses Nesterov's momentum.
 
     early_stopping : bool, default=False
-        Set aside ``validation_fraction`` of the training data (stratified,
-        except for multilabel targets) and stop when its accuracy fails to
+        Set aside ``validation_fraction`` of the training data (stratified
+        for binary targets, as MLPClassifier) and stop when its accuracy fails to
         improve by ``tol`` for ``n_iter_no_change`` epochs; the best weights
         are kept. Stochastic solvers only.
 
@@ -410,15 +409,15 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         labels = state.labels
         if incremental:
             if classes is not None and not np.array_equal(
-                labels.classes, unique_labels(classes)
+                labels.classes, sorted_labels(classes, "classes")
             ):
                 raise ValueError(
-                    f"`classes={unique_labels(classes)!r}` is not the same as on last "
+                    f"`classes={sorted_labels(classes)!r}` is not the same as on last "
                     f"call to partial_fit, was: {labels.classes!r}"
                 )
             labels.check_known(y, "partial_fit")
         else:  # warm_start
-            seen = unique_labels(y)
+            seen = sorted_labels(y)
             if set(seen) != set(labels.classes):
                 raise ValueError(
                     "warm_start can only be used where `y` has the same classes "
@@ -454,8 +453,14 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         return weighted
 
     def _stratification(self, y, labels):
-        """Stratify the early-stopping split on the labels (not multilabel ones)."""
-        return None if labels.multilabel else y
+        """Stratify the early-stopping split as MLPClassifier does.
+
+        That is on the labels of a network with one output (binary targets,
+        a single class or a one-column indicator); multiclass and multilabel
+        targets get a plain random split, so that without shuffling the
+        validation set and the weights are MLPClassifier's.
+        """
+        return y if labels.n_outputs == 1 else None
 
     # -------------------------------------------------------------- predict
     def predict(self, X):

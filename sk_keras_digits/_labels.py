@@ -50,16 +50,28 @@ class LabelEncoding(NamedTuple):
         encoding : LabelEncoding
         """
         binarizer = LabelBinarizer()
+        source, labels = "y", y
         try:
-            if classes is not None and not type_of_target(y).startswith("multilabel"):
-                binarizer.fit(np.asarray(classes))
-            else:
-                binarizer.fit(y)
+            multilabel = type_of_target(y).startswith("multilabel")
+            if classes is not None and not multilabel:
+                source, labels = "classes", np.asarray(classes)
+            binarizer.fit(labels)
         except TypeError as exc:
-            raise ValueError(
-                f"y mixes label types that cannot be compared ({exc}): use labels "
-                "of one type, all strings or all numbers."
-            ) from exc
+            if _holds_bytes(labels):
+                raise TypeError(
+                    f"{source} holds labels represented as bytes, which "
+                    f"scikit-learn does not support ({exc}): decode them to "
+                    f"strings, e.g. {source}.astype(str)."
+                ) from exc
+            raise _mixed_types_error(exc, source) from exc
+        if multilabel and classes is not None:
+            given = np.unique(np.asarray(classes))
+            if not np.array_equal(given, binarizer.classes_):
+                raise ValueError(
+                    f"classes={given!r} are not the labels of y, a multilabel "
+                    f"indicator matrix of {len(binarizer.classes_)} columns: pass "
+                    f"its column indices, classes={binarizer.classes_!r}."
+                )
         return cls(binarizer.classes_, binarizer.y_type_)
 
     @property
@@ -167,9 +179,36 @@ class LabelEncoding(NamedTuple):
         """Raise a ValueError if ``y`` holds labels this encoding does not know."""
         if self.multilabel:
             return
-        unknown = np.setdiff1d(unique_labels(y), self.classes)
+        unknown = np.setdiff1d(sorted_labels(y), self.classes)
         if len(unknown):
             raise ValueError(
                 f"y has labels {unknown.tolist()} not in classes_ "
                 f"{self.classes.tolist()} ({context})."
             )
+
+
+def sorted_labels(labels, name="y"):
+    """``unique_labels(labels)``, with a ValueError for labels of mixed types.
+
+    ``name`` is the argument's, for the error.
+    """
+    try:
+        return unique_labels(labels)
+    except TypeError as exc:
+        raise _mixed_types_error(exc, name) from exc
+
+
+def _mixed_types_error(exc, name="y"):
+    """The error for labels that ``exc`` (a TypeError) found incomparable."""
+    return ValueError(
+        f"{name} mixes label types that cannot be compared ({exc}): use labels of "
+        "one type, all strings or all numbers."
+    )
+
+
+def _holds_bytes(labels):
+    """Whether ``labels`` (array-like) hold a ``bytes`` label."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "S":
+        return True
+    return labels.dtype == object and any(isinstance(v, bytes) for v in labels.flat)

@@ -268,8 +268,6 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
     """
 
     _numeric_targets = True
-    # As MLPRegressor, which fits a single sample (to fine-tune, say).
-    _min_samples = 1
 
     _parameter_constraints: dict = {
         **BaseKerasMLP._parameter_constraints,

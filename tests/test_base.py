@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import validate_data
 
-from sk_keras_digits import KerasDigitClassifier
+from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
 from sk_keras_digits._state import FittedEstimator
 from tests._helpers import TENSORFLOW_SESSION
 
@@ -364,3 +365,25 @@ def test_a_refit_on_other_features_reaches_readers_at_once(small_digits):
     assert all(isinstance(o, Exception) for o in outcomes[first_error:])
     for proba in outcomes[:first_error]:
         np.testing.assert_array_equal(proba, expected)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize(
+    "ours, theirs, y",
+    [
+        (KerasDigitClassifier, MLPClassifier, [3]),
+        (KerasDigitRegressor, MLPRegressor, [0.7]),
+    ],
+)
+def test_a_single_sample_fits_as_mlp_does(ours, theirs, y, solver):
+    X = np.array([[0.5, 0.2, 0.0]])
+    params = dict(solver=solver, max_iter=5, shuffle=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est, mlp = ours(**params).fit(X, y), theirs(**params).fit(X, y)
+    assert est.n_iter_ == mlp.n_iter_
+    ours_weights = est.coefs_ + est.intercepts_
+    for a, b in zip(ours_weights, mlp.coefs_ + mlp.intercepts_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12)
+    grid = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
+    np.testing.assert_array_equal(est.predict(grid), mlp.predict(grid))

@@ -121,9 +121,12 @@ def test_trains_exactly_as_mlpclassifier_without_shuffling(small_digits, setting
     )
 
 
-def test_binary_early_stopping_matches_mlpclassifier(small_digits):
+@pytest.mark.parametrize("target", ["binary", "multiclass"])
+def test_early_stopping_matches_mlpclassifier(target, small_digits):
+    """The same validation split (stratified for one output only), same weights."""
     X, y = small_digits
-    y = (y > 4).astype(int)
+    if target == "binary":
+        y = (y > 4).astype(int)
     params = dict(
         hidden_layer_sizes=(20,),
         shuffle=False,
@@ -139,6 +142,29 @@ def test_binary_early_stopping_matches_mlpclassifier(small_digits):
     assert ours.best_validation_score_ == theirs.best_validation_score_
     assert ours.best_loss_ is None and theirs.best_loss_ is None
     np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="sgd", shuffle=False),
+        dict(solver="adam", shuffle=False, early_stopping=True),
+        dict(solver="lbfgs"),
+    ],
+)
+def test_a_random_state_instance_is_advanced_as_mlpclassifier_advances_it(
+    params, small_digits
+):
+    """Without shuffling, each fit draws from a shared RandomState what
+    MLPClassifier draws, so a sequence of fits stays its twin."""
+    X, y = small_digits
+    params = dict(params, hidden_layer_sizes=(6,), max_iter=3)
+    ours_rng, their_rng = np.random.RandomState(1), np.random.RandomState(1)
+    for _ in range(2):
+        ours = fit_quietly(KerasDigitClassifier(random_state=ours_rng, **params), X, y)
+        theirs = fit_quietly(MLPClassifier(random_state=their_rng, **params), X, y)
+        assert ours_rng.get_state()[2] == their_rng.get_state()[2]
+        np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], atol=1e-9)
 
 
 def test_tutorial_configuration_accuracy(tutorial_split, tutorial_params):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import LabelBinarizer
 
-from sk_keras_digits._labels import LabelEncoding
+from sk_keras_digits._labels import LabelEncoding, sorted_labels
 
 
 @pytest.mark.parametrize(
@@ -44,9 +44,44 @@ def test_classes_argument_fixes_the_encoding_for_partial_fit():
         encoding.check_known(np.array([1, 7]), "partial_fit")
 
 
+MIXED = np.array([1, "a", 2.5], dtype=object)
+
+
 def test_mixed_label_types_are_refused_clearly():
-    with pytest.raises(ValueError, match="mixes label types"):
-        LabelEncoding.fit(np.array([1, "a", 2.5], dtype=object))
+    with pytest.raises(ValueError, match="^y mixes label types"):
+        LabelEncoding.fit(MIXED)
+    with pytest.raises(ValueError, match="^classes mixes label types"):
+        LabelEncoding.fit(np.array([1, 1]), classes=MIXED)
+    with pytest.raises(ValueError, match="^y mixes label types"):
+        LabelEncoding.fit(np.array([1, 1]), classes=[1, 2]).check_known(MIXED, "")
+    with pytest.raises(ValueError, match="^classes mixes label types"):
+        sorted_labels(MIXED, "classes")
+
+
+@pytest.mark.parametrize("as_object", [False, True])
+def test_bytes_labels_are_refused_naming_the_argument(as_object):
+    labels = np.array([b"a", b"b"], dtype=object if as_object else None)
+    with pytest.raises(TypeError, match="bytes"):
+        LabelEncoding.fit(labels)
+    with pytest.raises(TypeError, match=r"^classes holds labels .* bytes"):
+        LabelEncoding.fit(np.array(["a", "b"]), classes=labels)
+
+
+@pytest.mark.parametrize(
+    "classes, ok",
+    [([2, 0, 1], True), (np.arange(3), True), ([0, 1], False), (range(5), False)],
+)
+def test_multilabel_classes_must_be_the_column_indices(classes, ok):
+    """MLPClassifier refuses labels outside ``classes``; both refuse ``[0, 1]``."""
+    Y = np.array([[1, 0, 1], [0, 1, 1], [0, 0, 0]])
+    if ok:
+        encoding = LabelEncoding.fit(Y, classes=classes)
+        np.testing.assert_array_equal(encoding.classes, [0, 1, 2])
+    else:
+        with pytest.raises(
+            ValueError, match=r"column indices, classes=array\(\[0, 1, 2"
+        ):
+            LabelEncoding.fit(Y, classes=classes)
 
 
 @pytest.mark.parametrize(

@@ -567,19 +567,14 @@ def test_trains_to_mlpclassifiers_weights_without_shuffling(
     """Same initialisation, batches, solver and stopping rules: same weights.
 
     MLPClassifier trains on the values as Python numbers (see
-    :func:`as_python_numbers`). Two of its early-stopping bugs are left out:
-
-    * its split is stratified for binary targets only (it tests
-      ``n_outputs_ == 1`` on the one-hot width), ours for multiclass ones too,
-      as both document: the stochastic solvers stop early on binary targets;
-    * with ``warm_start`` its best weights are the very arrays the next fit
-      updates in place (``coefs_ = _best_coefs``), so a second fit that does
-      not improve the validation score ends with its last weights, ours with
-      the best ones: early stopping is not warm-started.
+    :func:`as_python_numbers`). One of its early-stopping bugs is left out:
+    with ``warm_start`` its best weights are the very arrays the next fit
+    updates in place (``coefs_ = _best_coefs``), so a second fit that does not
+    improve the validation score ends with its last weights, ours with the
+    best ones: early stopping is not warm-started.
     """
     params, _ = case
     if params["early_stopping"] and params["solver"] != "lbfgs":
-        target = "binary"
         params = {**params, "warm_start": False}
     X, y = targets[target]
     X, y = X[:n_rows], y[:n_rows]

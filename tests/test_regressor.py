@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone, is_regressor
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import r2_score
@@ -359,6 +361,26 @@ def test_divergence_raises_and_keeps_the_model(digit_targets):
     with pytest.raises(ValueError, match="Solver produced non-finite parameter"):
         est.fit(X, y)
     np.testing.assert_array_equal(est.predict(X), before)
+    with pytest.raises(ValueError, match="or scale X and y"):  # a regressor's y too
+        est.set_params(learning_rate_init=1e-3).fit(X, y * 1e200)
+    np.testing.assert_array_equal(est.predict(X), before)
+
+
+@TENSORFLOW_SESSION
+@settings(max_examples=20, deadline=None)
+@given(exponent=st.floats(38.54, 300), negative=st.booleans())
+def test_targets_beyond_float32_with_float32_X_are_refused_naming_y(
+    exponent, negative, digit_targets
+):
+    """The network computes in X's dtype: a finite float64 target beyond
+    float32's range would become infinite, so it is refused, naming y."""
+    X, y, _ = digit_targets
+    y = y.astype(np.float64)
+    y[3] = (-1 if negative else 1) * 10.0**exponent
+    est = KerasDigitRegressor(max_iter=2)
+    with pytest.raises(ValueError, match=r"y holds values too large for float32"):
+        est.fit(X.astype(np.float32), y)
+    assert not hasattr(est, "coefs_")
 
 
 def test_divergence_with_early_stopping_keeps_the_best_weights(digit_targets):

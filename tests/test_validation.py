@@ -8,6 +8,7 @@ attributes (the very same objects) and the same probabilities.
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -91,7 +92,6 @@ def bad_fit_inputs(X, y):
         "inf_X": (inf_X, y, {}, "Input X contains infinity"),
         "nan_y": (X, nan_y, {}, "Input y contains NaN"),
         "empty_X": (X[:0], y[:0], {}, r"0 sample\(s\) \(shape=\(0, 64\)\)"),
-        "one_sample": (X[:1], y[:1], {}, "1 sample"),
         "3d_X": (X.reshape(n, 8, 8), y, {}, "dim 3"),
         "1d_X": (X[:, 0], y, {}, "Expected 2D array, got 1D array"),
         "strings_X": (strings_X, y, {}, "could not convert string to float: 'dark'"),
@@ -365,6 +365,16 @@ def test_probabilities_are_never_silently_nan(activation, dtype, data):
             continue
         assert np.isfinite(proba).all()
         np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_X_let_through_by_assume_finite_is_named(value, data, fitted):
+    X, _ = data
+    X = X[:5].copy()
+    X[2, 7] = value
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r"row 2\): X holds NaN or infinite"):
+            fitted.predict_proba(X)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """The classifier: :class:`KerasDigitClassifier`."""
 
+import inspect
+
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
@@ -8,6 +10,20 @@ from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseKerasMLP
 from ._labels import LabelEncoding, sorted_labels
+
+#: Whether the installed scikit-learn's ``compute_class_weight`` weighs the
+#: samples it counts for ``"balanced"``.
+_WEIGHTED_BALANCE = (
+    "sample_weight" in inspect.signature(compute_class_weight).parameters
+)
+
+_BALANCED_PARTIAL_FIT = (
+    "class_weight='balanced' is not supported for partial_fit: one call's labels "
+    "are not the class frequencies. Compute them with "
+    "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+    "y=y) on enough of the training targets, and pass the resulting dict as "
+    "class_weight."
+)
 
 
 class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
@@ -362,7 +378,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         """
         return self._transaction(X, y, sample_weight, incremental=False)
 
-    @available_if(lambda estimator: estimator._check_solver())
+    @available_if(lambda estimator: estimator._check_partial_fit())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the network with one epoch over the given data.
@@ -392,6 +408,16 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
             # validation split.
             raise ValueError("partial_fit does not support early_stopping=True")
         return self._transaction(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _check_partial_fit(self):
+        """True if ``partial_fit`` is available: a stochastic solver, and class
+        weights that one call's labels can give."""
+        self._check_solver()
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise AttributeError(
+                _BALANCED_PARTIAL_FIT.replace("is not supported", "is not available")
+            )
+        return True
 
     # -- targets ---------------------------------------------------------------
     def _encode_targets(self, y, state, first_pass, incremental, classes):
@@ -433,14 +459,16 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
             return sample_weight
         labels.check_class_weight(class_weight)
         if class_weight == "balanced" and incremental:
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit: one "
-                "call's labels are not the class frequencies. Compute them with "
-                "sklearn.utils.class_weight.compute_class_weight('balanced', "
-                "classes=classes, y=y) on enough of the training targets, and pass "
-                "the resulting dict as class_weight."
-            )
-        weights = compute_class_weight(class_weight, classes=labels.classes, y=y)
+            # partial_fit fetched before set_params(class_weight="balanced").
+            raise ValueError(_BALANCED_PARTIAL_FIT)
+        weights = compute_class_weight(
+            class_weight,
+            classes=labels.classes,
+            y=y,
+            # "balanced" counts a sample of weight k as k samples (where
+            # scikit-learn's function takes the weights; before, as one).
+            **({"sample_weight": sample_weight} if _WEIGHTED_BALANCE else {}),
+        )
         index = np.searchsorted(labels.classes, y)
         weighted = (sample_weight * weights[index]).astype(sample_weight.dtype)
         if not weighted.sum() > 0:
@@ -522,5 +550,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.classifier_tags.multi_label = True
+        # Class weights are refused for multilabel targets (a sample belongs to
+        # several classes).
+        tags.classifier_tags.multi_label = self.class_weight is None
         return tags

@@ -61,6 +61,11 @@ def batch_loss(network, params, outputs, y, sample_weight, extra_losses, alpha):
     dtype = dtype_of(outputs)
     per_sample = network.loss.per_sample(outputs, y)
     weight_sum = ops.sum(sample_weight)
+    # A batch whose samples all weigh zero (a bootstrap's sample_weight, say)
+    # has no loss and no gradient, its penalties included: its step changes
+    # nothing but the solver's momentum. Any other batch: the same bits.
+    weighed = weight_sum > 0
+    weight_sum = ops.where(weighed, weight_sum, constant(1, dtype))
     loss = ops.sum(sample_weight * per_sample) / weight_sum
     penalized = [ops.sum(ops.square(params[i])) for i in network.penalized]
     if penalized:
@@ -68,7 +73,7 @@ def batch_loss(network, params, outputs, y, sample_weight, extra_losses, alpha):
     if extra_losses:
         extra = [ops.cast(term, dtype) for term in extra_losses]
         loss = loss + sum(extra[1:], extra[0])
-    return loss
+    return ops.where(weighed, loss, constant(0, dtype))
 
 
 def validation_score(network, outputs, y, sample_weight):

@@ -419,4 +419,6 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.target_tags.multi_output = True
+        # The Poisson deviance is defined for non-negative targets only.
+        tags.target_tags.positive_only = self.loss == "poisson"
         return tags

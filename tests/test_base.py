@@ -387,3 +387,29 @@ def test_a_single_sample_fits_as_mlp_does(ours, theirs, y, solver):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12)
     grid = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
     np.testing.assert_array_equal(est.predict(grid), mlp.predict(grid))
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    zero_batch=st.integers(0, 5),
+    estimator=st.sampled_from([KerasDigitClassifier, KerasDigitRegressor]),
+)
+def test_a_batch_of_zero_weight_changes_nothing(zero_batch, estimator, small_digits):
+    """Its step (plain SGD) leaves the weights as they were: the fit equals one
+    without those rows (MLP divides by the batch's weight sum, and fails)."""
+    X, y = small_digits
+    X, y = X[:60], y[:60]
+    weight = np.ones(len(X))
+    rows = slice(10 * zero_batch, 10 * zero_batch + 10)
+    weight[rows] = 0
+    params = dict(solver="sgd", momentum=0.0, batch_size=10, shuffle=False)
+    params.update(max_iter=3, hidden_layer_sizes=(6,), random_state=0)
+    kept = np.ones(len(X), bool)
+    kept[rows] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = estimator(**params).fit(X, y, sample_weight=weight)
+        without = estimator(**params).fit(X[kept], y[kept])
+    ours_weights = weighted.coefs_ + weighted.intercepts_
+    for a, b in zip(ours_weights, without.coefs_ + without.intercepts_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -13,6 +13,8 @@ from functools import partial
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -395,7 +397,6 @@ def test_class_weight_dict_multiplies_sample_weight(small_digits):
     [
         ({3: 2.0, 42: 1.0}, "multiclass", "fit", r"keys \[42\] that are not classes"),
         ("balanced", "multilabel", "fit", "not supported for multilabel"),
-        ("balanced", "multiclass", "partial_fit", "not supported for partial_fit"),
         ("heavy", "multiclass", "fit", "'class_weight' parameter"),
         (
             {3: -1.0},
@@ -419,6 +420,47 @@ def test_class_weight_errors(small_digits, class_weight, target, method, match):
     kwargs = {"classes": np.unique(y)} if method == "partial_fit" else {}
     with pytest.raises(ValueError, match=match):
         getattr(est, method)(X, y, **kwargs)
+
+
+@TENSORFLOW_SESSION
+def test_balanced_class_weight_offers_no_partial_fit(small_digits):
+    """One call's labels are not the class frequencies: as for ``lbfgs``,
+    ``partial_fit`` is not available (scikit-learn's checks then skip it)."""
+    X, y = small_digits
+    est = KerasDigitClassifier(class_weight="balanced", max_iter=2)
+    assert not hasattr(est, "partial_fit")
+    with pytest.raises(AttributeError, match="no attribute 'partial_fit'") as caught:
+        est.partial_fit(X, y, classes=np.unique(y))
+    assert "'balanced' is not available for partial" in str(caught.value.__cause__)
+    method = est.set_params(class_weight=None).partial_fit  # fetched before
+    est.set_params(class_weight="balanced")
+    with pytest.raises(ValueError, match="'balanced' is not supported for partial"):
+        method(X, y, classes=np.unique(y))
+    assert not hasattr(est, "n_iter_")
+
+
+@TENSORFLOW_SESSION
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_balanced_class_weight_counts_a_weight_of_k_as_k_samples(seed, small_digits):
+    """With sample weights, the class frequencies that 'balanced' evens out
+    count a sample of weight k as k samples (where scikit-learn supports it)."""
+    from sk_keras_digits._classifier import _WEIGHTED_BALANCE
+
+    if not _WEIGHTED_BALANCE:
+        pytest.skip("this scikit-learn's compute_class_weight takes no weights")
+    X, y = small_digits
+    X, y = X[:80], y[:80]
+    weights = np.random.RandomState(seed).randint(0, 4, len(X))
+    params = dict(solver="adam", hidden_layer_sizes=(6,), random_state=0, max_iter=5)
+    params.update(class_weight="balanced")
+    weighted = fit_quietly(KerasDigitClassifier(**params), X, y, sample_weight=weights)
+    repeated = fit_quietly(
+        KerasDigitClassifier(**params), X.repeat(weights, axis=0), y.repeat(weights)
+    )
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-6, atol=1e-8
+    )
 
 
 def test_lbfgs_converges_and_records_its_curve(small_digits):

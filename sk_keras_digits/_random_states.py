@@ -17,24 +17,37 @@ Building a network for a fit has its own, seeded scope
 
 import contextlib
 import random
+import threading
 
 import numpy as np
+
+# One block at a time: a block swaps the process' generators (below), and two
+# threads swapping at once would put back each other's private streams.
+_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def random_states_kept():
     """Python's and NumPy's global random generators as they were, after the block.
 
-    The block's own draws from them are undone, and so is a draw another thread
-    makes while it runs: only for short blocks of library code, never around a
-    user's. NumPy's state is read in its general form, so a global generator
-    whose bit generator the user replaced (``np.random.set_bit_generator``) is
-    kept too, without the warning the legacy form gives for it.
+    For the block's duration the global generators draw from fresh private
+    streams (seeded by the operating system), and the user's states are put
+    back after it: the block's own draws never reach them. Another thread
+    drawing meanwhile also draws from the private streams, so it never gets a
+    value of the user's streams twice (as it would if the user's state were
+    merely saved and restored around the block). NumPy's state is read in
+    its general form, so a global generator whose bit generator the user
+    replaced (``np.random.set_bit_generator``) is kept too, without the
+    warning the legacy form gives for it. Blocks of different threads take
+    turns.
     """
-    python_state = random.getstate()
-    numpy_state = np.random.get_state(legacy=False)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
+    with _LOCK:
+        python_state = random.getstate()
+        numpy_state = np.random.get_state(legacy=False)
+        random.setstate(random.Random().getstate())
+        np.random.set_state(type(np.random.get_bit_generator())().state)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)

@@ -67,3 +67,28 @@ def test_any_draws_inside_are_undone(
     finally:
         np.random.set_bit_generator(saved)
     assert after == again
+
+
+def test_another_threads_draws_during_a_block_repeat_no_value_of_the_users():
+    """A thread drawing while a block runs draws from the private streams: the
+    user's streams go on afterwards as if neither had drawn, and no value of
+    theirs is handed out twice."""
+    import threading
+
+    np.random.seed(7)
+    random.seed(7)
+    expected = np.random.RandomState(7).random_sample(20), random.Random(7).random()
+    inside, other = threading.Event(), []
+
+    def draw():
+        inside.wait()
+        other.extend(np.random.random_sample(20))
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    with random_states_kept():
+        inside.set()
+        thread.join()
+    np.testing.assert_array_equal(np.random.random_sample(20), expected[0])
+    assert random.random() == expected[1]
+    assert not set(other) & set(expected[0])

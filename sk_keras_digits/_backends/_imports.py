@@ -32,10 +32,17 @@ def imported(name):
     module : module
     """
     module = sys.modules.get(name)
-    if module is None:
+    if module is None or _initializing(module):
+        # A module another thread is still importing is in sys.modules half
+        # made: import_module waits for it (under Python's module lock).
         with random_states_kept():
             module = importlib.import_module(name)
     return module
+
+
+def _initializing(module):
+    """Whether ``module`` is still being imported (by any thread)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def import_keras():

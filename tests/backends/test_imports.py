@@ -121,3 +121,56 @@ def test_keras_and_backends_are_imported_only_through_the_guard():
             if module in LIBRARIES and module not in allowed:
                 where = f"{path.relative_to(root)}:{line}"
                 raise AssertionError(f"{where} imports {module} directly")
+
+
+_THREADS = """
+import random, threading, time
+import numpy as np
+from sklearn.datasets import load_digits
+from sk_keras_digits import KerasDigitClassifier
+
+X, y = load_digits(return_X_y=True)
+X, y = X[:150] / 16, y[:150]
+np.random.seed(0)
+draws, errors, stop = [], [], threading.Event()
+
+
+def user():  # a thread of the user's, drawing from NumPy's global generator
+    while not stop.is_set():
+        draws.append(np.random.random())
+        time.sleep(0.002)
+
+
+def fit(width):
+    try:
+        KerasDigitClassifier(hidden_layer_sizes=(width,), max_iter=2).fit(X, y)
+    except Exception as exc:
+        errors.append(repr(exc))
+
+
+drawing = threading.Thread(target=user)
+drawing.start()
+fits = [threading.Thread(target=fit, args=(w,)) for w in (3, 5, 9, 17)]
+for thread in fits:
+    thread.start()
+for thread in fits:
+    thread.join()
+stop.set()
+drawing.join()
+assert not errors, errors
+assert len(draws) == len(set(draws)), f"{len(draws) - len(set(draws))} repeated"
+print("ok", len(draws))
+"""
+
+
+def test_first_fits_in_threads_import_the_backend_once_and_repeat_no_draw(
+    run_on, backend, monkeypatch
+):
+    """Four threads' first fits, in a fresh process, while a user's thread draws
+    from NumPy's generator: each fit waits for the backend a thread is
+    importing (none sees it half made), and no draw of the user's thread is
+    undone to be repeated."""
+    monkeypatch.setenv("SK_KERAS_DIGITS_COMPILE_CACHE", "off")
+    result = run_on(backend, _THREADS, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok")

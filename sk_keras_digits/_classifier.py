@@ -6,8 +6,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.metaestimators import available_if
 
+from ._availability import available_if
 from ._base import BaseKerasMLP
 from ._labels import LabelEncoding, sorted_labels
 

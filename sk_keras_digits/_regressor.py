@@ -2,8 +2,8 @@
 
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.metaestimators import available_if
 
+from ._availability import available_if
 from ._base import BaseKerasMLP
 from ._targets import RegressionTargets
 

@@ -330,9 +330,8 @@ def test_partial_fit_is_unavailable_for_lbfgs_and_refuses_early_stopping(
 ):
     X, y = small_digits
     assert not hasattr(KerasDigitClassifier(solver="lbfgs"), "partial_fit")
-    with pytest.raises(AttributeError, match="partial_fit") as error:
+    with pytest.raises(AttributeError, match="solver='lbfgs' is not stochastic"):
         _ = KerasDigitClassifier(solver="lbfgs").partial_fit
-    assert "solver='lbfgs' is not stochastic" in str(error.value.__cause__)
     # As MLPClassifier: the method exists and says why it cannot run.
     est = KerasDigitClassifier(early_stopping=True)
     with pytest.raises(ValueError, match="does not support early_stopping=True"):
@@ -429,9 +428,10 @@ def test_balanced_class_weight_offers_no_partial_fit(small_digits):
     X, y = small_digits
     est = KerasDigitClassifier(class_weight="balanced", max_iter=2)
     assert not hasattr(est, "partial_fit")
-    with pytest.raises(AttributeError, match="no attribute 'partial_fit'") as caught:
+    with pytest.raises(
+        AttributeError, match="no attribute 'partial_fit': class_weight='balanced'"
+    ):
         est.partial_fit(X, y, classes=np.unique(y))
-    assert "'balanced' is not available for partial" in str(caught.value.__cause__)
     method = est.set_params(class_weight=None).partial_fit  # fetched before
     est.set_params(class_weight="balanced")
     with pytest.raises(ValueError, match="'balanced' is not supported for partial"):

@@ -57,8 +57,8 @@ EXPECTED_EXCEPTIONS = {
         "assigns `coefs_`, `n_outputs_`, `t_`, `loss_curve_` and its private "
         "internals `_coef_velocity`, `_intercept_velocity`, `_coef_grads` and "
         "`_no_improvement_count`. The estimator's fitted attributes are "
-        "read-only views of its one fitted state (`_state`), which only fit, "
-        "partial_fit and load produce."
+        "properties that cannot be assigned, over its one fitted state "
+        "(`_state`), which only fit, partial_fit and load produce."
     ),
     "test_early_stopping_stratified": (
         "Expects the error of a stratified early-stopping split when a class "

@@ -13,7 +13,9 @@ start-up messages are kept off the terminal.
 
 Modules: ``_parser`` (options and their checks), ``_job`` (the fits, the grid
 searches and :func:`~._job.run`), ``_tables``, ``_figures`` and ``_report``
-(tables as text and HTML, ``report.html``), ``_main`` (:func:`main`).
+(tables as text and HTML, ``report.html``), ``_files`` (each output file
+written to a temporary and renamed into place when complete), ``_main``
+(:func:`main`).
 """
 
 from ._main import main

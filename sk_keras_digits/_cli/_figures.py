@@ -1,7 +1,10 @@
 """The command line's figures, drawn without pyplot and saved as PNG files.
 
 :data:`FIGURES` names each file the job saves, with its caption in the report.
+Each is written whole or not at all (:func:`._files.replacing`).
 """
+
+from ._files import replacing
 
 #: The files the job saves into the output folder, with their captions.
 FIGURES = {
@@ -37,7 +40,8 @@ def save_figures(tutorial, searches, split, settings, bar):
     saved = []
 
     def save(fig, name):
-        fig.savefig(out / name, dpi=100)
+        with replacing(out / name) as file:
+            fig.savefig(file, format="png", dpi=100)
         saved.append(out / name)
         bar.update()
 

@@ -3,6 +3,7 @@
 import os
 import sys
 
+from ._files import OutputError
 from ._job import run
 from ._parser import parse_args
 
@@ -32,6 +33,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("sk-keras-digits: interrupted", file=sys.stderr)
         return 130
+    except OutputError as exc:  # "could not write PATH: [Errno N] reason"
+        print(f"sk-keras-digits: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         print(f"sk-keras-digits: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

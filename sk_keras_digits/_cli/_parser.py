@@ -263,7 +263,7 @@ def _unwritable(out, option):
         problem = f"{option}: cannot write into the folder ({_reason(exc)})"
     for name in () if problem else _output_names():
         path = out / name
-        if path.is_symlink():  # writing would go wherever it points
+        if path.is_symlink():  # the job would replace the link by a file
             problem = (
                 f"{option}: {name!r} in it is a symbolic link; expected a file "
                 "there or none"

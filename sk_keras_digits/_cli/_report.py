@@ -3,13 +3,16 @@
 :class:`Table` holds one table of results and renders it as aligned plain text
 (printed by ``sk-keras-digits``) or as an HTML table; :func:`write_report`
 writes ``report.html``, which shows the tables and the figures saved next to
-it (referenced by relative paths, so the folder can be moved or zipped).
+it (referenced by relative paths, so the folder can be moved or zipped),
+whole or not at all (:func:`._files.write_text`).
 """
 
 import html
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ._files import write_text
 
 REPORT_NAME = "report.html"
 
@@ -125,6 +128,11 @@ def write_report(out_dir, *, title, tables, figures, details=()):
     -------
     path : Path
         The report written.
+
+    Raises
+    ------
+    OutputError
+        If the report cannot be written (an earlier one is left as it was).
     """
     out_dir = Path(out_dir)
     esc = html.escape
@@ -159,6 +167,4 @@ def write_report(out_dir, *, title, tables, figures, details=()):
             f"<figcaption>{esc(caption)}</figcaption></figure>"
         )
     parts += ["</body>", "</html>", ""]
-    path = out_dir / REPORT_NAME
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return write_text(out_dir / REPORT_NAME, "\n".join(parts))

@@ -1,15 +1,19 @@
 """Tests for the ``sk-keras-digits`` command's job: tables, figures, report."""
 
+import errno
 import io
+import os
 import re
 import sys
 from html.parser import HTMLParser
 
 import matplotlib.image
+from matplotlib.figure import Figure
 
 from sk_keras_digits._cli._figures import FIGURES
 from sk_keras_digits._cli._main import main
 from sk_keras_digits._cli._parser import QUICK
+from sk_keras_digits._cli._report import REPORT_NAME
 
 
 def test_module_quick_run_is_quiet(tmp_path, run_module):
@@ -126,3 +130,47 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys, tmp_path):
     assert counts and max(counts) <= steps
     assert "step [" not in bar  # the format tqdm falls back to past the total
     assert "Tutorial: 64-15-10 network" in capsys.readouterr().out
+
+
+def test_a_figure_failing_midway_keeps_the_earlier_output(
+    monkeypatch, capsys, tmp_path
+):
+    """The disk fills up while the third figure is saved: the figures saved
+    before it are replaced whole, the failed one and the rest of the earlier
+    output are left as they were, no temporary file is left behind, and the
+    error is one line naming the file."""
+    names = [*FIGURES, REPORT_NAME]
+    for name in names:
+        (tmp_path / name).write_bytes(b"earlier, complete " + name.encode())
+    calls = []
+    savefig = Figure.savefig
+
+    def fill_the_disk(fig, target, *args, **kwargs):
+        calls.append(target)
+        if len(calls) < 3:
+            return savefig(fig, target, *args, **kwargs)
+        data = b"\x89PNG\r\n\x1a\n truncated"
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "wb") as file:
+                file.write(data)
+        else:
+            target.write(data)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", fill_the_disk)
+    status = main(
+        ["--quick", "--seeds", "1", "--hidden-sizes", "5", "--cv", "2"]
+        + ["--images", "4", "--no-progress", "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert status == 1
+    failed = tmp_path / list(FIGURES)[2]
+    assert err == (
+        f"sk-keras-digits: error: could not write {failed}: "
+        f"[Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == sorted(names)  # no temporary left
+    for name in names[:2]:  # saved before the disk filled up: new and whole
+        assert matplotlib.image.imread(tmp_path / name).shape[0] > 100
+    for name in names[2:]:
+        assert (tmp_path / name).read_bytes() == b"earlier, complete " + name.encode()

@@ -1,5 +1,7 @@
 """Tests for the command line's report: text tables, HTML tables, report.html."""
 
+import errno
+import os
 from html.parser import HTMLParser
 
 import pytest
@@ -86,3 +88,23 @@ def test_write_report_missing_figure(tmp_path):
     with pytest.raises(FileNotFoundError, match="figure 'gone.png', which is not"):
         write_report(tmp_path, title="t", tables=[], figures=[("gone.png", "c")])
     assert not (tmp_path / REPORT_NAME).exists()
+
+
+def test_write_report_that_fails_keeps_the_earlier_report(tmp_path, monkeypatch):
+    """A full disk, reported as the report is flushed: the earlier report is
+    left whole, nothing else is left behind, and the error names the file."""
+    Figure(figsize=(1, 1)).savefig(tmp_path / "one.png")
+    report = tmp_path / REPORT_NAME
+    report.write_text("<p>earlier, complete</p>", encoding="utf-8")
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError) as info:
+        write_report(tmp_path, title="t", tables=[_table()], figures=[("one.png", "c")])
+    assert str(info.value) == (
+        f"could not write {report}: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}"
+    )
+    assert report.read_text(encoding="utf-8") == "<p>earlier, complete</p>"
+    assert sorted(os.listdir(tmp_path)) == ["one.png", REPORT_NAME]

@@ -49,6 +49,8 @@ class LRUCache:
     def __init__(self, maxsize):
         self.maxsize = maxsize
         self._values = collections.OrderedDict()
+        #: Evicted values that eviction would not free (``evictable`` False).
+        self._aside = {}
         self._lock = threading.Lock()
 
     def get(self, key, factory=None):
@@ -65,6 +67,9 @@ class LRUCache:
         while True:
             with self._lock:
                 entry = self._values.get(key)
+                if entry is None and key in self._aside:
+                    entry = self._values[key] = self._aside.pop(key)
+                    self._evict()
                 if entry is None:
                     if factory is None:
                         return None
@@ -100,7 +105,14 @@ class LRUCache:
 
     def _evict(self):
         while len(self._values) > self.maxsize:
-            self._values.popitem(last=False)
+            key, value = self._values.popitem(last=False)
+            if not getattr(value, "evictable", True):
+                self._aside[key] = value
+
+    def set_aside(self):
+        """The evicted values kept because evicting them frees nothing."""
+        with self._lock:
+            return list(self._aside.values())
 
     def items(self):
         """The cached ``(key, value)`` pairs, least recently used first.
@@ -119,8 +131,11 @@ class LRUCache:
         return [value for _, value in self.items()]
 
     def __len__(self):
+        """The values under the ``maxsize`` bound (those set aside excluded)."""
         return len(self._values)
 
     def clear(self):
+        """Forget every value, those set aside too."""
         with self._lock:
             self._values.clear()
+            self._aside.clear()

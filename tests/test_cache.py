@@ -123,3 +123,35 @@ def test_pending_builds_are_not_listed_and_eviction_keeps_the_bound():
     for key in "abcd":
         cache.get(key, lambda key=key: key.upper())
     assert cache.items() == [("c", "C"), ("d", "D")]
+
+
+class _Kept:
+    """A value whose eviction would free nothing (a TensorFlow program)."""
+
+    evictable = False
+
+    def __init__(self, name):
+        self.name = name
+
+
+def test_values_eviction_would_not_free_are_set_aside_and_handed_back():
+    cache = LRUCache(maxsize=2)
+    built = []
+
+    def build(key):
+        built.append(key)
+        return _Kept(key) if key.startswith("kept") else key
+
+    for key in ("kept-a", "b", "kept-c", "d"):
+        cache.get(key, lambda key=key: build(key))
+    # The bound holds: "kept-a" and "b" were evicted; only "b" was dropped.
+    assert [k for k, _ in cache.items()] == ["kept-c", "d"] and len(cache) == 2
+    assert [v.name for v in cache.set_aside()] == ["kept-a"]
+    assert cache.get("b", None) is None  # dropped: a look-up finds nothing
+    kept = cache.get("kept-a", lambda: build("kept-a"))
+    assert kept.name == "kept-a" and built == ["kept-a", "b", "kept-c", "d"]
+    # Handed back into the bound, it evicts the least recent in turn.
+    assert [k for k, _ in cache.items()] == ["d", "kept-a"]
+    assert [v.name for v in cache.set_aside()] == ["kept-c"]
+    cache.clear()
+    assert len(cache) == 0 and cache.set_aside() == []

@@ -282,6 +282,11 @@ class TrainingProgram:
         whether the data are padded in rows and the widths masked.
     """
 
+    #: TensorFlow keeps a ``jit_compile`` function's executables for the life
+    #: of the process: an evicted program is set aside, not rebuilt
+    #: (:mod:`sk_keras_digits._cache`).
+    evictable = False
+
     def __init__(self, network, config=None, state=None, layout=None):
         self.network = network
         dtype = self.dtype = network.compute_dtype

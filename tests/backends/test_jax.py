@@ -432,3 +432,51 @@ def test_jit_disabled_by_the_user_gives_a_clear_error(small_digits, monkeypatch)
         with pytest.raises(RuntimeError, match="jax_disable_jit is True"):
             est.fit(X[:41], y[:41])
         assert jax.config.jax_disable_jit
+
+
+class _Units:
+    """A custom network of ``units`` hidden units (a distinct program each)."""
+
+    def __init__(self, units):
+        self.units = units
+
+    def __call__(self, n_features_in, n_outputs, output_activation):
+        return keras.Sequential(
+            [
+                keras.Input((n_features_in,)),
+                keras.layers.Dense(self.units, activation="relu"),
+                keras.layers.Dense(n_outputs, activation=output_activation),
+            ]
+        )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_evicted_program_is_freed(small_digits, monkeypatch):
+    """On JAX an evicted program is freed with its executables (unlike
+    TensorFlow's, which are set aside). What a distinct custom network leaves
+    behind is JAX's own: its per-shape caches of the eager operations that build
+    and probe the Keras model, and of traces (docs/performance)."""
+    import gc
+    import weakref
+
+    from sk_keras_digits import _training
+    from sk_keras_digits._cache import LRUCache
+
+    cache = LRUCache(maxsize=1)
+    monkeypatch.setattr(_training, "PROGRAMS", cache)
+    built = []
+    init = backend.TrainingProgram.__init__
+
+    def recording_init(self, *args, **kwargs):
+        built.append(weakref.ref(self))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(backend.TrainingProgram, "__init__", recording_init)
+    X, y = small_digits[0][:100], small_digits[1][:100]
+    for units in (3, 5, 7):
+        KerasDigitClassifier(network=_Units(units), max_iter=1, random_state=0).fit(
+            X, y
+        )
+    gc.collect()
+    assert len(built) == 3 and sum(ref() is not None for ref in built) == 1
+    assert cache.set_aside() == []

@@ -305,3 +305,34 @@ def test_a_fit_inside_a_tf_function_is_refused_clearly(small_digits):
 
     with pytest.raises(RuntimeError, match="inside a tf.function"):
         fit_in_graph()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_evicted_program_is_reused_not_rebuilt(small_digits, monkeypatch):
+    """TensorFlow keeps every compiled XLA program for the life of the process
+    (tensorflow/tensorflow#64170): a program rebuilt after its eviction would
+    compile, and keep, another copy (8 to 16 MB each). Evicted programs are set
+    aside and reused, so cycling more configurations than the cache holds
+    builds each once."""
+    from sk_keras_digits import KerasDigitClassifier, _training
+    from sk_keras_digits._cache import LRUCache
+
+    cache = LRUCache(maxsize=2)
+    monkeypatch.setattr(_training, "PROGRAMS", cache)
+    built = []
+    init = backend.TrainingProgram.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(backend.TrainingProgram, "__init__", counting_init)
+    X, y = small_digits[0][:100], small_digits[1][:100]
+    depths = (1, 2, 3)
+    for _ in range(2):
+        for depth in depths:
+            KerasDigitClassifier(
+                hidden_layer_sizes=(5,) * depth, max_iter=1, random_state=0
+            ).fit(X, y)
+    assert len(built) == len(depths)  # the old cache built 6
+    assert len(cache) == 2 and len(cache.set_aside()) == 1

@@ -7,6 +7,8 @@ what it holds (``"estimator"``). :func:`open_model_file` opens a file and
 reads that manifest, bounded, before anything else.
 """
 
+import functools
+import importlib.metadata
 import sys
 
 import numpy as np
@@ -36,7 +38,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def library_versions():
-    """The versions of the libraries writing a file (Keras' if it is loaded)."""
+    """The versions of the libraries writing a file.
+
+    Keras' is the loaded module's, else the installed one's: a fit whose
+    programs come from the compilation cache never imports Keras.
+    """
     import sklearn
 
     from .._version import __version__
@@ -47,10 +53,26 @@ def library_versions():
         "numpy": np.__version__,
         "python": ".".join(map(str, sys.version_info[:3])),
     }
-    keras = sys.modules.get("keras")
+    keras = keras_version()
     if keras is not None:
-        versions["keras"] = keras.__version__
+        versions["keras"] = keras
     return versions
+
+
+def keras_version():
+    """The version of Keras, read without importing it (None if not installed)."""
+    version = getattr(sys.modules.get("keras"), "__version__", None)
+    return version if isinstance(version, str) else _installed_keras()
+
+
+@functools.cache
+def _installed_keras():
+    for distribution in ("keras", "keras-nightly"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def header(estimator):

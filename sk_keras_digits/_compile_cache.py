@@ -16,7 +16,11 @@ trusts nothing it did not write itself.
   removed); its program is compiled again.
 - **A private folder.** The folder is created readable by its owner only; a
   folder or key owned by someone else, or writable by others, turns the cache
-  off for the process (with one warning).
+  off for the process (with one warning). A key that is the user's own and
+  private but not 32 bytes long (truncated by a crash) is replaced by a new
+  one, atomically; the entries signed with the old key then fail their
+  signature and are compiled and written again. A new key is on disk
+  (``fsync``) before it is linked into place.
 - **Keys that name everything.** An entry's name is a SHA-256 of the program's
   description, its argument shapes and dtypes, the versions of the package,
   Keras and the backend, the device and this package's source: a change of any
@@ -28,7 +32,9 @@ trusts nothing it did not write itself.
   :data:`STALE_TEMPORARY_SECONDS` old.
 - **Only regular files are read.** An entry that is a link, a pipe or a
   device is removed unread (a blocking open of a pipe would wait for a
-  writer forever).
+  writer forever); a folder under an entry's name is removed if empty (and
+  the entry written), else left alone and not used. Nothing is removed but
+  the names this cache gives (:data:`_NAMES`).
 
 The folder is ``$SK_KERAS_DIGITS_COMPILE_CACHE`` when set, else
 ``$XDG_CACHE_HOME/sk_keras_digits/xla`` (``~/.cache/sk_keras_digits/xla``).
@@ -65,6 +71,7 @@ ENV_DIR = "SK_KERAS_DIGITS_COMPILE_CACHE"
 ENV_MAX_MB = "SK_KERAS_DIGITS_COMPILE_CACHE_MB"
 
 _MAGIC = b"SKDXLA01"
+_KEY_BYTES = 32
 _SIGNATURE_BYTES = 32
 _SUFFIX = ".xla"
 _TEMPORARY = ".tmp"
@@ -150,22 +157,20 @@ class CompileCache:
                 # Written whole to a temporary file, then linked into place:
                 # processes starting together (joblib or Dask workers) never
                 # read a partly written key, and the first link wins.
-                fd, temporary = tempfile.mkstemp(
-                    dir=self.folder, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY
-                )
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(secrets.token_bytes(32))
-                    try:
-                        os.link(temporary, path)
-                    except FileExistsError:
-                        pass
-                finally:
-                    self._discard(Path(temporary))
+                self._write_key(path, replace=False)
             _check_private(path, directory=False)
-            secret = path.read_bytes()
-            if len(secret) != 32:
-                raise OSError(f"{path} does not hold a 32-byte key")
+            secret, identity = _read_key(path)
+            if len(secret) != _KEY_BYTES:
+                # Ours, private, but damaged (truncated by a crash, emptied):
+                # a new key replaces it, unless another process just did.
+                # Entries signed with the old key fail their signature, and
+                # are compiled and written again.
+                if _identity(os.lstat(path)) == identity:
+                    self._write_key(path, replace=True)
+                _check_private(path, directory=False)
+                secret, _ = _read_key(path)
+            if len(secret) != _KEY_BYTES:
+                raise OSError(f"{path} does not hold a {_KEY_BYTES}-byte key")
         except OSError as e:
             self.disabled = str(e)
             warnings.warn(
@@ -177,6 +182,31 @@ class CompileCache:
             return None
         self._secret = secret
         return secret
+
+    def _write_key(self, path, replace):
+        """A new random key at ``path``, on disk before it is in place.
+
+        ``replace``: over a damaged key (``os.replace``), else only where none
+        is (``os.link``: the first process wins).
+        """
+        fd, temporary = tempfile.mkstemp(
+            dir=self.folder, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY
+        )
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(_KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())  # never a key linked before its bytes
+            if replace:
+                os.replace(temporary, path)
+            else:
+                try:
+                    os.link(temporary, path)
+                except FileExistsError:
+                    pass
+        finally:
+            self._discard(Path(temporary))
+        _fsync_folder(self.folder)
 
     def _path(self, key):
         return self.folder / (hashlib.sha256(key).hexdigest() + _SUFFIX)
@@ -196,10 +226,12 @@ class CompileCache:
             return None
         path = self._path(key)
         try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise ValueError("not a regular file")  # never opened
             fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             return None
-        except OSError:  # a link (ELOOP), or unreadable
+        except (OSError, ValueError):  # a link, a pipe, a folder; unreadable
             self._discard(path)
             return None
         try:
@@ -246,7 +278,13 @@ class CompileCache:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                os.replace(temporary, self._path(key))
+                try:
+                    os.replace(temporary, self._path(key))
+                except IsADirectoryError:
+                    # An empty folder named as the entry is removed; one
+                    # holding anything is left alone, and not used.
+                    self._discard(self._path(key))
+                    os.replace(temporary, self._path(key))
             except BaseException:
                 self._discard(Path(temporary))
                 raise
@@ -310,10 +348,47 @@ class CompileCache:
 
     @staticmethod
     def _discard(path):
+        """Remove a file this cache names (an entry, a temporary file); a
+        folder under such a name only if it is empty."""
         try:
-            os.unlink(path)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                os.rmdir(path)  # fails unless empty
+            else:
+                os.unlink(path)
         except OSError:
             pass
+
+
+def _read_key(path):
+    """The key file's first bytes (one more than a key: a longer file shows)
+    and its identity; never through a link, never waiting on a pipe."""
+    fd = os.open(path, _READ_FLAGS)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read(_KEY_BYTES + 1), _identity(st)
+
+
+def _identity(st):
+    """A file's identity, to tell whether another process replaced it."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fsync_folder(folder):
+    """Make a rename or link in ``folder`` durable (POSIX; best effort)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _check_private(path, directory):

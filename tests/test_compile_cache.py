@@ -8,9 +8,10 @@ import os
 import stat
 import threading
 import time
+import warnings
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sk_keras_digits import _compile_cache
@@ -94,7 +95,8 @@ def test_an_entry_under_another_key_name_is_ignored(cache):
 @pytest.mark.parametrize("kind", ["pipe", "link", "folder"])
 def test_an_entry_that_is_no_regular_file_is_removed_unread(cache, tmp_path, kind):
     """A pipe is never opened for reading (it would wait for a writer forever),
-    a link never followed (its target is left alone)."""
+    a link never followed (its target is left alone), an empty folder removed;
+    the entry is then written."""
     cache.put(b"seed", b"x")  # creates the folder and key
     path = cache._path(b"key")
     target = tmp_path / "elsewhere"
@@ -113,9 +115,25 @@ def test_an_entry_that_is_no_regular_file_is_removed_unread(cache, tmp_path, kin
     reader.join(timeout=30)
     assert not reader.is_alive(), "get() waited on the entry"
     assert found == [None]
-    assert kind == "folder" or not os.path.lexists(path)
+    assert not os.path.lexists(path)
     assert target.read_bytes() == b"outside the cache"
     assert cache.get(b"seed") == b"x"
+    assert cache.put(b"key", b"v") and cache.get(b"key") == b"v"
+
+
+def test_a_folder_holding_files_under_an_entrys_name_is_left_alone(cache):
+    """Only an empty folder is removed: one that holds anything is not the
+    cache's, and its program is compiled without being kept."""
+    cache.put(b"seed", b"x")
+    path = cache._path(b"key")
+    path.mkdir()
+    (path / "notes.txt").write_bytes(b"mine")
+    for _ in range(2):
+        assert cache.get(b"key") is None
+        assert not cache.put(b"key", b"v")
+    assert (path / "notes.txt").read_bytes() == b"mine"
+    assert not list(cache.folder.glob("*.tmp"))
+    assert cache.get(b"seed") == b"x" and not cache.disabled
 
 
 def test_abandoned_temporary_files_are_removed(cache):
@@ -216,6 +234,195 @@ def test_a_key_that_is_a_link_turns_the_cache_off(tmp_path):
         UserWarning, match="key is a symbolic link; a regular file itself"
     ):
         assert not CompileCache(folder, 1 << 20).put(b"k", b"v")
+
+
+@settings(max_examples=30)
+@given(damage=st.one_of(st.integers(0, 80), st.just("bytes")))
+@example(damage=0)
+@example(damage=31)
+@example(damage=33)
+def test_a_damaged_key_is_replaced_and_entries_written_again(tmp_path_factory, damage):
+    """A key of the wrong length (truncated by a crash, emptied), the user's
+    own and private, is replaced by a new one: no warning, the entries signed
+    with the old key fail their signature, are removed and written again, and
+    the next process reads the new key."""
+    if damage == 32:
+        return  # a key of the right length (not damage)
+    folder = tmp_path_factory.mktemp("xla")
+    first = CompileCache(folder, 1 << 20)
+    assert first.put(b"k", b"old")
+    key = folder / "key"
+    old = key.read_bytes()
+    if damage == "bytes":
+        damaged = old + b"more"
+    else:
+        damaged = old[:damage] if damage < 32 else old + bytes(damage - 32)
+    key.write_bytes(damaged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = CompileCache(folder, 1 << 20)
+        assert second.get(b"k") is None  # signed with the old key
+    assert not second.disabled
+    new = key.read_bytes()
+    assert len(new) == 32 and new != old
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert not second._path(b"k").exists()  # removed
+    assert second.put(b"k", b"new") and second.get(b"k") == b"new"
+    third = CompileCache(folder, 1 << 20)
+    assert third.get(b"k") == b"new" and third._secret == new
+    assert not list(folder.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("kind", ["readable", "link"])
+def test_a_damaged_key_that_is_not_private_is_left_alone(tmp_path, kind):
+    """Only the user's own private key is replaced: a readable one, or a link,
+    turns the cache off as before, and stays as it is."""
+    folder = tmp_path / "xla"
+    folder.mkdir(mode=0o700)
+    key = folder / "key"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"short")
+    target.chmod(0o600)
+    if kind == "link":
+        key.symlink_to(target)
+    else:
+        key.write_bytes(b"short")
+        key.chmod(0o644)
+    with pytest.warns(UserWarning, match="symbolic link|accessible"):
+        assert not CompileCache(folder, 1 << 20).put(b"k", b"v")
+    assert key.read_bytes() == target.read_bytes() == b"short"
+    assert os.path.islink(key) == (kind == "link")
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_new_key_is_on_disk_before_it_is_in_place(tmp_path, monkeypatch, damaged):
+    """The key's temporary file is synced before it is linked (or renamed
+    over a damaged key): a power cut never leaves an empty key in place."""
+    folder = tmp_path / "xla"
+    if damaged:
+        CompileCache(folder, 1 << 20).put(b"k", b"v")
+        (folder / "key").write_bytes(b"")
+    synced, placed = [], []
+    real_fsync, real_link, real_replace = os.fsync, os.link, os.replace
+
+    def fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        return real_fsync(fd)
+
+    def place(real):
+        def placing(source, destination, **kwargs):
+            if os.path.basename(destination) == "key":
+                placed.append(os.stat(source).st_ino)
+                assert placed[-1] in synced, "placed before it was synced"
+            return real(source, destination, **kwargs)
+
+        return placing
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", place(real_link))
+    monkeypatch.setattr(os, "replace", place(real_replace))
+    cache = CompileCache(folder, 1 << 20)
+    assert cache.put(b"k", b"v") and not cache.disabled
+    assert placed == [os.stat(folder / "key").st_ino]
+
+
+def test_processes_opening_a_damaged_key_together_recover(tmp_path):
+    """Workers finding an emptied key at once: none turns the cache off, and
+    the folder ends with one whole key."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "xla"
+    CompileCache(folder, 1 << 20).put(b"k", b"v")
+    (folder / "key").write_bytes(b"")
+    script = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('error')\n"
+        "from sk_keras_digits._compile_cache import CompileCache\n"
+        "cache = CompileCache(sys.argv[1], 1 << 20)\n"
+        "cache.put(sys.argv[2].encode(), b'v')\n"
+        "print(len(cache._secret), cache.disabled)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(folder), str(i)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    outputs = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert outputs == {"32 None"}
+    assert len((folder / "key").read_bytes()) == 32
+    assert not list(folder.glob("*.tmp"))
+
+
+#: A JAX fit in a fresh process: what it compiled, what it read from the
+#: cache, and the cache's warnings.
+_JAX_FIT = """
+import json, warnings
+from sklearn.datasets import load_digits
+from sk_keras_digits import KerasDigitClassifier, _training
+
+X, y = load_digits(return_X_y=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    KerasDigitClassifier(hidden_layer_sizes=(11,), max_iter=2, random_state=0).fit(
+        X[:100] / 16, y[:100]
+    )
+programs = [p for p in _training.PROGRAMS.values() if hasattr(p, "_run")]
+print(json.dumps([
+    sum(p.compilations() for p in programs),
+    sum(p.loaded() for p in programs),
+    [str(w.message) for w in caught if "compilation cache" in str(w.message)],
+]))
+"""
+
+
+@pytest.mark.parametrize("damage", ["key", "entry folder"])
+def test_jax_recovers_from_a_damaged_key_or_entry(tmp_path, damage):
+    """On JAX, in fresh processes: an emptied key is replaced (the programs
+    are compiled again, with no warning, and written), and an empty folder
+    under an entry's name is replaced by the entry; the next process reads
+    them back."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    folder = tmp_path / "xla"
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        SK_KERAS_DIGITS_COMPILE_CACHE=str(folder),
+    )
+
+    def fit():
+        result = subprocess.run(
+            [sys.executable, "-c", _JAX_FIT],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.splitlines()[-1])
+
+    compiled, loaded, warned = fit()
+    assert compiled >= 1 and loaded == 0 and not warned
+    entries = sorted(folder.glob("*.xla"))
+    assert entries
+    if damage == "key":
+        (folder / "key").write_bytes(b"")
+    else:
+        for entry in entries:
+            entry.unlink()
+            entry.mkdir()
+    assert fit() == [compiled, 0, []]  # compiled again, quietly
+    assert len((folder / "key").read_bytes()) == 32
+    assert all(entry.is_file() for entry in entries)
+    assert fit() == [0, compiled, []]  # and read back
 
 
 def test_the_environment_chooses_folder_limit_or_off(monkeypatch, tmp_path):

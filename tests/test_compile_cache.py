@@ -6,6 +6,8 @@ again) is tested in ``tests/backends/test_jax.py``.
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -329,9 +331,6 @@ def test_a_new_key_is_on_disk_before_it_is_in_place(tmp_path, monkeypatch, damag
 def test_processes_opening_a_damaged_key_together_recover(tmp_path):
     """Workers finding an emptied key at once: none turns the cache off, and
     the folder ends with one whole key."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "xla"
     CompileCache(folder, 1 << 20).put(b"k", b"v")
     (folder / "key").write_bytes(b"")
@@ -343,15 +342,7 @@ def test_processes_opening_a_damaged_key_together_recover(tmp_path):
         "cache.put(sys.argv[2].encode(), b'v')\n"
         "print(len(cache._secret), cache.disabled)\n"
     )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, str(folder), str(i)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(6)
-    ]
-    outputs = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    outputs = _outputs_of_processes_at_once(script, folder)
     assert outputs == {"32 None"}
     assert len((folder / "key").read_bytes()) == 32
     assert not list(folder.glob("*.tmp"))
@@ -480,9 +471,6 @@ def test_any_size_limit_from_the_environment_is_a_bound(value):
 
 def test_processes_starting_together_share_one_key(tmp_path):
     """Workers opening a new cache folder at once all read the same whole key."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "xla"
     script = (
         "import sys\n"
@@ -491,14 +479,20 @@ def test_processes_starting_together_share_one_key(tmp_path):
         "cache.put(sys.argv[2].encode(), b'v')\n"
         "print(cache._secret.hex(), cache.disabled)\n"
     )
+    outputs = _outputs_of_processes_at_once(script, folder)
+    assert len(outputs) == 1 and outputs.pop().endswith(" None")
+    assert not list(folder.glob("*.tmp"))
+
+
+def _outputs_of_processes_at_once(script, folder, n=6):
+    """The set of what ``n`` processes running ``script`` at once printed
+    (each given ``folder`` and its index as arguments)."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(folder), str(i)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for i in range(6)
+        for i in range(n)
     ]
-    outputs = {proc.communicate(timeout=60)[0].strip() for proc in procs}
-    assert len(outputs) == 1 and outputs.pop().endswith(" None")
-    assert not list(folder.glob("*.tmp"))
+    return {proc.communicate(timeout=60)[0].strip() for proc in procs}

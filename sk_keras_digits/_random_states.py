@@ -42,10 +42,15 @@ def random_states_kept():
     turns.
     """
     with _LOCK:
+        # The private streams are made first, so that each user state is read
+        # and replaced by two adjacent calls into C: a thread that draws
+        # between them would get the value again after the block.
+        private_python = random.Random().getstate()
+        private_numpy = type(np.random.get_bit_generator())().state
         python_state = random.getstate()
+        random.setstate(private_python)
         numpy_state = np.random.get_state(legacy=False)
-        random.setstate(random.Random().getstate())
-        np.random.set_state(type(np.random.get_bit_generator())().state)
+        np.random.set_state(private_numpy)
         try:
             yield
         finally:

@@ -60,6 +60,8 @@ import time
 import warnings
 from pathlib import Path
 
+from ._fsync import fsync_folder
+
 #: Default size limit of the folder, in MiB.
 DEFAULT_MAX_MB = 256
 #: Largest entry kept (and read), in bytes.
@@ -206,7 +208,7 @@ class CompileCache:
                     pass
         finally:
             self._discard(Path(temporary))
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
 
     def _path(self, key):
         return self.folder / (hashlib.sha256(key).hexdigest() + _SUFFIX)
@@ -373,22 +375,6 @@ def _read_key(path):
 def _identity(st):
     """A file's identity, to tell whether another process replaced it."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _fsync_folder(folder):
-    """Make a rename or link in ``folder`` durable (POSIX; best effort)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_private(path, directory):

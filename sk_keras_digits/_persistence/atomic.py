@@ -26,6 +26,7 @@ import secrets
 import socket
 import stat
 
+from .._fsync import fsync_folder
 from .archive import write_zip
 
 #: A file name's bytes at most where the file system does not say.
@@ -194,14 +195,6 @@ def _fsync_folder(folder):
 
 def _fsync_folder_now(folder, done):
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # a folder this user may write but not read
-        done.release()
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        fsync_folder(folder)
     finally:
-        os.close(fd)
         done.release()

@@ -17,8 +17,9 @@ _WEIGHTED_BALANCE = (
     "sample_weight" in inspect.signature(compute_class_weight).parameters
 )
 
+#: Why partial_fit refuses "balanced" (``{}``: "available" or "supported").
 _BALANCED_PARTIAL_FIT = (
-    "class_weight='balanced' is not supported for partial_fit: one call's labels "
+    "class_weight='balanced' is not {} for partial_fit: one call's labels "
     "are not the class frequencies. Compute them with "
     "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
     "y=y) on enough of the training targets, and pass the resulting dict as "
@@ -414,9 +415,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         weights that one call's labels can give."""
         self._check_solver()
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            raise AttributeError(
-                _BALANCED_PARTIAL_FIT.replace("is not supported", "is not available")
-            )
+            raise AttributeError(_BALANCED_PARTIAL_FIT.format("available"))
         return True
 
     # -- targets ---------------------------------------------------------------
@@ -434,11 +433,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
             return LabelEncoding.fit(y)
         labels = state.labels
         if incremental:
-            if classes is not None and not np.array_equal(
-                labels.classes, sorted_labels(classes, "classes")
-            ):
+            given = None if classes is None else sorted_labels(classes, "classes")
+            if given is not None and not np.array_equal(labels.classes, given):
                 raise ValueError(
-                    f"`classes={sorted_labels(classes)!r}` is not the same as on last "
+                    f"`classes={given!r}` is not the same as on last "
                     f"call to partial_fit, was: {labels.classes!r}"
                 )
             labels.check_known(y, "partial_fit")
@@ -460,7 +458,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         labels.check_class_weight(class_weight)
         if class_weight == "balanced" and incremental:
             # partial_fit fetched before set_params(class_weight="balanced").
-            raise ValueError(_BALANCED_PARTIAL_FIT)
+            raise ValueError(_BALANCED_PARTIAL_FIT.format("supported"))
         weights = compute_class_weight(
             class_weight,
             classes=labels.classes,

@@ -355,17 +355,35 @@ def write_member(archive, name, data):
     archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
+class _ArchiveWriter(zipfile.ZipFile):
+    """A zip archive written into a binary file object its caller owns.
+
+    :func:`write_zip` closes it once complete. One that an exception or an
+    interrupt cut short is dropped unclosed: its content is the caller's to
+    discard, and the file the caller's to close. :mod:`zipfile` would close it as
+    it is freed, and that close raises where an interrupt came inside zipfile
+    (``ValueError`` with a member's writer marked open, ``AttributeError`` in an
+    archive half built), printed as "Exception ignored in ZipFile.__del__" at
+    some later moment of the user's program. Freeing one closes nothing.
+    """
+
+    def __del__(self):
+        pass
+
+
 def write_zip(file, members):
     """Write ``members`` (``(name, bytes)`` pairs, in order) as a zip archive.
 
     Parameters
     ----------
-    file : str or binary file object
+    file : binary file object
+        Written from its current position, left open.
     members : iterable of (str, bytes)
     """
-    with zipfile.ZipFile(file, "w") as archive:
-        for name, data in members:
-            write_member(archive, name, data)
+    archive = _ArchiveWriter(file, "w")
+    for name, data in members:
+        write_member(archive, name, data)
+    archive.close()
 
 
 def zip_bytes(members):

@@ -1,6 +1,6 @@
 """Making a rename or link in a folder durable: one place for both writers.
 
-The model files (:mod:`sk_keras_digits._persistence.atomic`) and the JAX
+Every file written (:mod:`sk_keras_digits._atomic_file`) and the JAX
 compilation cache (:mod:`sk_keras_digits._compile_cache`) rename or link a
 finished file into place, then sync its folder so the new entry survives a
 power cut. Standard library only: the cache imports this on a fit's start.

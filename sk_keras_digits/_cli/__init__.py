@@ -14,7 +14,7 @@ start-up messages are kept off the terminal.
 Modules: ``_parser`` (options and their checks), ``_job`` (the fits, the grid
 searches and :func:`~._job.run`), ``_tables``, ``_figures`` and ``_report``
 (tables as text and HTML, ``report.html``), ``_files`` (each output file
-written to a temporary and renamed into place when complete), ``_main``
+written whole or not at all, by the package's one atomic writer), ``_main``
 (:func:`main`).
 """
 

@@ -1,10 +1,12 @@
 """The command line's figures, drawn without pyplot and saved as PNG files.
 
 :data:`FIGURES` names each file the job saves, with its caption in the report.
-Each is written whole or not at all (:func:`._files.replacing`).
+Each is written whole or not at all (:func:`._files.write_output`).
 """
 
-from ._files import replacing
+from functools import partial
+
+from ._files import write_output
 
 #: The files the job saves into the output folder, with their captions.
 FIGURES = {
@@ -40,8 +42,7 @@ def save_figures(tutorial, searches, split, settings, bar):
     saved = []
 
     def save(fig, name):
-        with replacing(out / name) as file:
-            fig.savefig(file, format="png", dpi=100)
+        write_output(out / name, partial(fig.savefig, format="png", dpi=100))
         saved.append(out / name)
         bar.update()
 

@@ -1,19 +1,17 @@
 """The command line's output files, each written whole or not at all.
 
-:func:`replacing` opens a temporary file next to the output file and renames
-it onto the output's name only once it is complete (:func:`os.replace`), so a
-full disk, an error or an interrupt midway leaves the earlier file of that name
-as it was and no temporary behind. Every file the job writes goes through it:
-the figures (:mod:`._figures`) and ``report.html`` (:mod:`._report`, by
-:func:`write_text`). An OSError while writing is raised again as
-:class:`OutputError`, whose message names the output file (not the temporary).
+Every file the job writes, the figures (:mod:`._figures`) and ``report.html``
+(:mod:`._report`), goes through :func:`write_output`, that is through the
+package's one atomic writer (:func:`~sk_keras_digits._atomic_file.write_atomically`,
+which model files use too): a full disk, an error, an interrupt or a kill midway
+leaves the earlier file of that name as it was, and no temporary file behind
+(a killed job's is removed by the next job writing that output). An OSError
+is raised again as :class:`OutputError`, whose message names the output file.
 """
 
-import contextlib
-import os
-import stat
-import tempfile
 from pathlib import Path
+
+from .._atomic_file import write_atomically
 
 
 class OutputError(OSError):
@@ -40,76 +38,42 @@ class OutputError(OSError):
         return f"could not write {self.path}: {self.reason}"
 
 
-def _mode_for(path):
-    """The permissions ``path`` gets: its current ones, else a new file's."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISREG(st.st_mode):
-        return stat.S_IMODE(st.st_mode)
-    umask = os.umask(0o022)  # read it: os.umask sets and returns it
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def replacing(path):
-    """Write ``path`` through a temporary file renamed onto it when complete.
-
-    The temporary is created in ``path``'s folder by :func:`tempfile.mkstemp`
-    (named ``.<name>.XXXXXXXX.tmp``, unpredictable, created exclusively: an
-    existing file or symbolic link of that name is never opened), flushed to
-    disk, given the permissions the output had (a new file's, from the umask,
-    if it had none) and renamed onto ``path``. The rename replaces whatever
-    ``path`` names, a symbolic link included, without following it. If the
-    block raises, or writing fails (a full disk), the temporary is removed and
-    ``path`` is left as it was.
+def write_output(path, write):
+    """Write ``path`` whole or not at all.
 
     Parameters
     ----------
     path : str or Path
-        The output file.
+        The output file. Its permissions are kept if it exists (a new file
+        gets a new file's, from the umask); a symbolic link of that name is
+        replaced, not followed.
+    write : callable
+        ``write(file)`` writes the content into ``file``, a binary file
+        object (the output's hidden temporary, readable by its owner only).
 
-    Yields
-    ------
-    file : file object
-        Open for writing bytes.
+    Returns
+    -------
+    path : Path
 
     Raises
     ------
     OutputError
-        If an OSError is raised while the file is written (in the block
+        If an OSError is raised while the file is written (in ``write``
         too), naming ``path``; other exceptions, KeyboardInterrupt included,
         pass through unchanged.
     """
     path = Path(path)
     try:
-        fd, temp = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        write_atomically(path, write)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(path, exc) from exc
-    try:
-        with open(fd, "wb") as file:
-            yield file
-            file.flush()
-            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
-                os.fchmod(file.fileno(), _mode_for(path))
-            else:
-                os.chmod(temp, _mode_for(path))
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(path, exc) from exc
-        raise
+    return path
 
 
 def write_text(path, text, encoding="utf-8"):
-    """Write ``text`` to ``path`` whole or not at all (see :func:`replacing`).
+    """Write ``text`` to ``path`` whole or not at all (see :func:`write_output`).
 
     Parameters
     ----------
@@ -123,7 +87,5 @@ def write_text(path, text, encoding="utf-8"):
     -------
     path : Path
     """
-    path = Path(path)
-    with replacing(path) as file:
-        file.write(text.encode(encoding))
-    return path
+    data = text.encode(encoding)
+    return write_output(path, lambda file: file.write(data))

@@ -10,7 +10,6 @@ it (names shared between them are public within the subpackage):
 - :mod:`.archive`: bounded reading of zip members and ``.npy`` arrays, the
   byte :class:`~.archive.Budget`, and the one zip writer;
 - :mod:`.manifest`: the format, the library versions, opening a file;
-- :mod:`.atomic`: atomic writes;
 - :mod:`.state_codec`: the fitted state as JSON and arrays;
 - :mod:`.params_codec`: the parameters as JSON;
 - :mod:`.invariants`: what a fit could have produced;
@@ -20,6 +19,9 @@ it (names shared between them are public within the subpackage):
 - :mod:`.estimator_file`: a classifier's or a regressor's file;
 - :mod:`.skops_schema`, :mod:`.pipeline_file`: a pipeline's file;
 - :mod:`.api`: :func:`save` and :func:`load`.
+
+The file is written by the package's one atomic writer,
+:mod:`sk_keras_digits._atomic_file`, which the command line shares.
 """
 
 from .api import DEFAULT_MAX_BYTES, load, save

@@ -1,22 +1,25 @@
 """Safe persistence: :func:`save` and :func:`load`, on top of the subpackage.
 
 :func:`save` writes an estimator's file (:mod:`.estimator_file`) or a
-pipeline's (:mod:`.pipeline_file`) atomically (:mod:`.atomic`). :func:`load`
-opens a file within its ``max_bytes`` budget (:mod:`.archive`), reads its
-manifest (:mod:`.manifest`) and hands it to the estimator's or the
-pipeline's reader; a :class:`~.errors.Refused` becomes a
-:class:`~.errors.ModelFileError` naming the file. It runs no code from the
-file and accepts only what a fit could have produced (:mod:`.invariants`).
+pipeline's (:mod:`.pipeline_file`) atomically
+(:mod:`sk_keras_digits._atomic_file`). :func:`load` opens a file within its
+``max_bytes`` budget (:mod:`.archive`), reads its manifest (:mod:`.manifest`)
+and hands it to the estimator's or the pipeline's reader; a
+:class:`~.errors.Refused` becomes a :class:`~.errors.ModelFileError` naming the
+file. It runs no code from the file and accepts only what a fit could have
+produced (:mod:`.invariants`).
 """
 
+import errno
+import functools
 import os
 import stat
 from collections.abc import Mapping
 
 import numpy as np
 
-from .archive import Budget
-from .atomic import atomic_write
+from .._atomic_file import write_atomically
+from .archive import Budget, write_zip
 from .errors import ModelFileError, Refused
 from .estimator_file import (
     LoadOptions,
@@ -84,6 +87,10 @@ def save(estimator, path):
     from sklearn.pipeline import Pipeline
 
     path = os.fspath(path)
+    if not os.path.basename(path) or os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR, "save's path is a folder; a file path is expected", path
+        )
     if isinstance(estimator, Pipeline):
         members = pipeline_members(estimator)
     elif estimator_name(estimator) is not None:
@@ -94,7 +101,7 @@ def save(estimator, path):
             f"Pipeline, got {type(estimator).__name__}. Use joblib.dump for other "
             "objects."
         )
-    atomic_write(path, members)
+    write_atomically(path, functools.partial(write_zip, members=members))
 
 
 def load(

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from sk_keras_digits._cli._files import OutputError, replacing, write_text
+from sk_keras_digits._cli._files import OutputError, write_output, write_text
 
 
 def _umask():
@@ -28,12 +28,11 @@ def test_write_text_writes_the_file_and_leaves_nothing_else(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
 
 
-def test_replacing_keeps_the_earlier_files_permissions(tmp_path):
+def test_an_output_keeps_the_earlier_files_permissions(tmp_path):
     path = tmp_path / "predictions.png"
     path.write_bytes(b"earlier")
     path.chmod(0o640)
-    with replacing(path) as file:
-        file.write(b"later")
+    write_output(path, lambda file: file.write(b"later"))
     assert path.read_bytes() == b"later"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
@@ -44,7 +43,8 @@ def test_the_temporary_is_private_unpredictable_and_beside_the_file(tmp_path):
     names = []
     for later in (b"second", b"third"):
         earlier = path.read_bytes()
-        with replacing(path) as file:
+
+        def write(file, later=later, earlier=earlier):
             file.write(later)
             (temp,) = set(os.listdir(tmp_path)) - {"predictions.png"}
             names.append(temp)
@@ -52,6 +52,8 @@ def test_the_temporary_is_private_unpredictable_and_beside_the_file(tmp_path):
             # Others cannot read it while it is written; the output is unchanged.
             assert stat.S_IMODE((tmp_path / temp).stat().st_mode) == 0o600
             assert path.read_bytes() == earlier
+
+        write_output(path, write)
         assert path.read_bytes() == later
     assert names[0] != names[1]
     assert os.listdir(tmp_path) == ["predictions.png"]
@@ -78,8 +80,7 @@ def test_a_write_failing_midway_keeps_the_earlier_file(tmp_path, exc, expected):
     path = tmp_path / "predictions.png"
     path.write_bytes(b"earlier, complete")
     with pytest.raises(expected) as info:
-        with replacing(path) as file:
-            _fail_midway(exc)(file)
+        write_output(path, _fail_midway(exc))
     assert path.read_bytes() == b"earlier, complete"
     assert os.listdir(tmp_path) == ["predictions.png"]  # no temporary left
     if expected is OutputError:

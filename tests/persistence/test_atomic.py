@@ -211,7 +211,7 @@ def test_save_and_load_leave_no_temporary_files(data, tmp_path):
 def test_another_hosts_save_in_progress_is_left_alone(dense, tmp_path):
     """In a folder shared between machines, process ids of other hosts mean
     nothing here: only this host's temporaries of dead processes are removed."""
-    from sk_keras_digits._persistence.atomic import _host_tag
+    from sk_keras_digits._atomic_file import _host_tag
 
     dead = 2**22 + 12345  # above Linux's pid_max: no such process here
     ours = tmp_path / f".model.skd.{_host_tag()}.{dead}.0123456789ab.tmp"
@@ -232,3 +232,10 @@ def test_saving_to_a_folder_is_refused_before_writing(dense, tmp_path, trailing)
         save(dense, str(target) + trailing)
     assert str(target) in str(info.value)
     assert os.listdir(target) == [] and os.listdir(tmp_path) == ["models"]
+
+
+def test_a_model_with_a_long_name_round_trips(dense, data, tmp_path):
+    path = tmp_path / ("m" * 240 + ".skd")
+    save(dense, path)
+    assert os.listdir(tmp_path) == [path.name]
+    assert (load(path).predict_proba(data[0]) == dense.predict_proba(data[0])).all()

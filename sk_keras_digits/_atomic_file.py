@@ -1,24 +1,28 @@
-"""Atomic writes: a model file replaces its target only once complete.
+"""Atomic file writes: a file is replaced only once its new content is complete.
 
-:func:`atomic_write` writes a temporary file next to the target (hidden, named
-for the target, the writing host and the writing process), flushes it to
-disk, then renames it over the target, so the path never holds a partial
-file. A save killed mid-write leaves its temporary file; the next save to the
-same target from the same host removes it once no process with that id runs
-there (a folder shared between hosts holds other hosts' saves in progress,
-whose process ids mean nothing here).
+:func:`write_atomically` is how every file of the package is written: model
+files (:func:`sk_keras_digits.save`) and the command line's outputs. It writes a
+temporary file next to the target (hidden, named for the target, the writing
+host and the writing process, readable by its owner only), flushes it to disk,
+gives it the target's permissions and renames it over the target, so the path
+never holds a partial file. A write killed mid-way (``kill -9``, a power cut)
+leaves its temporary file; the next write to the same target from the same
+host removes it once no process with that id runs there (a folder shared
+between hosts holds other hosts' writes in progress, whose process ids mean
+nothing here).
 
 An exception or an interrupt (``KeyboardInterrupt``) at any point leaves
 neither the temporary file nor an open file descriptor: the temporary file is
 opened by :func:`open`, whose file object owns the descriptor from the start
 (an interrupt before it is named closes it with the object), its path is
 known before it exists, and the folder is synced in a thread of its own,
-where no interrupt is raised.
+where no interrupt is raised. Standard library only.
 """
 
 import _thread
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -26,8 +30,7 @@ import secrets
 import socket
 import stat
 
-from .._fsync import fsync_folder
-from .archive import write_zip
+from ._fsync import fsync_folder
 
 #: A file name's bytes at most where the file system does not say.
 _NAME_MAX = 255
@@ -37,23 +40,39 @@ _TEMPORARY_OVERHEAD = len(".." + "h" * 12 + "." + "9" * 10 + "." + "f" * 12 + ".
 #: The bytes of the hash that ends a shortened target's name in a temporary
 #: file's name (with the ``~`` before it).
 _NAME_HASH = 8
+#: Opens a temporary file readable and writable by its owner only. A C
+#: function (no Python frame, so no interrupt between the descriptor's
+#: creation and the file object that owns it).
+_PRIVATE_OPENER = functools.partial(os.open, mode=0o600)
 
 
-def atomic_write(path, members):
-    """Write the archive next to ``path``, fsync it, then rename it over ``path``.
+def write_atomically(path, write):
+    """Write ``path`` whole or not at all.
 
     Parameters
     ----------
-    path : str
-        The target, replaced only once the new file is complete on disk.
-    members : list of (str, bytes)
-        The members of the archive, in order.
+    path : str or path-like
+        The target, replaced only once the new file is complete on disk. A
+        symbolic link there is replaced, not followed.
+    write : callable
+        ``write(file)`` writes the content into ``file``, a binary file object
+        it must leave open.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written (a full disk, a missing folder, a name too
+        long, a folder at ``path``), naming ``path`` (never the temporary file);
+        ``path`` is then as it was and no temporary file is left. Any other
+        exception of ``write``, KeyboardInterrupt included, passes through,
+        with the same guarantees.
     """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
     if not name or os.path.isdir(path):
         raise IsADirectoryError(
-            errno.EISDIR, "save's path is a folder; a file path is expected", path
+            errno.EISDIR, "the path is a folder; a file path is expected", path
         )
     name_max = _name_max(folder)
     if os.name == "posix" and len(os.fsencode(name)) > name_max:
@@ -69,13 +88,12 @@ def atomic_write(path, members):
             # closes it if an interrupt loses the object before it is named.
             temporary = os.path.join(folder, _temporary_name(part))
             try:
-                file = open(temporary, "xb")
+                file = open(temporary, "xb", opener=_PRIVATE_OPENER)
             except FileExistsError:
                 temporary = None  # not ours to remove: draw another name
-        with contextlib.suppress(OSError):
-            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
-        write_zip(file, members)
+        write(file)
         file.flush()
+        _give_mode(file, _mode_for(path))
         os.fsync(file.fileno())
         file.close()
         os.replace(temporary, path)
@@ -91,6 +109,41 @@ def atomic_write(path, members):
             raise OSError(exc.errno, exc.strerror, path) from exc
         raise
     _fsync_folder(folder)
+
+
+def _mode_for(path):
+    """The permissions ``path`` gets: those of the regular file it names, else
+    a new file's (``0o666`` less the umask)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode)
+    return 0o666 & ~_umask()
+
+
+def _umask():
+    """The process's umask, read where the system shows it (Linux), else set
+    and set back (:func:`os.umask` only returns it by replacing it)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _give_mode(file, mode):
+    """Set the open ``file``'s permissions (by name where the system has no
+    ``fchmod``: Windows before Python 3.13); best effort."""
+    with contextlib.suppress(OSError):
+        if hasattr(os, "fchmod"):
+            os.fchmod(file.fileno(), mode)
+        else:
+            os.chmod(file.name, mode)
 
 
 def _name_max(folder):
@@ -135,16 +188,16 @@ def _temporary_name(part):
 
 
 def _temporary_pattern(part):
-    """The temporary files of saves to the target named ``part``
+    """The temporary files of writes to the target named ``part``
     (:func:`_name_part`) from this host; group 1 is the process id."""
     host = _host_tag()
     return re.compile(rf"\.{re.escape(part)}\.{host}\.(\d+)\.[0-9a-f]+\.tmp")
 
 
 def _remove_stale_temporaries(folder, part):
-    """Remove the temporary files of saves to ``part`` whose process died.
+    """Remove the temporary files of writes to ``part`` whose process died.
 
-    A save killed mid-write cannot remove its temporary file; the next save
+    A write killed mid-way cannot remove its temporary file; the next write
     to the same target from the same host does, once no process with that id
     runs (POSIX; a process of another user is assumed alive, and another
     host's files are left alone).

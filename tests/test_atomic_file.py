@@ -1,17 +1,25 @@
-"""Atomic saves under interrupts, and with the longest names a folder takes.
+"""The one atomic writer, under interrupts, kills and the longest names.
 
-An interrupt (``KeyboardInterrupt``) at any point of a save leaves no temporary
-file, no open file descriptor and no error printed as its objects are freed, and
-the target whole; any name the file system accepts (255 bytes, not characters)
-can be saved, and an error names the user's path, never the hidden temporary
-file.
+An interrupt (``KeyboardInterrupt``) at any point of a write (a model file's
+archive, so zipfile's points too) leaves no temporary file, no open file
+descriptor and no error printed as its objects are freed, and the target
+whole; any name the file system accepts (255 bytes, not characters) can be
+written, and an error names the user's path, never the hidden temporary file;
+a killed writer's temporary file is removed by the next write to its target.
+(Saves through :func:`sk_keras_digits.save` are tested in
+``tests/persistence/test_atomic.py``, the command line's outputs in
+``tests/cli/test_files.py``.)
 """
 
 import contextlib
 import errno
+import functools
 import gc
 import os
+import stat
+import subprocess
 import sys
+import textwrap
 import time
 import warnings
 
@@ -19,16 +27,22 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from sk_keras_digits import load, save
-from sk_keras_digits._persistence import atomic
-from sk_keras_digits._persistence.atomic import atomic_write
-from tests._helpers import IGNORE_CONVERGENCE, read_members
-
-pytestmark = IGNORE_CONVERGENCE
+from sk_keras_digits import _atomic_file as atomic
+from sk_keras_digits._atomic_file import write_atomically
+from sk_keras_digits._persistence.archive import write_zip
+from tests._helpers import read_members
 
 MEMBERS = [("manifest.json", b'{"a": 1}' * 20), ("state.npz", bytes(range(256)) * 8)]
 PREVIOUS = [("manifest.json", b"{}")]
 ATOMIC_FILE = atomic.__file__
+
+
+def atomic_write(path, members):
+    """Write the zip archive of ``members`` (``(name, bytes)`` pairs) to
+    ``path``, as a save does."""
+    write_atomically(path, functools.partial(write_zip, members=members))
+
+
 #: Functions called as objects are freed (a file object's, a weak set's).
 FINALIZERS = {"__del__", "_remove"}
 
@@ -44,7 +58,7 @@ needs_proc_fds = pytest.mark.skipif(
 
 class Interrupt:
     """A profiler raising ``KeyboardInterrupt`` at the ``at``-th point of a
-    call of :func:`atomic_write` (``at=None`` counts the points).
+    call of :func:`write_atomically` (``at=None`` counts the points).
 
     The points are where CPython raises a pending interrupt: as a Python
     function starts, and as a C function returns (its result then lost: an
@@ -62,7 +76,7 @@ class Interrupt:
         if frame.f_code.co_name in FINALIZERS:
             return False  # an exception there is printed, not raised
         if event == "call":
-            if frame.f_code is atomic_write.__code__:
+            if frame.f_code is write_atomically.__code__:
                 self.armed = True
             caller = frame.f_back
             in_atomic = frame.f_code.co_filename == ATOMIC_FILE or (
@@ -75,7 +89,7 @@ class Interrupt:
         return self.armed and (in_atomic or not self.own)
 
     def __call__(self, frame, event, arg):
-        if event == "return" and frame.f_code is atomic_write.__code__:
+        if event == "return" and frame.f_code is write_atomically.__code__:
             self.armed = False
         if self._counts(frame, event):
             self.count += 1
@@ -275,8 +289,74 @@ def test_an_error_names_the_path_not_the_temporary(tmp_path):
     assert ".tmp" not in str(info.value)
 
 
-def test_a_model_with_a_long_name_round_trips(dense, data, tmp_path):
-    path = tmp_path / ("m" * 240 + ".skd")
-    save(dense, path)
-    assert os.listdir(tmp_path) == [path.name]
-    assert (load(path).predict_proba(data[0]) == dense.predict_proba(data[0])).all()
+# -- permissions -----------------------------------------------------------------
+@settings(max_examples=30)
+@given(mode=st.integers(0o400, 0o777).filter(lambda mode: mode & 0o600 == 0o600))
+def test_the_temporary_is_private_and_the_file_keeps_its_permissions(
+    tmp_path_factory, mode
+):
+    """Others cannot open the content while it is written; a replaced file
+    keeps its permissions (any the owner can read and write)."""
+    folder = tmp_path_factory.mktemp("modes")
+    path = folder / "m.skd"
+    path.write_bytes(b"earlier")
+    path.chmod(mode)
+    seen = []
+
+    def write(file):
+        seen.append(stat.S_IMODE(os.fstat(file.fileno()).st_mode))
+        file.write(b"later")
+
+    write_atomically(path, write)
+    assert seen == [0o600]
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert path.read_bytes() == b"later" and os.listdir(folder) == ["m.skd"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o000])
+def test_a_new_file_gets_the_umasks_permissions(tmp_path, umask):
+    earlier = os.umask(umask)
+    try:
+        assert atomic._umask() == umask
+        write_atomically(tmp_path / "new", lambda file: file.write(b"x"))
+        (tmp_path / "by-open").write_bytes(b"x")
+    finally:
+        os.umask(earlier)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o666 & ~umask
+    assert (tmp_path / "new").stat().st_mode == (tmp_path / "by-open").stat().st_mode
+
+
+# -- a killed writer -------------------------------------------------------------
+KILLED_WRITER = """
+    import sys, time
+    from sk_keras_digits._atomic_file import write_atomically
+
+    def write(file):
+        file.write(b"partial")
+        file.flush()
+        print("WRITING", flush=True)
+        time.sleep(600)
+
+    write_atomically(sys.argv[1], write)
+"""
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "report.html"
+    path.write_bytes(b"earlier")
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WRITER), path],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "WRITING"
+    finally:
+        process.kill()
+        process.wait(60)
+        process.stdout.close()
+    (temporary,) = set(os.listdir(tmp_path)) - {"report.html"}
+    assert temporary.startswith(".report.html.") and path.read_bytes() == b"earlier"
+    write_atomically(path, lambda file: file.write(b"later"))
+    assert os.listdir(tmp_path) == ["report.html"]
+    assert path.read_bytes() == b"later"

@@ -27,6 +27,9 @@ _NAME_COUNTERS_ATTRIBUTE = "object_name_uids"
 # `random`, which every thread shares: builds take turns.
 _BUILD_LOCK = threading.RLock()
 
+#: Marks a global attribute Keras did not hold.
+_ABSENT = object()
+
 # Name of the build scope's seed generator (an explicit name does not advance
 # Keras' global counter of automatic names).
 _SEED_GENERATOR_NAME = "sk_keras_digits_build_seed"
@@ -62,40 +65,58 @@ def network_build_scope(seed, dtype):
     """
     backend = current()
     with _BUILD_LOCK:
-        previous_generator = global_state.get_global_attribute(
-            _SEED_GENERATOR_ATTRIBUTE
-        )
-        previous_policy = global_state.get_global_attribute(_DTYPE_POLICY_ATTRIBUTE)
-        previous_names = global_state.get_global_attribute(_NAME_COUNTERS_ATTRIBUTE)
         previous_floatx = keras.config.floatx()
         python_random_state = random.getstate()
         try:
-            with backend.build_scope(dtype):
+            with (
+                backend.build_scope(dtype),
+                automatic_names_kept(),
+                _global_attribute(
+                    _SEED_GENERATOR_ATTRIBUTE,
+                    keras.random.SeedGenerator(seed, name=_SEED_GENERATOR_NAME),
+                ),
+                _global_attribute(
+                    _DTYPE_POLICY_ATTRIBUTE, keras.dtype_policies.DTypePolicy(dtype)
+                ),
+            ):
                 random.seed(seed)
                 # A keras.Input without a dtype takes floatx: X's, not the user's.
                 keras.config.set_floatx(dtype)
-                # Automatic names count on from the user's counters, in a copy:
-                # the user's next layer is named as if nothing had been built.
-                global_state.set_global_attribute(
-                    _NAME_COUNTERS_ATTRIBUTE,
-                    collections.defaultdict(int, previous_names or {}),
-                )
-                global_state.set_global_attribute(
-                    _SEED_GENERATOR_ATTRIBUTE,
-                    keras.random.SeedGenerator(seed, name=_SEED_GENERATOR_NAME),
-                )
-                global_state.set_global_attribute(
-                    _DTYPE_POLICY_ATTRIBUTE, keras.dtype_policies.DTypePolicy(dtype)
-                )
                 yield
         finally:
-            global_state.set_global_attribute(
-                _SEED_GENERATOR_ATTRIBUTE, previous_generator
-            )
-            global_state.set_global_attribute(_DTYPE_POLICY_ATTRIBUTE, previous_policy)
-            global_state.set_global_attribute(_NAME_COUNTERS_ATTRIBUTE, previous_names)
             keras.config.set_floatx(previous_floatx)
             random.setstate(python_random_state)
+
+
+def automatic_names_kept():
+    """A scope whose Keras objects leave the user's automatic names as they were.
+
+    Keras names an object created without a name from a (thread-local) counter
+    per class (``"dense"``, ``"dense_1"``, ...). Inside the scope the counters
+    count on from the user's, in a copy: the user's next layer or optimizer is
+    named as if nothing had been created.
+    """
+    counters = global_state.get_global_attribute(_NAME_COUNTERS_ATTRIBUTE)
+    return _global_attribute(
+        _NAME_COUNTERS_ATTRIBUTE, collections.defaultdict(int, counters or {})
+    )
+
+
+@contextlib.contextmanager
+def _global_attribute(name, value):
+    """Keras' (thread-local) global attribute ``name`` set to ``value`` in the
+    block, then put back as it was: absent again where it was absent."""
+    tracker = global_state.GLOBAL_STATE_TRACKER
+    previous = getattr(tracker, name, _ABSENT)
+    global_state.set_global_attribute(name, value)
+    try:
+        yield
+    finally:
+        if previous is _ABSENT:
+            with contextlib.suppress(AttributeError):
+                delattr(tracker, name)
+        else:
+            global_state.set_global_attribute(name, previous)
 
 
 _UNINITIALIZED_VARIABLES_ATTRIBUTE = "uninitialized_variables"

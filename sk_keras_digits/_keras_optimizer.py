@@ -72,11 +72,11 @@ _DEFAULT_CONFIGS = LRUCache(64)
 def default_config(optimizer_class):
     """The ``get_config()`` of ``optimizer_class()`` (empty where it takes
     required arguments): the types its settings take."""
-    from ._fixes import serialization_without_tensorflow
+    from ._fixes import automatic_names_kept, serialization_without_tensorflow
 
     def build():
         try:
-            with serialization_without_tensorflow():
+            with serialization_without_tensorflow(), automatic_names_kept():
                 return optimizer_class().get_config()
         except Exception:  # e.g. a wrapper that needs an inner optimizer
             return {}

@@ -1,6 +1,7 @@
 """Keras shims: a build scope that leaves no trace on global state."""
 
 import random
+import threading
 
 import keras
 import numpy as np
@@ -26,6 +27,29 @@ def test_build_scope_restores_everything_it_changes():
     assert global_state.get_global_attribute("global_seed_generator") is generator
     assert global_state.get_global_attribute("dtype_policy") is policy
     assert random.getstate() == python_state
+
+
+#: The global attributes of Keras that the build scope sets.
+SCOPE_ATTRIBUTES = {"global_seed_generator", "dtype_policy", "object_name_uids"}
+
+
+def test_build_scope_leaves_absent_global_attributes_absent():
+    """In a thread whose Keras state is empty (Keras' global state is per
+    thread), what the scope set is gone after it, not left as ``None``."""
+    found = []
+
+    def build():
+        before = set(vars(global_state.GLOBAL_STATE_TRACKER))
+        with network_build_scope(0, "float32"):
+            inside = set(vars(global_state.GLOBAL_STATE_TRACKER))
+        found.append((before, inside, set(vars(global_state.GLOBAL_STATE_TRACKER))))
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    ((before, inside, after),) = found
+    assert before == set()
+    assert inside >= SCOPE_ATTRIBUTES and not after & SCOPE_ATTRIBUTES
 
 
 def test_build_scope_leaves_the_users_automatic_names_alone():

@@ -73,6 +73,16 @@ def test_fits_start_from_a_fresh_copy_and_leave_the_users_optimizer_alone(
     assert "AdamW" in repr(first)
 
 
+def test_a_fit_leaves_the_users_automatic_names_alone(small_digits):
+    """Reading an optimizer class's defaults builds one, unnamed: the user's
+    next optimizer of that class is named as if nothing had been built."""
+    X, y = small_digits
+    optimizer_class = type("FreshRMSprop", (keras.optimizers.RMSprop,), {})
+    assert optimizer_class().name == "fresh_rm_sprop"
+    fit(estimator(optimizer_class(learning_rate=0.01), max_iter=2), X, y)
+    assert optimizer_class().name == "fresh_rm_sprop_2"
+
+
 def test_the_n_iter_no_change_rule_stops_as_with_adam(small_digits):
     X, y = small_digits
     rule = dict(max_iter=50, tol=10.0, n_iter_no_change=2)

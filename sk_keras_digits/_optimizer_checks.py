@@ -11,6 +11,8 @@ value and what is expected.
 import math
 from numbers import Integral, Real
 
+from ._messages import short_repr
+
 #: Settings of every Keras optimizer that are None unless set: the least
 #: value each takes, and whether that value itself is excluded.
 OPTIONAL_NUMBERS = {
@@ -50,7 +52,7 @@ def check_settings(config, defaults):
     for name, value in config.items():
         expected = _expected(name, value, defaults.get(name))
         if expected is not None:
-            raise ValueError(f"{name}={_short(value)}; expected {expected}")
+            raise ValueError(f"{name}={short_repr(value)}; expected {expected}")
 
 
 def _expected(name, value, default):
@@ -97,8 +99,3 @@ def _learning_rate_expected(value):
     if initial is not None and not (is_number(initial) and initial > 0):
         return "a schedule whose initial_learning_rate is a finite number > 0"
     return None
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -21,10 +21,10 @@ import numpy as np
 
 from .._labels import KINDS, LabelEncoding
 from .._losses import REGRESSION_ACTIVATIONS
+from .._messages import short_repr
 from .._solvers import check_saved_state
 from .._targets import RegressionTargets
 from .errors import Refused
-from .json_values import describe
 
 
 def check_fitted(record, custom, regressor):
@@ -127,17 +127,17 @@ def _check_targets(targets, params):
     if type(n_outputs) is not int or n_outputs < 1:
         raise Refused(
             f"{where}.n_outputs should be a positive integer (the number of target "
-            f"columns), got {describe(n_outputs)}."
+            f"columns), got {short_repr(n_outputs)}."
         )
     if loss not in REGRESSION_ACTIVATIONS:
         raise Refused(
             f"{where}.loss should be one of {sorted(REGRESSION_ACTIVATIONS)}, got "
-            f"{describe(loss)}."
+            f"{short_repr(loss)}."
         )
     if params.get("loss") != loss:
         raise Refused(
             f"{where}.loss is {loss!r}, but params['loss'] is "
-            f"{describe(params.get('loss'))}: a fit trains with the loss parameter."
+            f"{short_repr(params.get('loss'))}: a fit trains with the loss parameter."
         )
 
 
@@ -169,7 +169,7 @@ def check_inputs(n_features_in, feature_names_in):
     if type(n_features_in) is not int or n_features_in < 1:
         raise Refused(
             f"n_features_in should be a positive integer, got "
-            f"{describe(n_features_in)}."
+            f"{short_repr(n_features_in)}."
         )
     if feature_names_in is not None:
         if len(feature_names_in) != n_features_in or not all(
@@ -177,7 +177,7 @@ def check_inputs(n_features_in, feature_names_in):
         ):
             raise Refused(
                 f"feature_names_in should be {n_features_in} strings, "
-                f"got {describe(feature_names_in.tolist())}."
+                f"got {short_repr(feature_names_in.tolist())}."
             )
 
 
@@ -200,11 +200,11 @@ def _check_labels(labels):
     ):
         if not np.isfinite(classes.astype(float)).all():
             raise Refused(
-                f"{where} should be finite, got {describe(classes.tolist())}."
+                f"{where} should be finite, got {short_repr(classes.tolist())}."
             )
     if not np.array_equal(np.unique(classes), classes):
         raise Refused(
-            f"{where} should be sorted and unique, got {describe(classes.tolist())}."
+            f"{where} should be sorted and unique, got {short_repr(classes.tolist())}."
         )
     n = len(classes)
     if kind == "binary" and n not in (1, 2):
@@ -222,7 +222,7 @@ def _check_labels(labels):
     ):
         raise Refused(
             f"{where} should be the label indices 0 .. n_labels - 1 (n_labels >= 2) "
-            f"for multilabel targets, got {describe(classes.tolist())}."
+            f"for multilabel targets, got {short_repr(classes.tolist())}."
         )
 
 
@@ -332,14 +332,14 @@ def _check_history(params, history, score, floor):
         bound += " (or NaN or inf, a diverged epoch's with early stopping)"
     if not all(_loss_ok(v, floor, diverged) for v in losses):
         raise Refused(
-            f"{where}.losses should be finite numbers{bound}, got {describe(losses)}."
+            f"{where}.losses should be finite numbers{bound}, got {short_repr(losses)}."
         )
     stochastic = params["solver"] != "lbfgs"
     if (history.scores is not None) != (params["early_stopping"] and stochastic):
         raise Refused(
             f"{where}.scores should be a list with early stopping (a stochastic "
             f"solver and early_stopping=True) and null otherwise, got "
-            f"{describe(history.scores)} with solver={params['solver']!r} and "
+            f"{short_repr(history.scores)} with solver={params['solver']!r} and "
             f"early_stopping={params['early_stopping']!r}."
         )
     if history.scores is not None and (
@@ -351,13 +351,14 @@ def _check_history(params, history, score, floor):
         raise Refused(
             f"{where}.scores should be {len(losses)} validation {score.name} "
             f"scores, each {score.expected} or NaN (one per epoch), got "
-            f"{describe(history.scores)}."
+            f"{short_repr(history.scores)}."
         )
     rates = history.learning_rates
     if (rates is None) == stochastic:
         raise Refused(
             f"{where}.learning_rates should be a list with a stochastic solver and "
-            f"null with lbfgs, got {describe(rates)} with solver={params['solver']!r}."
+            f"null with lbfgs, got {short_repr(rates)} with "
+            f"solver={params['solver']!r}."
         )
     if rates is not None and (
         len(rates) > len(losses)
@@ -365,7 +366,7 @@ def _check_history(params, history, score, floor):
     ):
         raise Refused(
             f"{where}.learning_rates should be at most {len(losses)} finite numbers "
-            f"> 0, got {describe(rates)}."
+            f"> 0, got {short_repr(rates)}."
         )
     if not 0 <= history.n_iter <= len(losses):
         raise Refused(

@@ -1,4 +1,4 @@
-"""Plain JSON values of a manifest: strict parsing, non-finite floats, messages.
+"""Plain JSON values of a manifest: strict parsing, non-finite floats.
 
 A manifest is strict JSON (no ``NaN`` or ``Infinity`` literals, no repeated
 key in an object, at most :data:`MAX_DEPTH` levels of nesting); a float that
@@ -8,15 +8,10 @@ JSON cannot hold is written ``{"float": "nan"}`` (or ``"inf"``, ``"-inf"``).
 import json
 import math
 
+from .._messages import short_repr
 from .errors import Refused
 
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def describe(node):
-    """A value for a message: its ``repr``, at most 80 characters."""
-    text = repr(node)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def is_one_of(value, names):
@@ -42,7 +37,7 @@ def float_from_json(node, key):
         and is_one_of(node.get("float"), NON_FINITE)
     ):
         return NON_FINITE[node["float"]]
-    raise Refused(f"manifest.json: {key} should be a number, got {describe(node)}.")
+    raise Refused(f"manifest.json: {key} should be a number, got {short_repr(node)}.")
 
 
 #: Most levels of arrays and objects a value nests (a model file's deepest,

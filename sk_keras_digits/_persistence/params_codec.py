@@ -14,8 +14,9 @@ import math
 import numpy as np
 
 from .._backends import import_keras
+from .._messages import short_repr
 from .errors import Refused
-from .json_values import describe, float_from_json, float_to_json, is_one_of
+from .json_values import float_from_json, float_to_json, is_one_of
 
 _MT_KEY_SIZE = 624
 
@@ -76,7 +77,7 @@ def params_from_json(node, names):
     """
     if type(node) is not dict:
         raise Refused(
-            f"manifest.json: params should be an object, got {describe(node)}."
+            f"manifest.json: params should be an object, got {short_repr(node)}."
         )
     if set(node) != set(names):
         raise Refused(
@@ -138,7 +139,7 @@ def _param_from_json(node, where):
                 return np.array(value, dtype=node["ndarray"])
             except (OverflowError, ValueError) as exc:
                 raise Refused(f"manifest.json: {where} is invalid ({exc}).") from exc
-    raise Refused(f"manifest.json: {where} holds an unknown value {describe(node)}.")
+    raise Refused(f"manifest.json: {where} holds an unknown value {short_repr(node)}.")
 
 
 #: Most entries of a stored dict parameter (``class_weight``).
@@ -211,7 +212,7 @@ def _optimizer_from_json(node, where):
     config = node["config"]
     if cls is None or type(config) is not dict:
         raise Refused(
-            f"manifest.json: {where} names {describe(node['class_name'])}, which "
+            f"manifest.json: {where} names {short_repr(node['class_name'])}, which "
             "is not one of Keras' built-in optimizers."
         )
     config = dict(config)
@@ -224,7 +225,7 @@ def _optimizer_from_json(node, where):
             )
             if schedule is None or type(rate.get("config")) is not dict:
                 raise ValueError(
-                    f"the learning-rate schedule {describe(rate)} is not one of "
+                    f"the learning-rate schedule {short_repr(rate)} is not one of "
                     "Keras' built-in schedules"
                 )
             config["learning_rate"] = schedule.from_config(rate["config"])
@@ -258,7 +259,7 @@ def _check_optimizer_config(cls, config, where):
     for name in config:
         if name not in defaults:
             raise Refused(
-                f"manifest.json: {where} sets {describe(name)}, which "
+                f"manifest.json: {where} sets {short_repr(name)}, which "
                 f"{cls.__name__} does not take."
             )
     # A schedule is checked once rebuilt (only Keras' own are).
@@ -298,7 +299,7 @@ def _random_state_from_json(node, where):
     if type(node) is not dict or set(node) != fields:
         raise Refused(
             f"manifest.json: {where} should be a RandomState's state with the "
-            f"fields {sorted(fields)}, got {describe(node)}."
+            f"fields {sorted(fields)}, got {short_repr(node)}."
         )
     key, pos, has_gauss = node["key"], node["pos"], node["has_gauss"]
     cached = float_from_json(node["cached_gaussian"], f"{where}.cached_gaussian")

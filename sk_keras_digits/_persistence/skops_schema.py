@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from .._messages import short_repr
 from .errors import Refused
 from .skops_internals import current_protocol, node_class
 
@@ -116,10 +117,6 @@ def _refuse(path, problem):
     raise Refused(f"schema.json at {_where(path)}: {problem}")
 
 
-def _short(value):
-    return repr(value)[:80]
-
-
 def check_schema(schema, steps, members):
     """Check a step's parsed ``schema.json`` against what a step may hold.
 
@@ -140,10 +137,10 @@ def check_schema(schema, steps, members):
         The qualified type names the schema holds (for ``skops``' audit).
     """
     if type(schema) is not dict:
-        _refuse([], f"a node state (an object) is expected, got {_short(schema)}.")
+        _refuse([], f"a node state (an object) is expected, got {short_repr(schema)}.")
     protocol = schema.get("protocol")
     if type(protocol) is not int:
-        _refuse([], f"protocol should be an integer, got {_short(protocol)}.")
+        _refuse([], f"protocol should be an integer, got {short_repr(protocol)}.")
     node_classes(protocol)
     declared = f"{schema.get('__module__')}.{schema.get('__class__')}"[:200]
     if declared not in steps:
@@ -160,11 +157,11 @@ def check_schema(schema, steps, members):
         if len(path) > MAX_DEPTH:
             _refuse(path, f"nested deeper than {MAX_DEPTH} levels.")
         if type(state) is not dict:
-            _refuse(path, f"a node state is expected, got {_short(state)}.")
+            _refuse(path, f"a node state is expected, got {short_repr(state)}.")
         node_id = state.get("__id__")
         if type(node_id) is not int or node_id < 1:
             _refuse(
-                path, f"__id__ should be a positive integer, got {_short(node_id)}."
+                path, f"__id__ should be a positive integer, got {short_repr(node_id)}."
             )
         if kind == "value":
             kind = _value_kind(state, path)
@@ -176,7 +173,7 @@ def check_schema(schema, steps, members):
         if name not in allowed or loader != expected_loader:
             _refuse(
                 path,
-                f"{name} ({_short(loader)}) is not allowed here; expected "
+                f"{name} ({short_repr(loader)}) is not allowed here; expected "
                 f"{sorted(allowed)[:6]} ({expected_loader}).",
             )
         if set(state) != keys:
@@ -212,7 +209,7 @@ def _value_kind(state, path):
         module, cls = state.get("__module__"), state.get("__class__")
         _refuse(
             path,
-            f"{str(module)[:60]}.{str(cls)[:60]} ({_short(loader)}) is not allowed "
+            f"{str(module)[:60]}.{str(cls)[:60]} ({short_repr(loader)}) is not allowed "
             "inside a step (arrays, numbers, strings and containers only).",
         )
     return kind
@@ -226,7 +223,7 @@ def _children(state, path, kind, owner, files, members):
         return [(content, [*path, "content"], "dict", None, name)]
     if kind == "dict":
         if type(content) is not dict:
-            _refuse(path, f"content should be an object, got {_short(content)}.")
+            _refuse(path, f"content should be an object, got {short_repr(content)}.")
         key_types = state["key_types"]
         if type(key_types) is not dict or type(key_types.get("content")) is not list:
             _refuse(path, "key_types should be a list of types.")
@@ -250,7 +247,7 @@ def _children(state, path, kind, owner, files, members):
         return children
     if kind in ("list", "tuple", "key_types"):
         if type(content) is not list:
-            _refuse(path, f"content should be a list, got {_short(content)}.")
+            _refuse(path, f"content should be a list, got {short_repr(content)}.")
         child = "type" if kind == "key_types" else "value"
         return [(v, [*path, i], child, None, None) for i, v in enumerate(content)]
     if kind == "json":
@@ -264,13 +261,13 @@ def _children(state, path, kind, owner, files, members):
     if kind == "array":
         file = state["file"]
         if state["type"] != "numpy" or type(file) is not str or file not in members:
-            _refuse(path, f"file {_short(file)} is not an .npy member of the step.")
+            _refuse(path, f"file {short_repr(file)} is not an .npy member of the step.")
         if files.setdefault(file, state["__id__"]) != state["__id__"]:
             _refuse(path, f"the member {file!r} is referenced by several arrays.")
         return []
     if kind == "object_array":
         if type(content) is not list:
-            _refuse(path, f"content should be a list, got {_short(content)}.")
+            _refuse(path, f"content should be a list, got {short_repr(content)}.")
         shape = (state["shape"], [*path, "shape"], "tuple", None, None)
         return [shape] + [
             (v, [*path, i], "value", None, None) for i, v in enumerate(content)

@@ -27,9 +27,10 @@ from numbers import Integral
 
 import numpy as np
 
+from .._messages import short_repr
 from .._state import FittedState
 from .errors import Refused
-from .json_values import describe, float_from_json, float_to_json
+from .json_values import float_from_json, float_to_json
 
 # Plain values an object array (labels, feature names) may hold.
 _PLAIN = (str, int, float, bool)
@@ -130,7 +131,7 @@ def _from_json(node, hint, where, key, arrays, used):
         if type(record) is not str or record not in records:
             raise Refused(
                 f"manifest.json: {where} should be a record of type "
-                f"{' or '.join(records)}, got {describe(node)}."
+                f"{' or '.join(records)}, got {short_repr(node)}."
             )
         cls = records[record]
         fields = set(cls._fields)
@@ -153,13 +154,13 @@ def _from_json(node, hint, where, key, arrays, used):
     if hint is int:
         if type(node) is not int:
             raise Refused(
-                f"manifest.json: {where} should be an integer, got {describe(node)}."
+                f"manifest.json: {where} should be an integer, got {short_repr(node)}."
             )
         return node
     if hint is str:
         if type(node) is not str:
             raise Refused(
-                f"manifest.json: {where} should be a string, got {describe(node)}."
+                f"manifest.json: {where} should be a string, got {short_repr(node)}."
             )
         return node
     if hint is np.ndarray:
@@ -167,7 +168,7 @@ def _from_json(node, hint, where, key, arrays, used):
     if hint is tuple:
         if type(node) is not list:
             raise Refused(
-                f"manifest.json: {where} should be a list, got {describe(node)}."
+                f"manifest.json: {where} should be a list, got {short_repr(node)}."
             )
         items = []
         for i, item in enumerate(node):
@@ -193,7 +194,7 @@ def _array_from_json(node, where, key, arrays, used):
         if not all(type(v) in _PLAIN for v in items):
             raise Refused(
                 f"manifest.json: {where} should hold plain values, got "
-                f"{describe(node['objects'])}."
+                f"{short_repr(node['objects'])}."
             )
         array = np.empty(len(items), dtype=object)
         array[:] = items
@@ -201,7 +202,7 @@ def _array_from_json(node, where, key, arrays, used):
     if type(node) is not dict or node != {"array": key}:
         raise Refused(
             f"manifest.json: {where} should be {{'array': {key!r}}}, got "
-            f"{describe(node)}."
+            f"{short_repr(node)}."
         )
     if key not in arrays:
         raise Refused(f"manifest.json: {where} refers to array {key!r}, not declared.")
@@ -227,7 +228,7 @@ def arrays_from_json(node):
     """
     if type(node) is not dict:
         raise Refused(
-            f"manifest.json: arrays should be an object, got {describe(node)}."
+            f"manifest.json: arrays should be an object, got {short_repr(node)}."
         )
     specs = {}
     for key, spec in node.items():
@@ -242,7 +243,7 @@ def arrays_from_json(node):
         ):
             raise Refused(
                 f"{where} should be {{'dtype': str, 'shape': [int >= 0, ...]}}, got "
-                f"{describe(spec)}."
+                f"{short_repr(spec)}."
             )
         try:
             dtype = np.dtype(spec["dtype"])
@@ -267,7 +268,7 @@ def arrays_from_json(node):
         # type, even when another dimension is 0.
         if math.prod(max(n, 1) for n in spec["shape"]) * dtype.itemsize >= 2**62:
             raise Refused(
-                f"{where} declares shape {describe(spec['shape'])}, larger than any "
+                f"{where} declares shape {short_repr(spec['shape'])}, larger than any "
                 "array can be."
             )
         specs[key] = (dtype, tuple(spec["shape"]))

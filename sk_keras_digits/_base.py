@@ -402,9 +402,14 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         weights = end.weights
         if self.early_stopping:
             weights = end.progress.best_weights
+        # Counted here, exactly: the program counts in the fit's dtype, whose
+        # float32 cannot count past 2**24 samples one by one (MLP's t_ is an int).
+        samples_seen = start.progress.samples_seen + log.n_epochs * n_samples
         end = end._replace(
             weights=reporter.finish(weights),
-            progress=end.progress._replace(best_weights=None),
+            progress=end.progress._replace(
+                best_weights=None, samples_seen=float(samples_seen)
+            ),
         )
         if log.status == DIVERGED:
             # The solver's moments diverged with the weights not kept: the
@@ -647,6 +652,34 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     validation_scores_ = property(lambda self: self._fitted().validation_scores)
     best_validation_score_ = property(lambda self: self._fitted().best_validation_score)
     history_ = property(lambda self: self._fitted().keras_history)
+
+    # MLP's private attributes that code written against it reads (scikit-learn's
+    # own tests do): views too. Absent, as in MLP, after a fit with lbfgs.
+    @property
+    def _no_improvement_count(self):
+        count = self._fitted().no_improvement_count
+        if count is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no _no_improvement_count: it exists, "
+                "as in MLP, after a fit with a stochastic solver (the last fit "
+                "used lbfgs)."
+            )
+        return count
+
+    @property
+    def _optimizer(self):
+        from ._solvers import fitted_optimizer
+
+        optimizer = fitted_optimizer(
+            self._fitted().training, self.get_params(deep=False)
+        )
+        if optimizer is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no _optimizer: it exists, as in MLP, "
+                "after a fit with solver='sgd' or 'adam' (the last fit used lbfgs "
+                "or a Keras optimizer)."
+            )
+        return optimizer
 
     @property
     def model_(self):

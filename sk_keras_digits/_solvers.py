@@ -195,6 +195,61 @@ class Adam(_Solver):
         return params, AdamState(step, m, v)
 
 
+class FittedOptimizer(NamedTuple):
+    """A fit's built-in solver as MLPClassifier's ``_optimizer`` shows it.
+
+    The estimators' private ``_optimizer`` (:func:`fitted_optimizer`), for
+    code written against MLPClassifier's (scikit-learn's own tests read its
+    ``learning_rate``).
+
+    Attributes
+    ----------
+    learning_rate_init : float
+    learning_rate : float
+        The rate of the next update: 'sgd''s after its schedule's last change;
+        'adam''s with the bias correction of its last update
+        (``learning_rate_init`` before any).
+    """
+
+    learning_rate_init: float
+    learning_rate: float
+
+
+def fitted_optimizer(training, params):
+    """The :class:`FittedOptimizer` of a fit, or None where it has none.
+
+    Parameters
+    ----------
+    training : TrainingState
+        The fit's training state.
+    params : dict
+        The estimator's parameters (``learning_rate_init``, ``learning_rate``,
+        ``power_t``, ``beta_1``, ``beta_2``).
+
+    Returns
+    -------
+    optimizer : FittedOptimizer or None
+        None after ``lbfgs`` or with a Keras optimizer (MLPClassifier has no
+        ``_optimizer`` after ``lbfgs``, and never trains a Keras optimizer).
+    """
+    state, init = training.solver, float(params["learning_rate_init"])
+    if isinstance(state, SGDState):
+        hyper = SGD.Hyper(init, float(params["momentum"]), float(params["power_t"]))
+        progress = training.progress
+        rate = SCHEDULES[params["learning_rate"]]().fitted_rate(
+            float(progress.learning_rate), progress.samples_seen, hyper
+        )
+        return FittedOptimizer(init, rate)
+    if not isinstance(state, AdamState):
+        return None
+    t = float(state.step)
+    if t == 0:
+        return FittedOptimizer(init, init)
+    # AdamOptimizer's expression, in its order: the same float.
+    rate = init * np.sqrt(1 - params["beta_2"] ** t) / (1 - params["beta_1"] ** t)
+    return FittedOptimizer(init, float(rate))
+
+
 def apply_update(solver, params, grads, state, learning_rate, hyper, masks=None):
     """One step of a bound solver: the new parameters and solver state.
 

@@ -133,7 +133,9 @@ class Progress(NamedTuple):
     no_improvement : int
         Consecutive epochs without an improvement of at least ``tol``.
     samples_seen : float
-        Training samples processed by the stochastic solver (``t_``).
+        Training samples processed by the stochastic solver (``t_``), an
+        exact count (the estimator counts them after each call; the training
+        loop's own count, in the fit's dtype, serves its schedule only).
     best_weights : Weights or None
         The weights that reached ``best_score``: carried by the training loop
         during a fit with early stopping, None otherwise and between fits
@@ -319,6 +321,14 @@ class FittedState(NamedTuple):
     @property
     def best_loss(self):
         return None if self.early_stopping else self.training.progress.best_loss
+
+    @property
+    def no_improvement_count(self):
+        """Consecutive epochs without improvement (MLP's ``_no_improvement_count``);
+        None after ``lbfgs``, which runs no epochs."""
+        if self.history.learning_rates is None:
+            return None
+        return int(self.training.progress.no_improvement)
 
     @property
     def best_validation_score(self):

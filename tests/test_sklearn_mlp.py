@@ -30,17 +30,10 @@ SKLEARN_TEST_FILE = Path(sklearn.__file__).parent.joinpath(
 )
 
 # Test id (in test_mlp.py) -> why KerasDigitClassifier cannot pass it. Only
-# tests of MLPClassifier's private internals and of the stratified-split error
-# that the estimator deliberately replaces with a fallback belong here.
-_OPTIMIZER = (
-    "Reads MLPClassifier's private `_optimizer.learning_rate` (its NumPy "
-    "optimizer object); the solvers here run in a compiled TensorFlow loop and "
-    "report the learning rate of each epoch in `history_['learning_rate']`."
-)
-_NO_IMPROVEMENT = (
-    "Reads MLPClassifier's private `_no_improvement_count`; the stopping rule "
-    "here counts inside the compiled TensorFlow loop."
-)
+# tests of MLPClassifier's private internals (beyond `_optimizer.learning_rate`
+# and `_no_improvement_count`, which the estimators show too) and of the
+# stratified-split error that the estimator deliberately replaces with a
+# fallback belong here.
 EXPECTED_EXCEPTIONS = {
     "test_gradient": (
         "Calls MLPClassifier's private `_loss_grad_lbfgs` (its NumPy "
@@ -48,10 +41,6 @@ EXPECTED_EXCEPTIONS = {
         "differences; the gradients here come from TensorFlow's automatic "
         "differentiation of the Keras network."
     ),
-    "test_learning_rate_warmstart": _OPTIMIZER,
-    "test_adaptive_learning_rate": _OPTIMIZER,
-    "test_n_iter_no_change": _NO_IMPROVEMENT,
-    "test_n_iter_no_change_inf": _NO_IMPROVEMENT,
     "test_fit": (
         "Assembles MLPClassifier's fitted state by hand before a partial_fit: "
         "assigns `coefs_`, `n_outputs_`, `t_`, `loss_curve_` and its private "

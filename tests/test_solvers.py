@@ -4,11 +4,18 @@ The update rules are written once with ``keras.ops``: these run them eagerly on
 the backend under test.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
+from sk_keras_digits import KerasDigitClassifier
 from sk_keras_digits._keras_optimizer import KerasOptimizer
 from sk_keras_digits._schedules import SCHEDULES, Adaptive, InvScaling
 from sk_keras_digits._solvers import SGD, Adam
@@ -195,3 +202,83 @@ def test_keras_optimizer_rejects_other_objects_and_ema():
     excluding.exclude_from_weight_decay(var_names=["bias"])
     with pytest.raises(ValueError, match="exclude_from_weight_decay"):
         KerasOptimizer(excluding)
+
+
+# -- what a fit leaves of its solver, as MLP's private attributes -----------------
+@settings(max_examples=12, deadline=None)
+@given(
+    solver=st.sampled_from(["sgd", "adam"]),
+    schedule=st.sampled_from(["constant", "invscaling", "adaptive"]),
+    early_stopping=st.booleans(),
+    n_iter_no_change=st.integers(1, 4),
+    max_iter=st.integers(1, 12),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_a_fit_leaves_mlps_optimizer_rate_and_no_improvement_count(
+    small_digits, solver, schedule, early_stopping, n_iter_no_change, max_iter, dtype
+):
+    """``_optimizer.learning_rate`` (to the bit) and ``_no_improvement_count``
+    are MLP's after the same fit, 'adaptive' divisions and Adam's bias
+    correction included."""
+    X, y = small_digits[0][:120].astype(dtype), small_digits[1][:120]
+    params = dict(
+        hidden_layer_sizes=(8,),
+        solver=solver,
+        learning_rate=schedule,
+        learning_rate_init=0.05,
+        early_stopping=early_stopping,
+        n_iter_no_change=n_iter_no_change,
+        tol=1e-2,
+        max_iter=max_iter,
+        shuffle=False,
+        random_state=0,
+    )
+    ours, theirs = KerasDigitClassifier(**params), MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    assert ours._no_improvement_count == theirs._no_improvement_count
+    assert ours._optimizer.learning_rate == theirs._optimizer.learning_rate
+    assert ours._optimizer.learning_rate_init == theirs._optimizer.learning_rate_init
+
+
+@pytest.mark.parametrize(
+    "solver, absent",
+    [
+        ("lbfgs", ["_optimizer", "_no_improvement_count"]),
+        (keras.optimizers.SGD(0.01), ["_optimizer"]),
+    ],
+    ids=["lbfgs", "keras"],
+)
+def test_mlps_private_attributes_are_absent_where_mlp_has_none(
+    small_digits, solver, absent
+):
+    X, y = small_digits
+    est = KerasDigitClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    for name in ["_optimizer", "_no_improvement_count"]:
+        assert hasattr(est, name) == (name not in absent)
+    for name in absent:
+        with pytest.raises(AttributeError, match=f"has no {name}: it exists"):
+            getattr(est, name)
+    assert not hasattr(KerasDigitClassifier(), "_optimizer")  # not fitted
+
+
+def test_samples_seen_are_counted_exactly_past_float32s_integers(small_digits):
+    """``t_`` is an exact count however long a float32 fit runs (float32 counts
+    by 4 past 2**25), and 'invscaling''s rate is MLP's for that count."""
+    X, y = small_digits[0][:5].astype(np.float32), small_digits[1][:5]
+    est = KerasDigitClassifier(
+        hidden_layer_sizes=(4,), solver="sgd", learning_rate="invscaling"
+    )
+    est.partial_fit(X, y, classes=np.arange(10))
+    state = est._state
+    progress = state.training.progress._replace(samples_seen=2.0**25 + 1)
+    est._state = state._replace(training=state.training._replace(progress=progress))
+    est.partial_fit(X, y)
+    assert est.t_ == 2**25 + 6
+    assert est._optimizer.learning_rate == 0.001 / (2**25 + 7) ** 0.5

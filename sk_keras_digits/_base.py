@@ -154,7 +154,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if self.solver == "lbfgs":
             state = self._fit_lbfgs(network, state, data)
         else:
-            state = self._fit_stochastic(network, state, data, y, rng, incremental)
+            state = self._fit_stochastic(network, state, data, rng, incremental)
         if not state.weights.all_finite():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may "
@@ -193,8 +193,9 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         """``sample_weight`` as the loss weighs it (a classifier's class weights)."""
         return sample_weight
 
-    def _stratification(self, y, targets):
-        """What the early-stopping split is stratified on (None: not at all)."""
+    def _stratification(self, data, targets):
+        """What the early-stopping split of ``data`` (a TrainingData) is
+        stratified on (None: not at all)."""
         return None
 
     # -- validation ------------------------------------------------------------
@@ -353,13 +354,13 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, network, state, data, y, rng, incremental):
+    def _fit_stochastic(self, network, state, data, rng, incremental):
         from ._callbacks import EpochReporter
         from ._training import train_stochastic
 
         validation = None
         if self.early_stopping:
-            data, validation = self._validation_split(data, y, state, rng)
+            data, validation = self._validation_split(data, state, rng)
         n_samples = data.X.shape[0]
         config = self._stochastic_config(self._batch_size(n_samples))
         start = state.training
@@ -454,39 +455,44 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 f"calls. Call fit to start afresh. ({exc})"
             ) from exc
 
-    def _validation_split(self, data, y, state, rng):
+    def _validation_split(self, data, state, rng):
         """Set aside ``validation_fraction`` of the data for early stopping.
 
-        The split is stratified on :meth:`_stratification` (a classifier's
-        labels), unless the data are too small to stratify (a class with a
-        single sample, or fewer validation samples than classes): then it is a
-        plain random split.
+        The split is MLP's: stratified on :meth:`_stratification` (a binary
+        classifier's labels), where a class with a single sample, or fewer
+        validation samples than classes, is an error, as in MLPClassifier.
         """
         split = dict(random_state=rng, test_size=self.validation_fraction)
-        before = rng.get_state()
+        stratify = self._stratification(data, state.labels)
         try:
-            stratify = self._stratification(y, state.labels)
             parts = train_test_split(*data, stratify=stratify, **split)
-        except ValueError:
-            rng.set_state(before)
-            try:
-                parts = train_test_split(*data, **split)
-            except ValueError as exc:
-                n_samples = data.X.shape[0]
-                n_validation = math.ceil(self.validation_fraction * n_samples)
-                if n_validation < n_samples:
-                    problem, advice = "no validation samples", "Increase"
-                else:
-                    problem, advice = "no training samples", "Decrease"
+        except ValueError as exc:
+            if stratify is not None:
                 raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves "
-                    f"{problem} of {n_samples} for early_stopping ({exc}). "
-                    f"{advice} validation_fraction or set early_stopping=False."
+                    f"{exc} (early_stopping=True sets aside validation_fraction="
+                    f"{self.validation_fraction} of the samples, stratified by "
+                    "class as MLPClassifier's split is.) Give each class more "
+                    "samples, change validation_fraction or set "
+                    "early_stopping=False."
                 ) from exc
+            n_samples = data.X.shape[0]
+            n_validation = math.ceil(self.validation_fraction * n_samples)
+            if n_validation < n_samples:
+                problem, advice = "no validation samples", "Increase"
+            else:
+                problem, advice = "no training samples", "Decrease"
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves "
+                f"{problem} of {n_samples} for early_stopping ({exc}). "
+                f"{advice} validation_fraction or set early_stopping=False."
+            ) from exc
         if parts[1].shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
+                "or the size of your dataset. (early_stopping=True holds out "
+                f"validation_fraction={self.validation_fraction} of "
+                f"{data.X.shape[0]} samples: {parts[1].shape[0]}, where its "
+                "score needs 2.)"
             )
         return TrainingData(*parts[0::2]), TrainingData(*parts[1::2])
 

@@ -478,15 +478,17 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
             )
         return weighted
 
-    def _stratification(self, y, labels):
+    def _stratification(self, data, labels):
         """Stratify the early-stopping split as MLPClassifier does.
 
-        That is on the labels of a network with one output (binary targets,
-        a single class or a one-column indicator); multiclass and multilabel
-        targets get a plain random split, so that without shuffling the
-        validation set and the weights are MLPClassifier's.
+        That is on the encoded targets, as booleans, of a network with one
+        output (binary targets, a single class or a one-column indicator):
+        the same split, and the same error where a class is too small.
+        Multiclass and multilabel targets get a plain random split, so that
+        without shuffling the validation set and the weights are
+        MLPClassifier's.
         """
-        return y if labels.n_outputs == 1 else None
+        return data.Y.astype(bool) if labels.n_outputs == 1 else None
 
     # -------------------------------------------------------------- predict
     def predict(self, X):

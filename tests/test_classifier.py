@@ -146,6 +146,39 @@ def test_early_stopping_matches_mlpclassifier(target, small_digits):
     np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], atol=1e-9)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    validation_fraction=st.sampled_from([0.1, 0.2, 0.34, 0.5, 0.8]),
+)
+def test_early_stopping_refuses_what_mlpclassifier_refuses(
+    small_digits, counts, validation_fraction
+):
+    """Classes too small for the split (a single sample, fewer validation
+    samples than classes): MLPClassifier's error, in ours; else both fit."""
+    X = small_digits[0][: sum(counts)]
+    y = np.repeat(np.arange(len(counts)), counts)
+    params = dict(
+        hidden_layer_sizes=(4,),
+        max_iter=2,
+        early_stopping=True,
+        validation_fraction=validation_fraction,
+        random_state=0,
+    )
+    outcomes = []
+    for estimator in (MLPClassifier(**params), KerasDigitClassifier(**params)):
+        try:
+            fit_quietly(estimator, X, y)
+            outcomes.append(None)
+        except ValueError as exc:
+            outcomes.append(str(exc))
+    theirs, ours = outcomes
+    assert (theirs is None) == (ours is None), outcomes
+    if theirs is not None:
+        assert ours.startswith(theirs) or theirs in ours, outcomes
+        assert "early_stopping" in ours
+
+
 @pytest.mark.parametrize(
     "params",
     [

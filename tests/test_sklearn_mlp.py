@@ -31,9 +31,7 @@ SKLEARN_TEST_FILE = Path(sklearn.__file__).parent.joinpath(
 
 # Test id (in test_mlp.py) -> why KerasDigitClassifier cannot pass it. Only
 # tests of MLPClassifier's private internals (beyond `_optimizer.learning_rate`
-# and `_no_improvement_count`, which the estimators show too) and of the
-# stratified-split error that the estimator deliberately replaces with a
-# fallback belong here.
+# and `_no_improvement_count`, which the estimators show too) belong here.
 EXPECTED_EXCEPTIONS = {
     "test_gradient": (
         "Calls MLPClassifier's private `_loss_grad_lbfgs` (its NumPy "
@@ -48,11 +46,6 @@ EXPECTED_EXCEPTIONS = {
         "`_no_improvement_count`. The estimator's fitted attributes are "
         "properties that cannot be assigned, over its one fitted state "
         "(`_state`), which only fit, partial_fit and load produce."
-    ),
-    "test_early_stopping_stratified": (
-        "Expects the error of a stratified early-stopping split when a class "
-        "has a single member; the estimator deliberately falls back to a plain "
-        "random split when stratification is impossible."
     ),
 }
 

@@ -126,10 +126,10 @@ def _mode_for(path):
 def _umask():
     """The process's umask, read where the system shows it (Linux), else set
     and set back (:func:`os.umask` only returns it by replacing it)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status", "rb") as status:
             for line in status:
-                if line.startswith("Umask:"):
+                if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
     umask = os.umask(0o022)
     os.umask(umask)

@@ -137,6 +137,7 @@ def interrupt_at(point, folder, existing, own):
     target = folder / "m.skd"
     if existing:
         atomic_write(str(target), PREVIOUS)
+    gc.collect()  # earlier tests' garbage: its descriptors closed before counting
     before, running = open_fds(), threads()
     with warnings.catch_warnings(), unraisable_errors() as printed:
         # A file object lost to an interrupt is closed as it is freed.

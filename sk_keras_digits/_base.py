@@ -132,6 +132,20 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             y_numeric=self._numeric_targets,
             reset=first_pass,
         )
+        if not first_pass:
+            # A continuing fit trains the fitted weights in their own dtype,
+            # whatever X's, as MLP's in-place updates keep its weights'.
+            dtype = state.weights.params[0].dtype
+            if X.dtype != dtype:
+                values = X.data if hasattr(X, "toarray") else X
+                largest = float(np.abs(values).max(initial=0))
+                if largest > np.finfo(dtype).max:
+                    raise ValueError(
+                        f"X holds values too large for {dtype}, the dtype of the "
+                        "fitted network that warm_start and partial_fit continue "
+                        f"(largest |X| = {largest:.3g}). Scale X, or fit afresh."
+                    )
+                X = X.astype(dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         sample_weight = self._check_sample_weight(sample_weight, X)
@@ -348,9 +362,11 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if isinstance(self.batch_size, str):  # "auto"
             return min(200, n_samples)
         if self.batch_size > n_samples:
+            # MLP's text first, so that a filter of MLP's warning takes ours.
             warn(
-                f"Got batch_size={self.batch_size} larger than the sample size "
-                f"({n_samples}). It is going to be clipped."
+                "Got `batch_size` less than 1 or larger than sample size. It is "
+                f"going to be clipped (batch_size={self.batch_size}, "
+                f"{n_samples} samples)."
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 

@@ -274,12 +274,14 @@ class FittedState(NamedTuple):
 
         ``scored`` says whether the fit scored a validation split: a fit
         without early stopping that continues one with it (``warm_start``)
-        keeps the earlier scores and adds none, as MLP.
+        keeps the earlier scores and adds none, as MLP; one with early
+        stopping that continues one without records its scores from its first
+        epoch (where MLP fails).
         """
         history = self.history
         scores = history.scores
-        if scores is not None and scored:
-            scores = scores + log.scores
+        if scored:
+            scores = (scores or ()) + log.scores
         return self._replace(
             training=training,
             history=History(

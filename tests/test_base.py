@@ -8,6 +8,7 @@ import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
+from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import validate_data
@@ -413,3 +414,93 @@ def test_a_batch_of_zero_weight_changes_nothing(zero_batch, estimator, small_dig
     ours_weights = weighted.coefs_ + weighted.intercepts_
     for a, b in zip(ours_weights, without.coefs_ + without.intercepts_, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+#: Ours and scikit-learn's, side by side.
+TWINS = [(KerasDigitClassifier, MLPClassifier), (KerasDigitRegressor, MLPRegressor)]
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("continuing", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize(
+    "first, then", [("float32", "float64"), ("float64", "float32")]
+)
+@pytest.mark.parametrize("ours, theirs", TWINS)
+def test_a_continuing_fit_keeps_the_fitted_dtype(
+    ours, theirs, first, then, continuing, solver, small_digits
+):
+    """As MLP: X of another float dtype trains the fitted weights in their own
+    dtype (it failed inside the backend, or switched the weights' dtype)."""
+    if continuing == "partial_fit" and solver == "lbfgs":
+        pytest.skip("partial_fit takes a stochastic solver")
+    X, y = small_digits[0][:60], small_digits[1][:60]
+    params = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=2, shuffle=False)
+    params.update(random_state=0, warm_start=continuing == "warm_start")
+    results = []
+    for estimator in (ours(**params), theirs(**params)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if continuing == "partial_fit":
+                kwargs = {"classes": np.unique(y)} if is_classifier(estimator) else {}
+                estimator.partial_fit(X.astype(first), y, **kwargs)
+                estimator.partial_fit(X.astype(then), y)
+            else:
+                estimator.fit(X.astype(first), y).fit(X.astype(then), y)
+        results.append(estimator)
+    est, mlp = results
+    assert est.coefs_[0].dtype == np.dtype(first)
+    if solver != "lbfgs":  # MLP's lbfgs leaves float64 weights (SciPy's)
+        assert mlp.coefs_[0].dtype == np.dtype(first)
+    rtol = 1e-4 if "float32" in (first, then) else 1e-7
+    np.testing.assert_allclose(est.loss_, mlp.loss_, rtol=rtol)
+
+
+def test_a_continuing_float32_fit_refuses_x_beyond_float32(small_digits):
+    X, y = small_digits[0][:60], small_digits[1][:60]
+    est = KerasDigitClassifier(hidden_layer_sizes=(6,), max_iter=2, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X.astype(np.float32), y)
+    coefs = [c.copy() for c in est.coefs_]
+    huge = X.copy()
+    huge[0, 0] = 1e300
+    with pytest.raises(ValueError, match=r"too large for float32.*1e\+300"):
+        est.fit(huge, y)
+    for a, b in zip(est.coefs_, coefs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("estimator", [KerasDigitClassifier, KerasDigitRegressor])
+def test_a_warm_start_that_turns_early_stopping_on_records_its_scores(
+    estimator, small_digits
+):
+    """MLP fails here (its scores list is None); the validated fit's scores,
+    best score and kept weights are recorded, from its first epoch."""
+    X, y = small_digits[0][:100], small_digits[1][:100]
+    est = estimator(hidden_layer_sizes=(6,), max_iter=4, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        assert est.validation_scores_ is None
+        est.set_params(early_stopping=True).fit(X, y)
+    assert len(est.validation_scores_) == est.n_iter_ == 4
+    assert len(est.loss_curve_) == 8
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None
+    assert est.history_[est._state.score_log] == est.validation_scores_
+
+
+@pytest.mark.parametrize("ours, theirs", TWINS)
+def test_the_batch_size_warning_starts_with_mlps_text(ours, theirs, small_digits):
+    """A filter written for MLP's warning (its message's start) takes ours."""
+    X, y = small_digits[0][:50], small_digits[1][:50]
+    messages = []
+    for estimator in (theirs, ours):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator(hidden_layer_sizes=(4,), batch_size=80, max_iter=1).fit(X, y)
+        (clipped,) = [str(w.message) for w in caught if "clipped" in str(w.message)]
+        messages.append(clipped)
+    theirs_text, ours_text = messages
+    assert ours_text.startswith(theirs_text)
+    assert "batch_size=80, 50 samples" in ours_text

@@ -62,7 +62,9 @@ def write_atomically(path, write):
     ------
     OSError
         If the file cannot be written (a full disk, a missing folder, a name too
-        long, a folder at ``path``), naming ``path`` (never the temporary file);
+        long, a folder, a device, a named pipe or a socket at ``path``: only a
+        regular file or a symbolic link is replaced), naming ``path`` (never
+        the temporary file);
         ``path`` is then as it was and no temporary file is left. Any other
         exception of ``write``, KeyboardInterrupt included, passes through,
         with the same guarantees.
@@ -73,6 +75,14 @@ def write_atomically(path, write):
     if not name or os.path.isdir(path):
         raise IsADirectoryError(
             errno.EISDIR, "the path is a folder; a file path is expected", path
+        )
+    special = _special_kind(path)
+    if special is not None:
+        raise OSError(
+            errno.EEXIST,
+            f"the path is {special}, which writing a file there would delete; "
+            "a regular file's path is expected",
+            path,
         )
     name_max = _name_max(folder)
     if os.name == "posix" and len(os.fsencode(name)) > name_max:
@@ -109,6 +119,28 @@ def write_atomically(path, write):
             raise OSError(exc.errno, exc.strerror, path) from exc
         raise
     _fsync_folder(folder)
+
+
+#: What :func:`_special_kind` calls each kind of file that is not replaced.
+_SPECIAL_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _special_kind(path):
+    """What ``path`` names if it is neither absent, a regular file nor a
+    symbolic link (which is replaced, not followed), else None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return kind
+    return None
 
 
 def _mode_for(path):

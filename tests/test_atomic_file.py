@@ -361,3 +361,22 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     write_atomically(path, lambda file: file.write(b"later"))
     assert os.listdir(tmp_path) == ["report.html"]
     assert path.read_bytes() == b"later"
+
+
+def test_a_named_pipe_or_a_device_is_never_replaced(tmp_path):
+    """Writing there would delete them (as root, ``/dev/null`` itself)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    targets = {pipe: "a named pipe"}
+    if os.geteuid() == 0:  # only root makes device nodes
+        device = tmp_path / "null"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        targets[device] = "a character device"
+    for path, kind in targets.items():
+        before = os.lstat(path)
+        with pytest.raises(OSError, match=f"the path is {kind}") as info:
+            write_atomically(path, lambda file: file.write(b"x"))
+        assert info.value.filename == str(path)
+        after = os.lstat(path)
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in targets)

@@ -289,6 +289,21 @@ _NUMPY_SCALARS = {
 }
 
 
+def random_state_problems(pos, has_gauss, cached_gaussian):
+    """What is wrong with a RandomState's position, Gaussian flag and cached
+    Gaussian (an empty list where nothing is). NumPy's ``set_state`` checks
+    none of them, and a position past the key's end makes the next draw read
+    out of bounds (the process crashes)."""
+    problems = []
+    if type(pos) is not int or not 0 <= pos <= _MT_KEY_SIZE:
+        problems.append(f"pos should be an integer in [0, {_MT_KEY_SIZE}], got {pos!r}")
+    if type(has_gauss) is not int or has_gauss not in (0, 1):
+        problems.append(f"has_gauss should be 0 or 1, got {has_gauss!r}")
+    if not math.isfinite(cached_gaussian):
+        problems.append(f"cached_gaussian should be finite, got {cached_gaussian!r}")
+    return problems
+
+
 def _random_state_from_json(node, where):
     """A RandomState from its stored state, every field bounds-checked.
 
@@ -310,12 +325,7 @@ def _random_state_from_json(node, where):
         or not all(type(k) is int and 0 <= k < 2**32 for k in key)
     ):
         problems.append(f"key should be {_MT_KEY_SIZE} integers in [0, 2**32)")
-    if type(pos) is not int or not 0 <= pos <= _MT_KEY_SIZE:
-        problems.append(f"pos should be an integer in [0, {_MT_KEY_SIZE}], got {pos!r}")
-    if type(has_gauss) is not int or has_gauss not in (0, 1):
-        problems.append(f"has_gauss should be 0 or 1, got {has_gauss!r}")
-    if not math.isfinite(cached):
-        problems.append(f"cached_gaussian should be finite, got {cached!r}")
+    problems += random_state_problems(pos, has_gauss, cached)
     if problems:
         raise Refused(
             f"manifest.json: {where} is not a valid RandomState state: "

@@ -35,8 +35,9 @@ from .._names import qualified_name
 from .archive import check_names, open_zip, zip_bytes
 from .errors import Refused
 from .estimator_file import estimator_members, estimator_name, load_step
-from .json_values import loads
+from .json_values import MAX_DEPTH, loads
 from .manifest import HEADER_KEYS, MANIFEST, PIPELINE, header
+from .params_codec import random_state_problems
 from .skops_internals import construct
 from .skops_schema import check_schema, is_member_name
 
@@ -321,7 +322,35 @@ def _load_skops(budget, data, name, what):
             f"{what} is a {qualified_name(step)}, not the {declared} its "
             "schema declares."
         )
+    for random_state in _random_states(step):
+        _, _, pos, has_gauss, cached = random_state.get_state()
+        problems = random_state_problems(int(pos), int(has_gauss), float(cached))
+        if problems:
+            raise Refused(
+                f"{what} holds a RandomState no generator can be in: "
+                f"{'; '.join(problems)}."
+            )
     return step
+
+
+def _random_states(value, depth=0):
+    """The RandomState objects in a built step: its attributes, those of the
+    estimators it holds, and their lists, tuples and dicts (its schema's depth
+    bounds theirs)."""
+    if isinstance(value, np.random.RandomState):
+        yield value
+        return
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        items = vars(value).values()
+    else:
+        return
+    if depth < MAX_DEPTH:
+        for item in items:
+            yield from _random_states(item, depth + 1)
 
 
 def _label(name):

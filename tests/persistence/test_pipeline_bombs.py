@@ -305,3 +305,39 @@ def test_mutated_schema_loads_consistently_or_is_refused(
     assert type(loaded) is Pipeline
     proba = loaded.predict_proba(X)
     assert proba.shape == (len(X), 10)
+
+
+def _random_state_nodes(node):
+    if isinstance(node, dict):
+        if node.get("__loader__") == "RandomStateNode":
+            yield node
+        for value in node.values():
+            yield from _random_state_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _random_state_nodes(value)
+
+
+@pytest.mark.parametrize("pos", [625, 2**20, 2**31 - 1])
+def test_a_steps_random_state_past_its_key_is_refused(data, tmp_path, pos):
+    """NumPy does not check a RandomState's position: one past its key's end
+    crashed the next fit of the loaded pipeline (SIGSEGV)."""
+    from sklearn.decomposition import PCA
+
+    pipe = make_pipeline(
+        PCA(5, svd_solver="randomized", random_state=np.random.RandomState(0)),
+        KerasDigitClassifier(**SMALL),
+    ).fit(np.nan_to_num(data[0]), data[1])
+    save(pipe, tmp_path / "valid.skd")
+    content = read_members((tmp_path / "valid.skd").read_bytes())
+    step = read_members(content["steps/0.skops"])
+    schema = json.loads(step["schema.json"])
+    (node,) = _random_state_nodes(schema)
+    node["content"]["content"]["state"]["content"]["pos"]["content"] = str(pos)
+    step["schema.json"] = json.dumps(schema).encode()
+    hostile = tmp_path / "hostile.skd"
+    hostile.write_bytes(zip_bytes({**content, "steps/0.skops": zip_bytes(step)}))
+    with pytest.raises(
+        ModelFileError, match=f"RandomState no generator can be in: pos .*{pos}"
+    ):
+        load(hostile)

@@ -43,6 +43,8 @@ MAX_DIRECTORY_BYTES = 16 * 2**20
 # zip64 locator that precedes it.
 _END_RECORD = 22
 _ZIP64_LOCATOR = 20
+#: Bytes of a zip64 end-of-directory record (without extensible data).
+_ZIP64_RECORD = 56
 # Most bytes an .npy header takes (NumPy's own limit on what it parses).
 NPY_HEADER_LIMIT = 10_000
 # Room for a zip member's local header, central-directory entry and name.
@@ -177,15 +179,22 @@ def _check_directory(file, what):
         return
     members, size = struct.unpack_from("<HI", data, at + 10)
     locator = at - _ZIP64_LOCATOR
-    if (members == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0:
-        if data[locator : locator + 4] == b"PK\x06\x07":
-            (record,) = struct.unpack_from("<Q", data, locator + 8)
-            if record + 56 <= end:
-                file.seek(record)
-                zip64 = file.read(56)
-                file.seek(0)
-                if len(zip64) == 56 and zip64[:4] == b"PK\x06\x06":
-                    members, size = struct.unpack_from("<QQ", zip64, 32)
+    if locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
+        # A zip64 locator makes zipfile read the zip64 record whatever the
+        # end record says: Python 3.11 and 3.12 the one right before the
+        # locator, later ones the one at the locator's offset. Both are
+        # counted, the larger claim winning.
+        (record,) = struct.unpack_from("<Q", data, locator + 8)
+        for offset in {end - tail + locator - _ZIP64_RECORD, record}:
+            if not 0 <= offset <= end - _ZIP64_RECORD:
+                continue
+            file.seek(offset)
+            zip64 = file.read(_ZIP64_RECORD)
+            if zip64[:4] == b"PK\x06\x06":
+                entries, total, directory = struct.unpack_from("<QQQ", zip64, 24)
+                members = max(members, entries, total)
+                size = max(size, directory)
+        file.seek(0)
     if members > MAX_MEMBERS or size > MAX_DIRECTORY_BYTES:
         raise Refused(
             f"{what} declares {members} members in a directory of {size} bytes; "

@@ -149,3 +149,19 @@ def test_a_directory_of_long_names_is_refused():
     # Just below the limits, an archive opens.
     with open_zip(zip_bytes({str(i): b"" for i in range(1000)}), "test") as archive:
         assert len(archive.namelist()) == 1000
+
+
+def test_a_zip64_record_the_end_record_does_not_announce_still_counts():
+    """zipfile reads a zip64 record wherever a zip64 locator precedes the end
+    record, even one declaring 1 member: the record's count is the one read."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(MAX_MEMBERS + 10):
+            archive.writestr(str(i), b"")
+    data = bytearray(buffer.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    assert data[end - 20 : end - 16] == b"PK\x06\x07"  # the locator
+    one_member = (1).to_bytes(2, "little") * 2 + (46).to_bytes(4, "little")
+    data[end + 8 : end + 16] = one_member  # 1 member, of 46 bytes
+    with pytest.raises(Refused, match=rf"declares {MAX_MEMBERS + 10} members"):
+        open_zip(bytes(data), "test")

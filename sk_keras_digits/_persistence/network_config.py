@@ -16,9 +16,13 @@ allocates anything:
 Importing this module does not import Keras; the functions do.
 """
 
+import math
+
 from .._activations import KERAS_ACTIVATIONS
 from .._backends import import_keras
+from .._messages import short_repr
 from .._random_states import random_states_kept
+from .archive import LARGER_MAX_BYTES
 from .errors import Refused
 
 
@@ -77,6 +81,87 @@ def check_dense_config(config, n_features_in, units, activation, out_activation,
             "model.keras: config.json describes the layers "
             f"{str(found)[:500]}, but the parameters and weights give {expected}."
         )
+
+
+#: Most layers a custom network's configuration may hold, nested models'
+#: included: Keras rebuilds a ``Sequential`` model once per layer added, so
+#: its deserialization time grows with the square of their number.
+MAX_LAYERS = 200
+#: The keys whose values are shapes (lists of ints and None, or lists of them).
+_SHAPE_KEYS = {"shape", "batch_shape", "input_shape", "output_shape", "target_shape"}
+#: The dtypes a NumPy or tensor value in a configuration may have.
+_PLAIN_DTYPES = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+}
+
+
+def check_config_bounds(config, max_elements):
+    """Refuse a configuration whose deserialization could allocate much more
+    than its file holds, before Keras reads it.
+
+    Keras defers only variables (:func:`variable_specs`): a NumPy value of a
+    sub-array dtype (``"(11585,11585)f8"``: a gigabyte from one JSON number),
+    or a layer built for a huge input (a ``Normalization`` broadcasts its mean
+    to it), allocate while the configuration is read. Each shape is bounded
+    by ``max_elements`` (``max_bytes`` in float64 values), NumPy values by
+    plain dtypes (their JSON holds every element), and the layers by
+    :data:`MAX_LAYERS`.
+    """
+    layers = 0
+    stack = [(config, "config.json")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, where) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("class_name") in ("__numpy__", "__tensor__"):
+            dtype = (node.get("config") or {}).get("dtype")
+            if not (isinstance(dtype, str) and dtype in _PLAIN_DTYPES):
+                raise Refused(
+                    f"{where} holds a value of dtype {short_repr(dtype)}; a "
+                    f"network's values have one of the dtypes {sorted(_PLAIN_DTYPES)}."
+                )
+        for key, value in node.items():
+            if key in _SHAPE_KEYS and isinstance(value, list):
+                for shape in _shapes(value):
+                    if math.prod(n for n in shape if isinstance(n, int)) > max_elements:
+                        raise Refused(
+                            f"{where} declares the {key} {short_repr(shape)}: "
+                            f"more than {max_elements} values per sample, the "
+                            f"most max_bytes allows. {LARGER_MAX_BYTES}."
+                        )
+            if key == "layers" and isinstance(value, list):
+                layers += len(value)
+                if layers > MAX_LAYERS:
+                    raise Refused(
+                        f"{where} holds more than {MAX_LAYERS} layers; rebuild "
+                        "the network with your own code instead: "
+                        "load(path, network=your_builder)."
+                    )
+            stack.append((value, where))
+
+
+def _shapes(value):
+    """The shapes in a shape entry: itself, or each of a list of them."""
+    if all(n is None or isinstance(n, int) for n in value):
+        return [value]
+    return [
+        shape for item in value if isinstance(item, list) for shape in _shapes(item)
+    ]
 
 
 def deserialize(config, custom_objects, safe_mode):

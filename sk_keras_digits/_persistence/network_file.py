@@ -20,6 +20,7 @@ from .archive import MEMBER_OVERHEAD, check_names, open_zip, zip_bytes
 from .errors import Refused
 from .invariants import describe_targets
 from .network_config import (
+    check_config_bounds,
     check_dense_config,
     output_activation,
     variable_specs,
@@ -189,6 +190,7 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
     ``"linear"`` or ``"exponential"`` for a regressor's loss).
     """
     config = read_config(archive, budget, _CONFIG_LIMIT, legacy)
+    check_config_bounds(config, max(budget.max_bytes // 8, 1))
     state = record.state
     weights = state.weights
     trainable, non_trainable = variable_specs(

@@ -10,10 +10,13 @@ import pytest
 from sk_keras_digits._network import DenseNetwork
 from sk_keras_digits._persistence.errors import Refused
 from sk_keras_digits._persistence.network_config import (
+    MAX_LAYERS,
+    check_config_bounds,
     check_dense_config,
     output_activation,
     variable_specs,
 )
+from tests._networks import dropout_network, unused_weight_network
 
 
 def dense_config(units=(5, 3), activation="tanh", out="softmax", dtype="float64"):
@@ -96,3 +99,42 @@ def test_output_activation():
         "softmax"
     )
     assert output_activation({"config": 3}) is None
+
+
+# -- bounds checked before Keras reads a configuration ---------------------------
+def _numpy_value(dtype):
+    return {"class_name": "__numpy__", "config": {"value": [0], "dtype": dtype}}
+
+
+@pytest.mark.parametrize("dtype", ["(11585,11585)f8", "O", "object", "<U9", 3, None])
+def test_config_bounds_refuse_values_of_other_dtypes(dtype):
+    """A sub-array dtype makes a gigabyte of one JSON number as Keras reads it."""
+    config = {"config": {"layers": [{"config": {"kwargs": _numpy_value(dtype)}}]}}
+    with pytest.raises(Refused, match="holds a value of dtype"):
+        check_config_bounds(config, 1000)
+    check_config_bounds(_numpy_value("float32"), 1000)
+
+
+@pytest.mark.parametrize("key", ["input_shape", "batch_shape", "shape"])
+def test_config_bounds_refuse_shapes_beyond_max_elements(key):
+    """A Normalization layer built for such an input allocates its width
+    twice while the configuration is read, its variables deferred or not."""
+    check_config_bounds({"build_config": {key: [None, 10, 100]}}, 1000)
+    for shape in ([None, 10, 101], [[None, 3], [None, 1001]], [2000]):
+        with pytest.raises(Refused, match=f"declares the {key}.*larger max_bytes"):
+            check_config_bounds({"layers": [{"build_config": {key: shape}}]}, 1000)
+
+
+def test_config_bounds_refuse_more_layers_than_max_layers():
+    """Keras rebuilds a Sequential model per layer added: quadratic time."""
+    inner = {"class_name": "Sequential", "config": {"layers": [{}] * 150}}
+    check_config_bounds({"config": {"layers": [inner]}}, 1000)
+    with pytest.raises(Refused, match=f"more than {MAX_LAYERS} layers"):
+        check_config_bounds({"config": {"layers": [inner, inner]}}, 1000)
+
+
+@pytest.mark.parametrize("network", [dropout_network, unused_weight_network])
+def test_config_bounds_take_the_configurations_of_real_networks(network):
+    model = network(64, 10, "softmax")
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+    check_config_bounds(config, 64)

@@ -24,6 +24,7 @@ from .._messages import short_repr
 from .._random_states import random_states_kept
 from .archive import LARGER_MAX_BYTES
 from .errors import Refused
+from .params_codec import NUMPY_SCALARS
 
 
 def _policy_name(dtype):
@@ -90,21 +91,7 @@ MAX_LAYERS = 200
 #: The keys whose values are shapes (lists of ints and None, or lists of them).
 _SHAPE_KEYS = {"shape", "batch_shape", "input_shape", "output_shape", "target_shape"}
 #: The dtypes a NumPy or tensor value in a configuration may have.
-_PLAIN_DTYPES = {
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-}
+_PLAIN_DTYPES = NUMPY_SCALARS | {"float16", "bfloat16"}
 
 
 def check_config_bounds(config, max_elements):

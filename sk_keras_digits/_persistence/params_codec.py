@@ -118,7 +118,7 @@ def _param_from_json(node, where):
         if tag == "keras_optimizer":
             return _optimizer_from_json(value, where)
     if type(node) is dict and set(node) == {"numpy", "value"}:
-        if is_one_of(node["numpy"], _NUMPY_SCALARS) and type(node["value"]) in (
+        if is_one_of(node["numpy"], NUMPY_SCALARS) and type(node["value"]) in (
             bool,
             int,
             float,
@@ -130,7 +130,7 @@ def _param_from_json(node, where):
     if type(node) is dict and set(node) == {"ndarray", "value"}:
         value = node["value"]
         if (
-            is_one_of(node["ndarray"], _NUMPY_SCALARS)
+            is_one_of(node["ndarray"], NUMPY_SCALARS)
             and type(value) is list
             and len(value) <= 1000
             and all(type(v) is int for v in value)
@@ -274,7 +274,8 @@ def _check_optimizer_config(cls, config, where):
         raise Refused(f"manifest.json: {where} has {exc}.") from None
 
 
-_NUMPY_SCALARS = {
+#: The NumPy scalar types a parameter may hold, by name.
+NUMPY_SCALARS = {
     "bool",
     "int8",
     "int16",

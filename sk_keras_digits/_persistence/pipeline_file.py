@@ -32,7 +32,7 @@ import zipfile
 import numpy as np
 
 from .._names import qualified_name
-from .archive import check_names, open_zip, zip_bytes
+from .archive import LARGER_MAX_BYTES, check_names, open_zip, zip_bytes
 from .errors import Refused
 from .estimator_file import estimator_members, estimator_name, load_step
 from .json_values import MAX_DEPTH, loads
@@ -363,6 +363,9 @@ def check_consistent(pipeline, budget):
 
     Each step's parameters must be valid, and one row of zeros must pass
     through every transformer, each giving the width the next step expects.
+    The widths of all the steps' rows add up to at most ``max_bytes`` in
+    float64 values: the probe's time follows the file's budget, not its
+    number of steps.
 
     Parameters
     ----------
@@ -375,13 +378,15 @@ def check_consistent(pipeline, budget):
     steps = [(n, s) for n, s in pipeline.steps if s not in (None, "passthrough")]
     if not steps:
         return
+    limit = max(budget.left // 8, 1)
     width = getattr(steps[0][1], "n_features_in_", None)
-    if type(width) is not int or not 1 <= width <= max(budget.left // 8, 1):
+    if type(width) is not int or not 1 <= width <= limit:
         raise Refused(
             f"step {_label(steps[0][0])}: n_features_in_ should be a positive integer "
             f"within max_bytes, got {str(width)[:40]}."
         )
     X = np.zeros((1, width))
+    probed = 0
     for i, (name, step) in enumerate(steps):
         expected = getattr(step, "n_features_in_", None)
         if type(expected) is not int or expected != X.shape[1]:
@@ -392,6 +397,13 @@ def check_consistent(pipeline, budget):
         if i == len(steps) - 1 and not hasattr(step, "transform"):
             break
         _check_output_width(name, step, budget)
+        probed += X.shape[1]
+        if probed > limit:
+            raise Refused(
+                f"step {_label(name)}: the steps up to it take {probed} features "
+                f"in all, more than the {limit} values that max_bytes allows to "
+                f"check them with. {LARGER_MAX_BYTES}."
+            )
         try:
             step._validate_params()
             with warnings.catch_warnings():

@@ -258,3 +258,20 @@ def test_a_step_state_hiding_its_class_attribute_is_refused(
     path.write_bytes(zip_bytes(content))
     with pytest.raises(ModelFileError, match=f"{attribute}'?, which would hide"):
         load(path)
+
+
+def test_the_consistency_probe_is_bounded_by_max_bytes_not_by_steps(small_digits):
+    """Each step's probe row costs its width: their sum is bounded by the
+    budget, however many steps a file declares."""
+    from sklearn.preprocessing import Binarizer
+
+    from sk_keras_digits._persistence.archive import Budget
+    from sk_keras_digits._persistence.errors import Refused
+    from sk_keras_digits._persistence.pipeline_file import check_consistent
+
+    X, y = small_digits
+    steps = [(f"b{i}", Binarizer()) for i in range(10)]
+    pipe = Pipeline([*steps, ("clf", KerasDigitClassifier(**SMALL))]).fit(X, y)
+    check_consistent(pipe, Budget(8 * 640))  # 10 steps of 64 features
+    with pytest.raises(Refused, match="step 'b9': the steps up to it take 640"):
+        check_consistent(pipe, Budget(8 * 639))

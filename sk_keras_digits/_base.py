@@ -326,17 +326,23 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         result = run.result
         if not np.isfinite(result.fun):
             raise self._diverged_error(len(run.losses))
-        if result.status != 0:
-            message = result.message
-            if isinstance(message, bytes):
-                message = message.decode("latin1")
-            warn(
-                f"lbfgs failed to converge after {result.nit} iteration(s) "
-                f"(status={result.status}): {message}. Increase max_iter or "
-                "max_fun, or scale the data.",
-                ConvergenceWarning,
-            )
         n_iter = min(int(result.nit), self.max_iter)
+        if result.status != 0:
+            # MLPClassifier's text (scikit-learn's _check_optimize_result).
+            text = (
+                f"lbfgs failed to converge after {n_iter} iteration(s) "
+                f"(status={result.status}):\n{result.message}\n"
+            )
+            if n_iter == self.max_iter:
+                text += (
+                    "\nIncrease the number of iterations to improve the "
+                    f"convergence (max_iter={self.max_iter})."
+                )
+            text += (
+                "\nYou might also want to scale the data as shown in:\n"
+                "    https://scikit-learn.org/stable/modules/preprocessing.html"
+            )
+            warn(text, ConvergenceWarning)
         return state.after_lbfgs(run.weights, run.losses, float(result.fun), n_iter)
 
     def _stochastic_config(self, batch_size):

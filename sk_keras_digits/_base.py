@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._casting import cast_in_range
 from ._inference import network_outputs
 from ._network import CustomNetwork, DenseNetwork
 from ._state import DIVERGED, RUNNING, FittedEstimator, FittedState
@@ -135,17 +136,14 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         if not first_pass:
             # A continuing fit trains the fitted weights in their own dtype,
             # whatever X's, as MLP's in-place updates keep its weights'.
-            dtype = state.weights.params[0].dtype
-            if X.dtype != dtype:
-                values = X.data if hasattr(X, "toarray") else X
-                largest = float(np.abs(values).max(initial=0))
-                if largest > np.finfo(dtype).max:
-                    raise ValueError(
-                        f"X holds values too large for {dtype}, the dtype of the "
-                        "fitted network that warm_start and partial_fit continue "
-                        f"(largest |X| = {largest:.3g}). Scale X, or fit afresh."
-                    )
-                X = X.astype(dtype)
+            X = cast_in_range(
+                X,
+                state.weights.params[0].dtype,
+                "X",
+                "the fitted network that warm_start and partial_fit continue "
+                "computes in it",
+                "Scale X, or fit afresh.",
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         sample_weight = self._check_sample_weight(sample_weight, X)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._casting import cast_in_range
 from ._losses import REGRESSION_ACTIVATIONS
 
 
@@ -75,16 +76,14 @@ class RegressionTargets(NamedTuple):
         ``dtype`` is X's, which the network computes in: a finite target beyond
         its range (float64 targets over 3.4e38 with float32 X) is refused.
         """
-        with np.errstate(over="ignore"):
-            Y = np.asarray(y, dtype=dtype).reshape(len(y), self.n_outputs)
-        if not np.isfinite(Y).all():
-            raise ValueError(
-                f"y holds values too large for {np.dtype(dtype)} (largest |y| = "
-                f"{np.abs(y).max():.6g}; {np.dtype(dtype)} holds up to "
-                f"{np.finfo(dtype).max:.6g}): the network computes in X's dtype. "
-                "Scale y (a TransformedTargetRegressor, say) or pass X as float64."
-            )
-        return Y
+        Y = np.asarray(y).reshape(len(y), self.n_outputs)
+        return cast_in_range(
+            Y,
+            dtype,
+            "y",
+            "the network computes in X's dtype",
+            "Scale y (a TransformedTargetRegressor, say) or pass X as float64.",
+        )
 
     def decode(self, outputs):
         """Predictions from the network's outputs: 1-d for a single target."""

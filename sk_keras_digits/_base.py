@@ -419,7 +419,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         kept_best = self.early_stopping and np.isfinite(end.progress.best_score)
         if log.status == DIVERGED and not kept_best:
             reporter.detach()
-            raise self._diverged_error(log.n_epochs)
+            raise self._diverged_error(log.n_epochs, start.progress.learning_rate)
         weights = end.weights
         if self.early_stopping:
             weights = end.progress.best_weights
@@ -516,7 +516,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             )
         return TrainingData(*parts[0::2]), TrainingData(*parts[1::2])
 
-    def _diverged_error(self, epoch):
+    def _diverged_error(self, epoch, learning_rate=None):
         hint = (
             " Does the network's last layer apply the output activation?"
             if self.network is not None
@@ -526,15 +526,28 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             "Solver produced non-finite parameter weights. The input data may "
             "contain large values and need to be preprocessed. Training diverged: "
             f"the loss became NaN or infinite after {epoch} iteration(s). "
-            f"{self._divergence_remedy()}.{hint} The estimator keeps its previous "
-            "state."
+            f"{self._divergence_remedy(learning_rate)}.{hint} The estimator keeps "
+            "its previous state."
         )
 
-    def _divergence_remedy(self):
-        """What to change after a fit diverged: lbfgs has no learning rate."""
+    def _divergence_remedy(self, learning_rate=None):
+        """What to change after a fit from ``learning_rate`` diverged.
+
+        lbfgs has no learning rate. ``partial_fit`` goes on at the rate of
+        its earlier calls (a loaded file's), which ``learning_rate_init``
+        no longer sets.
+        """
         scale = "scale X and y" if self._numeric_targets else "scale X"
         if isinstance(self.solver, str) and self.solver == "lbfgs":
             return f"{scale.capitalize()}, or lower the penalty (alpha={self.alpha})"
+        carried = isinstance(self.solver, str) and learning_rate is not None
+        if carried and learning_rate > self.learning_rate_init * (1 + 1e-6):
+            return (
+                "Lower the learning rate: partial_fit went on at its earlier "
+                f"calls' rate, {learning_rate:.6g}, above learning_rate_init="
+                f"{self.learning_rate_init} (fit afresh to start from "
+                f"learning_rate_init), or {scale}"
+            )
         return f"Lower the learning rate ({self._learning_rate_setting()}) or {scale}"
 
     def _learning_rate_setting(self):

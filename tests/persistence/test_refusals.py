@@ -538,3 +538,25 @@ def test_a_number_for_a_custom_regressors_weight_is_refused(
         drop_arrays=[key],
     )
     assert_refused(path, "state.training.weights should hold arrays only")
+
+
+def test_a_files_carried_learning_rate_that_diverges_is_named(
+    dense_file, data, tmp_path
+):
+    """A file may carry any positive rate for ``partial_fit`` to go on at (a
+    ``set_params`` after the fit may have changed ``learning_rate_init``):
+    one that makes the next call diverge is named in its error, not X alone,
+    and the loaded estimator is kept as it was."""
+    X, y = data
+    path = _edit_state(
+        dense_file,
+        tmp_path / "rate.skd",
+        _set(["state", "training", "progress", "learning_rate"], 1e300),
+    )
+    loaded = load(path)
+    before = loaded.predict_proba(X)
+    match = r"earlier calls' rate, 1e\+300, above learning_rate_init=0\.2"
+    with pytest.raises(ValueError, match=match):
+        loaded.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X), before)
+    loaded.fit(X, y)  # a fresh fit starts from learning_rate_init

@@ -165,3 +165,31 @@ def serialization_without_tensorflow():
         yield
     finally:
         lazy._available = None
+
+
+def layer_output_shapes(model):
+    """The output shapes of each layer of ``model``, nested models' included
+    (input layers, which pass their input on, are left out).
+
+    Read from the graph Keras records as a model is called symbolically (each
+    layer's inbound nodes): one list of shapes per layer, one shape per
+    output of each call. A layer called inside another layer's ``call`` (not
+    through the model's graph) is not listed.
+    """
+    shapes, stack, seen = [], [model], set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if layer is not model and not isinstance(layer, keras.layers.InputLayer):
+            shapes.append(
+                [
+                    tuple(tensor.shape)
+                    for node in getattr(layer, "_inbound_nodes", ())
+                    for tensor in node.output_tensors
+                ]
+            )
+        if isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+    return shapes

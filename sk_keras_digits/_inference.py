@@ -6,7 +6,8 @@ graph overhead, and sparse input is multiplied as it is. The activations are
 the functions the Keras layers of ``model_`` apply; ``tests/test_inference.py``
 checks that the results equal the Keras model's. A custom network predicts
 through its compiled program (:mod:`sk_keras_digits._training`), imported only
-then, in chunks of at most :data:`PREDICT_ROWS` rows padded to a power of two.
+then, in chunks of at most :data:`PREDICT_ROWS` rows (fewer where its
+layers' outputs per row are large: :func:`chunk_rows`) padded to a power of two.
 """
 
 import numpy as np
@@ -97,13 +98,14 @@ def network_outputs(X, weights, *, activation, out_activation, network=None):
     if n_samples == 0:
         return np.asarray(program.predict(weights, np.zeros((0, X.shape[1]), dtype)))
     outputs = None
-    for start in range(0, n_samples, PREDICT_ROWS):
-        part = X[start : start + PREDICT_ROWS]
+    step = chunk_rows(network.values_per_row * np.dtype(dtype).itemsize)
+    for start in range(0, n_samples, step):
+        part = X[start : start + step]
         if hasattr(part, "toarray"):
             part = part.toarray()
         part = np.asarray(part, dtype=dtype)
         rows = part.shape[0]
-        size = _predict_rows(rows)
+        size = min(_predict_rows(rows), step)
         if size > rows:  # the last real row repeated: values the network takes
             part = np.concatenate([part, np.repeat(part[-1:], size - rows, axis=0)])
         chunk = np.asarray(program.predict(weights, part))[:rows]
@@ -117,6 +119,25 @@ def network_outputs(X, weights, *, activation, out_activation, network=None):
 #: predicted in chunks of this many, so that memory stays bounded whatever
 #: the number of rows.
 PREDICT_ROWS = 1024
+#: Most bytes the layers' outputs of one call may hold together: a network
+#: whose rows make large outputs predicts fewer rows per call.
+PREDICT_BYTES = 256 * 2**20
+
+
+def chunk_rows(row_bytes):
+    """Rows per call for a network whose layers output ``row_bytes`` per row:
+    the largest power of two up to :data:`PREDICT_ROWS` whose rows' outputs
+    fit in :data:`PREDICT_BYTES`, or one row (a single row is predicted
+    whatever its size: ``load`` bounds a file's by ``max_bytes``).
+
+    Examples
+    --------
+    >>> from sk_keras_digits._inference import chunk_rows
+    >>> chunk_rows(15 * 8), chunk_rows(2**20), chunk_rows(2**30)
+    (1024, 256, 1)
+    """
+    fits = max(1, PREDICT_BYTES // max(int(row_bytes), 1))
+    return min(PREDICT_ROWS, 1 << (fits.bit_length() - 1))
 
 
 def _predict_rows(rows):

@@ -25,6 +25,7 @@ imports it when first built.
 import functools
 import itertools
 import json
+import math
 
 import numpy as np
 
@@ -317,6 +318,12 @@ class CustomNetwork:
         return self.model.trainable_variables[0].dtype
 
     @property
+    def values_per_row(self):
+        """The values one row of input makes the layers output, all together:
+        what a prediction holds per row at most (:func:`activation_values`)."""
+        return activation_values(self.model)
+
+    @property
     def loss(self):
         """The :class:`~sk_keras_digits._losses.Loss` of the output activation."""
         return loss_for(self.out_activation)
@@ -402,6 +409,34 @@ def variable_values(model):
     return Weights(
         tuple(to_numpy(v.value) for v in model.trainable_variables),
         tuple(to_numpy(v.value) for v in model.non_trainable_variables),
+    )
+
+
+def activation_values(model):
+    """The values per row of input that ``model``'s layers output, summed.
+
+    Each layer counts once, by its largest output (a layer called several
+    times, as ``Sequential`` does while it builds, is not counted again); a
+    dimension Keras does not know counts as 1. The sum bounds what a
+    prediction holds per row, whatever order the backend computes in.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model.
+
+    Returns
+    -------
+    values : int
+    """
+    from ._fixes import layer_output_shapes
+
+    return sum(
+        max(
+            (math.prod(n or 1 for n in shape[1:]) for shape in shapes),
+            default=0,
+        )
+        for shapes in layer_output_shapes(model)
     )
 
 

@@ -53,3 +53,19 @@ def unused_weight_network(n_features_in, n_outputs, output_activation):
 
     inputs = keras.Input((n_features_in,))
     return keras.Model(inputs, WithUnusedWeight()(inputs))
+
+
+def repeating_network(n_features_in, n_outputs, output_activation, repeats=3):
+    """A RepeatVector layer: outputs ``repeats`` times wider than its input,
+    with no weight of its own (a file's ``n`` sets its outputs' size)."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((n_features_in,)),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.RepeatVector(repeats),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(n_outputs, activation=output_activation),
+        ]
+    )

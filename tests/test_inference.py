@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sk_keras_digits._inference import dense_forward
 from sk_keras_digits._network import DenseNetwork
@@ -90,3 +92,51 @@ def test_a_custom_network_predicts_in_bounded_chunks(
     assert shapes == [8, 8, 8, 16, 128]
     sparse = custom_fit.predict_proba(sp.csr_matrix(big))
     np.testing.assert_allclose(sparse, proba, rtol=1e-12, atol=1e-15)
+
+
+@given(row_bytes=st.integers(0, 2**70))
+def test_chunk_rows_fit_predict_bytes(row_bytes):
+    """A power of two up to PREDICT_ROWS, whose rows' outputs fit in
+    PREDICT_BYTES (one row, whatever its size, if none fits)."""
+    from sk_keras_digits._inference import PREDICT_BYTES, PREDICT_ROWS, chunk_rows
+
+    rows = chunk_rows(row_bytes)
+    assert 1 <= rows <= PREDICT_ROWS and rows & (rows - 1) == 0
+    assert rows == 1 or rows * row_bytes <= PREDICT_BYTES
+    assert rows == PREDICT_ROWS or 2 * rows * max(row_bytes, 1) > PREDICT_BYTES
+
+
+def test_a_network_with_large_outputs_per_row_predicts_fewer_rows_a_call(
+    small_digits, monkeypatch
+):
+    """The rows of a call shrink as the layers' outputs per row grow, so that
+    a call holds at most PREDICT_BYTES of them; the predictions are the same."""
+    from sk_keras_digits import KerasDigitClassifier, _inference
+    from sk_keras_digits._training import get_program
+    from tests._networks import repeating_network
+
+    X, y = small_digits
+    est = KerasDigitClassifier(
+        network=repeating_network, max_iter=2, random_state=0
+    ).fit(X, y)
+    network = est._get_network()
+    assert network.values_per_row == 4 + 4 * 3 + 4 + 10
+    program = get_program(network)
+    predict = program.predict
+    shapes = []
+
+    def recording(weights, part):
+        shapes.append(part.shape[0])
+        return predict(weights, part)
+
+    expected = est.predict_proba(X[:13])
+    monkeypatch.setattr(program, "predict", recording)
+    row_bytes = network.values_per_row * np.dtype(network.compute_dtype).itemsize
+    # The last call is padded to the chunk's size (a power of two).
+    for fits, calls in [(1, [1] * 13), (3, [2] * 7), (5, [4] * 4)]:
+        budget = fits * row_bytes
+        monkeypatch.setattr(_inference, "PREDICT_BYTES", budget)
+        shapes.clear()
+        proba = est.predict_proba(X[:13])
+        assert shapes == calls
+        np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=1e-15)

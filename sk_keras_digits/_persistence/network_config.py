@@ -10,13 +10,15 @@ allocates anything:
 - :func:`variable_specs`: for a custom network, Keras deserializes the
   configuration inside a :class:`keras.StatelessScope`, where layers create
   their variables without allocating them, which gives the shapes and dtypes
-  of every variable the network would hold. The caller compares them with the
-  declared weights before building the network for real.
+  of every variable the network would hold, and the sizes of its layers'
+  symbolic outputs. The caller compares the variables with the declared
+  weights, and bounds the outputs, before building the network for real.
 
 Importing this module does not import Keras; the functions do.
 """
 
 import math
+from typing import NamedTuple
 
 from .._activations import KERAS_ACTIVATIONS
 from .._backends import import_keras
@@ -189,18 +191,37 @@ def deserialize(config, custom_objects, safe_mode):
         raise Refused(problem) from exc
 
 
-def variable_specs(config, custom_objects, safe_mode):
-    """Shapes and dtypes of the variables a configuration would create.
+class NetworkSpecs(NamedTuple):
+    """What a configuration's network would hold, read without allocating it.
 
-    Nothing is allocated: the network is deserialized in a stateless scope.
+    Attributes
+    ----------
+    trainable, non_trainable : list of (tuple of int, str)
+        Shapes and dtypes of its variables.
+    values_per_row : int
+        The values its layers output per row of input, all together
+        (:func:`~sk_keras_digits._network.activation_values`).
+    """
+
+    trainable: list
+    non_trainable: list
+    values_per_row: int
+
+
+def variable_specs(config, custom_objects, safe_mode):
+    """The variables and the layers' outputs a configuration would create.
+
+    Nothing is allocated: the network is deserialized in a stateless scope,
+    and its layers' outputs are symbolic.
 
     Returns
     -------
-    trainable, non_trainable : list of (tuple of int, str)
+    NetworkSpecs
     """
     keras = import_keras()
 
     from .._fixes import unallocated_variables
+    from .._network import activation_values
 
     with unallocated_variables():
         model = deserialize(config, custom_objects, safe_mode)
@@ -213,7 +234,11 @@ def variable_specs(config, custom_objects, safe_mode):
         def specs(variables):
             return [(tuple(int(n) for n in v.shape), str(v.dtype)) for v in variables]
 
-        return specs(model.trainable_variables), specs(model.non_trainable_variables)
+        return NetworkSpecs(
+            specs(model.trainable_variables),
+            specs(model.non_trainable_variables),
+            activation_values(model),
+        )
 
 
 def output_activation(config):

@@ -16,7 +16,13 @@ import numpy as np
 
 from .._activations import KERAS_ACTIVATIONS
 from .._backends import import_keras
-from .archive import MEMBER_OVERHEAD, check_names, open_zip, zip_bytes
+from .archive import (
+    LARGER_MAX_BYTES,
+    MEMBER_OVERHEAD,
+    check_names,
+    open_zip,
+    zip_bytes,
+)
 from .errors import Refused
 from .invariants import describe_targets
 from .network_config import (
@@ -193,9 +199,8 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
     check_config_bounds(config, max(budget.max_bytes // 8, 1))
     state = record.state
     weights = state.weights
-    trainable, non_trainable = variable_specs(
-        copy.deepcopy(config), custom_objects, safe_mode
-    )
+    specs = variable_specs(copy.deepcopy(config), custom_objects, safe_mode)
+    trainable, non_trainable = specs.trainable, specs.non_trainable
     saved = [(p.shape, p.dtype.name) for p in weights.params]
     saved_buffers = [(b.shape, b.dtype.name) for b in weights.buffers]
     # Integer state (a seed generator's) is int64 on TensorFlow and uint32 on
@@ -206,6 +211,14 @@ def saved_network(archive, budget, record, custom_objects, safe_mode, legacy=Fal
             f"{str(trainable)[:300]}, non-trainable {str(non_trainable)[:200]}) "
             f"differ from the weights in state.npz ({str(saved)[:300]}, "
             f"{str(saved_buffers)[:200]})."
+        )
+    # A prediction holds one row's outputs at the least (_inference.chunk_rows).
+    if specs.values_per_row > budget.max_bytes // 8:
+        raise Refused(
+            f"{NETWORK}: the network's layers output {specs.values_per_row} "
+            "values per row of input, which a prediction holds in memory: more "
+            f"than the {budget.max_bytes // 8} (in float64) that max_bytes allows. "
+            f"{LARGER_MAX_BYTES}."
         )
     activation = output_activation(config)
     expected = KERAS_ACTIVATIONS[state.labels.out_activation]

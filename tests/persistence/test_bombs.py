@@ -217,3 +217,33 @@ def test_max_bytes_bounds_what_a_file_may_declare(dense, dense_file, data):
     assert np.array_equal(loaded.predict_proba(X), dense.predict_proba(X))
     with pytest.raises(ValueError, match="max_bytes should be a positive integer"):
         load(dense_file, max_bytes=0)
+
+
+@pytest.mark.parametrize("repeats", [3, 10**9, 2**62])
+def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
+    repeats, data, tmp_path_factory
+):
+    """A layer without weights (RepeatVector) whose configuration makes each
+    row's outputs huge: a prediction would hold them. The file is refused as
+    it is read, before anything is allocated; within max_bytes it loads."""
+    from tests._networks import repeating_network
+
+    source = saved_custom_file(repeating_network, data, tmp_path_factory, "repeats")
+    outer = _members(source)
+    network = sorted(_inner(dict(outer)["model.keras"]))  # config, metadata
+    config = json.loads(dict(network)["config.json"])
+    (layer,) = [
+        layer
+        for layer in config["config"]["layers"]
+        if layer["class_name"] == "RepeatVector"
+    ]
+    layer["config"]["n"] = repeats
+    edited = forged_zip([("config.json", json.dumps(config).encode()), network[1]])
+    path = tmp_path_factory.mktemp("repeated") / "repeated.skd"
+    path.write_bytes(forged_zip(_replace(outer, "model.keras", edited)))
+    values = 4 + 4 * repeats + 4 + 10  # Dense, RepeatVector, pooling, Dense
+    if repeats == 3:
+        X, _ = data
+        assert load(path).predict(X).shape == X[:, 0].shape
+    else:
+        assert_refused(path, f"output {values} values per row.*larger max_bytes")

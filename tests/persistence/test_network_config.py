@@ -56,7 +56,8 @@ def test_variable_specs_allocate_nothing():
         ]
     )
     config = keras.saving.serialize_keras_object(model)
-    trainable, non_trainable = variable_specs(config, None, True)
+    specs = variable_specs(config, None, True)
+    trainable, non_trainable = specs.trainable, specs.non_trainable
     assert trainable == [
         ((64, 8), "float32"),
         ((8,), "float32"),
@@ -66,12 +67,16 @@ def test_variable_specs_allocate_nothing():
         ((10,), "float32"),
     ]
     assert [shape for shape, _ in non_trainable] == [(8,), (8,), (2,)]
+    # Dense, BatchNormalization, Dropout, Dense (the input is the caller's).
+    assert specs.values_per_row == 8 + 8 + 8 + 10
     huge = json.loads(json.dumps(config).replace('"units": 8,', '"units": 2000000,'))
     for layer in huge["config"]["layers"][1:]:
         layer.pop("build_config", None)
     process = psutil.Process()
     before = process.memory_info().rss
-    trainable, _ = variable_specs(huge, None, True)
+    specs = variable_specs(huge, None, True)
+    trainable = specs.trainable
+    assert specs.values_per_row == 3 * 2_000_000 + 10
     assert trainable[0] == ((64, 2_000_000), "float32")
     assert trainable[-2] == ((2_000_000, 10), "float32")
     # 168 million floats (670 MB) were described, not allocated.

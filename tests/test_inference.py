@@ -86,12 +86,18 @@ def test_a_custom_network_predicts_in_bounded_chunks(
     proba = custom_fit.predict_proba(big)
     assert shapes == [_inference.PREDICT_ROWS, _inference.PREDICT_ROWS, 512]
     shapes.clear()
+    # Keras' BatchNormalization computes in float32 whatever its dtype (its
+    # result_type maps float64 to float32), and XLA on JAX compiles the whole
+    # network for each number of rows, fusing that float32 arithmetic
+    # differently: a row's outputs then differ by float32 roundings (1e-7) from
+    # one call size to another. TensorFlow runs each layer's own kernels.
+    rtol = 1e-6 if backend_name() == "jax" else 1e-12
     for rows in (1, 7, 8, 9, 100):
         part = custom_fit.predict_proba(big[:rows])
-        np.testing.assert_allclose(part, proba[:rows], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(part, proba[:rows], rtol=rtol, atol=1e-15)
     assert shapes == [8, 8, 8, 16, 128]
     sparse = custom_fit.predict_proba(sp.csr_matrix(big))
-    np.testing.assert_allclose(sparse, proba, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sparse, proba, rtol=rtol, atol=1e-15)
 
 
 @given(row_bytes=st.integers(0, 2**70))

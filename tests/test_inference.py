@@ -86,8 +86,8 @@ def test_a_custom_network_predicts_in_bounded_chunks(
     proba = custom_fit.predict_proba(big)
     assert shapes == [_inference.PREDICT_ROWS, _inference.PREDICT_ROWS, 512]
     shapes.clear()
-    # Keras' BatchNormalization computes in float32 whatever its dtype (its
-    # result_type maps float64 to float32), and XLA on JAX compiles the whole
+    # On JAX, Keras' BatchNormalization computes in float32 whatever its dtype
+    # (its result_type maps float64 to float32 there), and XLA compiles the whole
     # network for each number of rows, fusing that float32 arithmetic
     # differently: a row's outputs then differ by float32 roundings (1e-7) from
     # one call size to another. TensorFlow runs each layer's own kernels.

@@ -381,7 +381,7 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
 
     @available_if(lambda estimator: estimator._check_partial_fit())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the network with one epoch over the given data.
 
         Parameters
@@ -392,12 +392,12 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             The target values.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
         classes : array-like of shape (n_classes,), default=None
             Every class across all calls to partial_fit; required on the first
             call, optional afterwards.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative sample weights.
 
         Returns
         -------

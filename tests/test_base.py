@@ -504,3 +504,27 @@ def test_the_batch_size_warning_starts_with_mlps_text(ours, theirs, small_digits
     theirs_text, ours_text = messages
     assert ours_text.startswith(theirs_text)
     assert "batch_size=80, 50 samples" in ours_text
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(KerasDigitClassifier, MLPClassifier), (KerasDigitRegressor, MLPRegressor)],
+)
+def test_every_public_method_takes_mlps_arguments_in_mlps_order(ours, theirs):
+    """A call written for MLP, positional arguments included
+    (``partial_fit(X, y, sample_weight, classes)``), means the same here."""
+    import inspect
+
+    names = [
+        name
+        for name in dir(theirs)
+        if not name.startswith("_") and callable(getattr(theirs, name, None))
+    ]
+    assert names
+    for name in names:
+        assert hasattr(ours, name), name
+        expected = inspect.signature(getattr(theirs, name)).parameters
+        found = inspect.signature(getattr(ours, name)).parameters
+        assert [(p.name, p.kind, p.default) for p in found.values()] == [
+            (p.name, p.kind, p.default) for p in expected.values()
+        ], name

@@ -26,7 +26,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -35,6 +34,7 @@ from sklearn.utils.validation import (
 from ._casting import cast_in_range
 from ._inference import network_outputs
 from ._network import CustomNetwork, DenseNetwork
+from ._sample_weights import check_sample_weight
 from ._state import DIVERGED, RUNNING, FittedEstimator, FittedState
 from ._training_config import Hyper, TrainingConfig, TrainingData
 from ._warnings import warn
@@ -146,7 +146,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        sample_weight = self._check_sample_weight(sample_weight, X)
+        sample_weight = check_sample_weight(sample_weight, X)
         labels = self._encode_targets(y, state, first_pass, incremental, classes)
         sample_weight = self._weigh_samples(sample_weight, y, labels, incremental)
         Y = labels.encode(y, X.dtype)
@@ -228,20 +228,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
                 f"{self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in sizes]
-
-    @staticmethod
-    def _check_sample_weight(sample_weight, X):
-        if sample_weight is None:
-            return np.ones(X.shape[0], X.dtype)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        if not sample_weight.sum() > 0:
-            raise ValueError(
-                "sample_weight must have a positive sum; got weights summing "
-                f"to {sample_weight.sum()}."
-            )
-        return sample_weight
 
     def _random_state(self):
         if self.random_state is None:

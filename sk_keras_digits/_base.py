@@ -31,7 +31,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._casting import cast_in_range
+from ._casting import cast_in_range, densified
 from ._inference import network_outputs
 from ._network import CustomNetwork, DenseNetwork
 from ._sample_weights import check_sample_weight
@@ -150,8 +150,7 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         labels = self._encode_targets(y, state, first_pass, incremental, classes)
         sample_weight = self._weigh_samples(sample_weight, y, labels, incremental)
         Y = labels.encode(y, X.dtype)
-        if hasattr(X, "toarray"):
-            X = X.toarray()
+        X = densified(X)
 
         rng = self._random_state()
         network = self._network_for(X, labels, hidden, first_pass, rng)

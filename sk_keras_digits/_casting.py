@@ -1,12 +1,71 @@
-"""Casting an input to the dtype a network computes in, within its range.
+"""Inputs as a network takes them: in its dtype, within its range, dense.
 
 A network computes in one float dtype (X's on a first fit, the fitted
 weights' on a continuing one). A finite value beyond that dtype's range
 (float64 data over 3.4e38 cast to float32) would become infinite there and
-poison the fit; it is refused instead, naming the input.
+poison the fit; it is refused instead, naming the input. Training holds X
+dense: a sparse X whose dense form would not fit in memory is refused before
+it is made.
 """
 
+import os
+
 import numpy as np
+
+#: Most of the machine's memory a sparse X's dense form may take.
+DENSE_MEMORY_SHARE = 0.25
+
+
+def physical_memory():
+    """The machine's memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def densified(X, memory=None):
+    """``X`` as a dense array (itself if already one).
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+    memory : int, default=None
+        The machine's memory in bytes (None: :func:`physical_memory`).
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is sparse and its dense form would take more than
+        :data:`DENSE_MEMORY_SHARE` of ``memory``.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from sk_keras_digits._casting import densified
+    >>> densified(sp.eye(2, format="csr")).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    >>> densified(sp.eye(10**5, format="csr"), memory=2**30)
+    Traceback (most recent call last):
+    ...
+    ValueError: X is a sparse 100000 x 100000 matrix (100000 stored values), \
+and training holds X dense: 80 GB, over a quarter of this machine's memory \
+(1.07 GB). Reduce its features (TruncatedSVD, SelectKBest), or train on fewer \
+rows at a time with partial_fit.
+    """
+    if not hasattr(X, "toarray"):
+        return X
+    memory = physical_memory() if memory is None else memory
+    needed = X.shape[0] * X.shape[1] * X.dtype.itemsize
+    if memory is not None and needed > DENSE_MEMORY_SHARE * memory:
+        raise ValueError(
+            f"X is a sparse {X.shape[0]} x {X.shape[1]} matrix ({X.nnz} stored "
+            f"values), and training holds X dense: {needed / 1e9:.3g} GB, over "
+            f"a quarter of this machine's memory ({memory / 1e9:.3g} GB). Reduce "
+            "its features (TruncatedSVD, SelectKBest), or train on fewer rows "
+            "at a time with partial_fit."
+        )
+    return X.toarray()
 
 
 def cast_in_range(values, dtype, name, why, remedy):

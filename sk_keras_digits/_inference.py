@@ -98,7 +98,8 @@ def network_outputs(X, weights, *, activation, out_activation, network=None):
     if n_samples == 0:
         return np.asarray(program.predict(weights, np.zeros((0, X.shape[1]), dtype)))
     outputs = None
-    step = chunk_rows(network.values_per_row * np.dtype(dtype).itemsize)
+    # A call holds its rows dense (a sparse X's too) and the layers' outputs.
+    step = chunk_rows((X.shape[1] + network.values_per_row) * np.dtype(dtype).itemsize)
     for start in range(0, n_samples, step):
         part = X[start : start + step]
         if hasattr(part, "toarray"):

@@ -137,7 +137,8 @@ def test_a_network_with_large_outputs_per_row_predicts_fewer_rows_a_call(
 
     expected = est.predict_proba(X[:13])
     monkeypatch.setattr(program, "predict", recording)
-    row_bytes = network.values_per_row * np.dtype(network.compute_dtype).itemsize
+    values = X.shape[1] + network.values_per_row  # a row, and its outputs
+    row_bytes = values * np.dtype(network.compute_dtype).itemsize
     # The last call is padded to the chunk's size (a power of two).
     for fits, calls in [(1, [1] * 13), (3, [2] * 7), (5, [4] * 4)]:
         budget = fits * row_bytes

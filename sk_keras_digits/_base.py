@@ -654,7 +654,11 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         # dtype="numeric", as MLPClassifier's predict: strings are refused
         # (a list of float dtypes would convert them silently).
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        return X if X.dtype in _FLOAT_DTYPES else X.astype(np.float64)
+        if X.dtype in _FLOAT_DTYPES:
+            return X
+        # Other numbers compute as MLP's NumPy products would take them with
+        # the fitted weights (float16 or bool X with float32 weights: float32).
+        return X.astype(np.result_type(X.dtype, self._state.weights.params[0]))
 
     # ---------------------------------------------------- fitted attributes
     # Views of the one fitted state (``_state``, a FittedState): nothing is

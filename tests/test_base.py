@@ -528,3 +528,33 @@ def test_every_public_method_takes_mlps_arguments_in_mlps_order(ours, theirs):
         assert [(p.name, p.kind, p.default) for p in found.values()] == [
             (p.name, p.kind, p.default) for p in expected.values()
         ], name
+
+
+@pytest.mark.parametrize("fitted_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "input_dtype",
+    [np.float16, np.bool_, np.int8, np.uint8, np.int64, np.longdouble, np.float32],
+)
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(KerasDigitClassifier, MLPClassifier), (KerasDigitRegressor, MLPRegressor)],
+)
+def test_predictions_come_in_the_dtype_mlps_products_give(
+    small_digits, ours, theirs, fitted_dtype, input_dtype
+):
+    """X of another numeric dtype than the fit's: the outputs' dtype is what
+    MLP's NumPy products give with its weights (float16 or bool with float32
+    weights: float32; int64: float64), and so are their values."""
+    X, y = small_digits
+    params = dict(hidden_layer_sizes=(4,), max_iter=2, random_state=0, shuffle=False)
+    fitted = []
+    for estimator in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted.append(estimator(**params).fit(X.astype(fitted_dtype), y))
+    X_other = (X > 0.5) if input_dtype is np.bool_ else (16 * X).astype(input_dtype)
+    method = "predict_proba" if is_classifier(fitted[0]) else "predict"
+    found, expected = (getattr(e, method)(X_other) for e in fitted)
+    assert found.dtype == expected.dtype
+    rtol = 1e-4 if np.float32 in (fitted_dtype, expected.dtype) else 1e-9
+    np.testing.assert_allclose(found, expected, rtol=rtol, atol=1e-6)

@@ -296,6 +296,13 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
     def _fit_lbfgs(self, network, state, data):
         from ._training import train_lbfgs  # the backend loads here
 
+        if isinstance(network, CustomNetwork):
+            network.check_training_memory(
+                len(data.X),
+                "lbfgs computes on every row at once: use solver='adam' or "
+                "'sgd' with a batch_size that fits.",
+            )
+
         run = train_lbfgs(
             network,
             state.weights,
@@ -368,6 +375,16 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
             data, validation = self._validation_split(data, state, rng)
         n_samples = data.X.shape[0]
         config = self._stochastic_config(self._batch_size(n_samples))
+        if isinstance(network, CustomNetwork):
+            # A batch's outputs and gradients; the validation rows' outputs
+            # (no gradient) at once.
+            held = len(validation.X) // 2 if validation is not None else 0
+            network.check_training_memory(
+                max(config.batch_size, held),
+                f"Lower batch_size (now {config.batch_size})"
+                + (" or validation_fraction" if held else "")
+                + ".",
+            )
         start = state.training
         if not incremental or start.solver is None:
             # A new solver each fit, as MLPClassifier: fresh moments and the

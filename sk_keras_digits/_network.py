@@ -283,6 +283,10 @@ class CustomNetwork:
         keras = import_keras()
 
         rows = np.asarray(X[:_PROBE_ROWS], dtype=self.dtype)
+        # The probe holds its rows' outputs (no gradients): as a step of half.
+        self.check_training_memory(
+            len(rows), "Use a network whose layers output less per row."
+        )
         with current().compute_scope(self.dtype):
             outputs = np.asarray(keras.ops.convert_to_numpy(self.model(rows)))
             try:
@@ -322,6 +326,28 @@ class CustomNetwork:
         """The values one row of input makes the layers output, all together:
         what a prediction holds per row at most (:func:`activation_values`)."""
         return activation_values(self.model)
+
+    def check_training_memory(self, rows, remedy, memory=None):
+        """Refuse a training step over ``rows`` rows whose layers' outputs,
+        kept for the gradient, and their gradients would take more than a
+        quarter of the machine's ``memory`` (None: its physical memory).
+
+        ``remedy`` says how to take fewer rows a step (a smaller
+        ``batch_size``).
+        """
+        from ._casting import DENSE_MEMORY_SHARE, physical_memory
+
+        memory = physical_memory() if memory is None else memory
+        itemsize = np.dtype(self.compute_dtype).itemsize
+        values = self.n_features + self.values_per_row
+        needed = 2 * rows * values * itemsize
+        if memory is not None and needed > DENSE_MEMORY_SHARE * memory:
+            raise ValueError(
+                f"A training step of this network holds {rows} rows of "
+                f"{values} values each (its input and its layers' outputs), "
+                f"and their gradients: {needed / 1e9:.3g} GB, over a quarter "
+                f"of this machine's memory ({memory / 1e9:.3g} GB). {remedy}"
+            )
 
     @property
     def loss(self):

@@ -369,3 +369,29 @@ def test_a_custom_network_takes_x_in_its_dtype_whatever_floatx(
     np.testing.assert_array_equal(under.predict_proba(X), expected)
     np.testing.assert_array_equal(switched.predict_proba(X), expected)
     assert keras.config.floatx() == floatx
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_network_whose_training_step_cannot_fit_in_memory_is_refused(
+    small_digits, solver
+):
+    """Layers outputting 4 * 2**40 values per row: petabytes for any step, and
+    for the first rows the fit probes its outputs on. Refused, with the
+    sizes, before any is computed."""
+    from functools import partial
+
+    from sk_keras_digits import KerasDigitClassifier
+    from tests._networks import repeating_network
+
+    X, y = small_digits
+    est = KerasDigitClassifier(
+        network=partial(repeating_network, repeats=2**40), solver=solver
+    )
+    with pytest.raises(ValueError, match=r"^A training step of this network holds"):
+        est.fit(X, y)
+    network = CustomNetwork(repeating_network, 64, 10, "softmax", "float64")
+    network.build(seed=0)
+    assert network.values_per_row == 4 + 3 * 4 + 4 + 10
+    network.check_training_memory(100, "", memory=4 * 2 * 100 * (64 + 30) * 8)
+    with pytest.raises(ValueError, match=r"101 rows of 94 values .*\. Remedy\.$"):
+        network.check_training_memory(101, "Remedy.", memory=4 * 2 * 100 * 94 * 8)

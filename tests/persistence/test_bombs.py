@@ -247,3 +247,30 @@ def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
         assert load(path).predict(X).shape == X[:, 0].shape
     else:
         assert_refused(path, f"output {values} values per row.*larger max_bytes")
+
+
+def test_training_a_loaded_network_too_large_a_step_is_refused(data, tmp_path_factory):
+    """A file loaded with a huge max_bytes whose layers output 4 * 2**40
+    values per row: a partial_fit step of 50 rows would hold 3.5 PB of
+    outputs and gradients. It is refused with the sizes before anything is
+    allocated, and the loaded estimator is kept."""
+    from tests._networks import repeating_network
+
+    source = saved_custom_file(repeating_network, data, tmp_path_factory, "steps")
+    outer = _members(source)
+    network = sorted(_inner(dict(outer)["model.keras"]))
+    config = json.loads(dict(network)["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "RepeatVector":
+            layer["config"]["n"] = 2**40
+    edited = forged_zip([("config.json", json.dumps(config).encode()), network[1]])
+    path = tmp_path_factory.mktemp("steps") / "steps.skd"
+    path.write_bytes(forged_zip(_replace(outer, "model.keras", edited)))
+    loaded = load(path, max_bytes=2**50)
+    X, y = data
+    state = loaded._state
+    with pytest.raises(
+        ValueError, match=r"training step .* 50 rows .*batch_size \(now 50\)"
+    ):
+        loaded.partial_fit(X, y)
+    assert loaded._state is state

@@ -3,9 +3,12 @@
 Build with ``sphinx-build -W -b html docs docs/_build/html``. The gallery
 (``../examples``) runs at build time, so TensorFlow is imported here once, as
 the ``sk-keras-digits`` command imports it: with its C++ start-up log kept off
-the build's output.
+the build's output. On JAX too, where it is installed: the network search's
+grid clones Keras optimizers, and Keras' pickling asks whether each object is
+one of TensorFlow's, importing it.
 """
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,10 +20,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sk_keras_digits  # noqa: E402
-from sk_keras_digits._cli._job import import_backend_quietly  # noqa: E402
+from sk_keras_digits._cli._job import (  # noqa: E402
+    import_backend_quietly,
+    stderr_captured,
+)
 from sk_keras_digits._cli._parser import build_parser  # noqa: E402
 
 import_backend_quietly()
+if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow"):
+    with stderr_captured():
+        import tensorflow  # noqa: F401
 
 project = "sk_keras_digits"
 author = "sk_keras_digits developers"

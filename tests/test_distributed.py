@@ -63,9 +63,15 @@ def assert_same_search(a, b):
 
 
 def worker_state():
-    """Run on each Dask worker: its process id and the backend Keras ran on."""
-    keras = sys.modules.get("keras")
-    return os.getpid(), None if keras is None else keras.backend.backend()
+    """Run on each Dask worker: its process id and the backend its fits ran on,
+    as the backend module the package loaded (a fit whose program JAX's
+    persistent compilation cache held imports no Keras)."""
+    loaded = [
+        name
+        for name in ("tensorflow", "jax")
+        if f"sk_keras_digits._backends.{name}" in sys.modules
+    ]
+    return os.getpid(), loaded[0] if len(loaded) == 1 else loaded or None
 
 
 def local_cluster(n_workers):

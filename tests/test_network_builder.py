@@ -402,7 +402,10 @@ def test_closure_parameters_train_their_own_networks(small_digits):
         proba = est.predict_proba(X)
         with compute_scope("float64"):
             outputs = keras.ops.convert_to_numpy(est.model_(X))
-        np.testing.assert_allclose(proba, outputs, atol=1e-12)
+        # keras.ops.tanh computes float64 in float32 on JAX (docs/backends.rst),
+        # which the compiled program and the model's own call round apart.
+        rtol = 1e-6 if keras.backend.backend() == "jax" else 1e-7
+        np.testing.assert_allclose(proba, outputs, rtol=rtol, atol=1e-12)
         results.setdefault(scale, []).append(proba)
     # scale=0 zeroes the hidden layer: every row gets the same probabilities.
     assert np.ptp(results[0.0][0], axis=0).max() < 1e-12

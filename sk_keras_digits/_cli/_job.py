@@ -93,11 +93,9 @@ def import_backend_quietly():
     """Import Keras and its backend with their start-up logs kept off the terminal.
 
     TensorFlow logs through Abseil before Abseil's logging is initialised, and
-    such messages ignore ``TF_CPP_MIN_LOG_LEVEL``; the process' standard error
-    is therefore pointed at a temporary file during the import (and, on
+    such messages ignore ``TF_CPP_MIN_LOG_LEVEL``; the import (and, on
     TensorFlow, the initialisation of its devices, which logs its own errors
-    on machines without a GPU). If either fails, what was written is replayed
-    on stderr before the error.
+    on machines without a GPU) therefore runs :func:`stderr_captured`.
 
     Returns
     -------
@@ -107,15 +105,25 @@ def import_backend_quietly():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" in sys.modules:
         return import_backend()
+    with stderr_captured():
+        name = import_backend()
+        from .._backends import current
+
+        current().start()
+    return name
+
+
+@contextlib.contextmanager
+def stderr_captured():
+    """Point the process' standard error (file descriptor 2, which C++ code
+    writes to) at a temporary file for the block; if the block fails, what
+    was written is replayed on stderr before the error."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            name = import_backend()
-            from .._backends import current
-
-            current().start()
+            yield
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -124,7 +132,6 @@ def import_backend_quietly():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    return name
 
 
 @contextlib.contextmanager

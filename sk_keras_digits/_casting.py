@@ -8,20 +8,9 @@ dense: a sparse X whose dense form would not fit in memory is refused before
 it is made.
 """
 
-import os
-
 import numpy as np
 
-#: Most of the machine's memory a sparse X's dense form may take.
-DENSE_MEMORY_SHARE = 0.25
-
-
-def physical_memory():
-    """The machine's memory in bytes, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
+from ._memory import beyond_share
 
 
 def densified(X, memory=None):
@@ -31,13 +20,13 @@ def densified(X, memory=None):
     ----------
     X : ndarray or sparse matrix of shape (n_samples, n_features)
     memory : int, default=None
-        The machine's memory in bytes (None: :func:`physical_memory`).
+        The machine's memory in bytes (None: its physical memory).
 
     Raises
     ------
     ValueError
-        If ``X`` is sparse and its dense form would take more than
-        :data:`DENSE_MEMORY_SHARE` of ``memory``.
+        If ``X`` is sparse and its dense form would take more than a
+        quarter of ``memory`` (:func:`~sk_keras_digits._memory.beyond_share`).
 
     Examples
     --------
@@ -55,9 +44,9 @@ rows at a time with partial_fit.
     """
     if not hasattr(X, "toarray"):
         return X
-    memory = physical_memory() if memory is None else memory
     needed = X.shape[0] * X.shape[1] * X.dtype.itemsize
-    if memory is not None and needed > DENSE_MEMORY_SHARE * memory:
+    memory = beyond_share(needed, memory)
+    if memory is not None:
         raise ValueError(
             f"X is a sparse {X.shape[0]} x {X.shape[1]} matrix ({X.nnz} stored "
             f"values), and training holds X dense: {needed / 1e9:.3g} GB, over "

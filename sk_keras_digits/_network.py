@@ -335,13 +335,13 @@ class CustomNetwork:
         ``remedy`` says how to take fewer rows a step (a smaller
         ``batch_size``).
         """
-        from ._casting import DENSE_MEMORY_SHARE, physical_memory
+        from ._memory import beyond_share
 
-        memory = physical_memory() if memory is None else memory
         itemsize = np.dtype(self.compute_dtype).itemsize
         values = self.n_features + self.values_per_row
         needed = 2 * rows * values * itemsize
-        if memory is not None and needed > DENSE_MEMORY_SHARE * memory:
+        memory = beyond_share(needed, memory)
+        if memory is not None:
             raise ValueError(
                 f"A training step of this network holds {rows} rows of "
                 f"{values} values each (its input and its layers' outputs), "

@@ -52,10 +52,11 @@ weigh every sample as nothing. Scale sample_weight up.
     sample_weight = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-    if not sample_weight.sum() > 0:
+    with np.errstate(over="ignore"):
+        total = sample_weight.sum()
+    if not total > 0:
         raise ValueError(
-            "sample_weight must have a positive sum; got weights summing "
-            f"to {sample_weight.sum()}."
+            f"sample_weight must have a positive sum; got weights summing to {total}."
         )
     tiny = float(np.finfo(X.dtype).tiny)
     if sample_weight.max() < tiny:
@@ -73,8 +74,6 @@ weigh every sample as nothing. Scale sample_weight up.
         "the loss weighs the samples in X's dtype",
         remedy,
     )
-    with np.errstate(over="ignore"):
-        total = sample_weight.sum()
     if total > np.finfo(X.dtype).max:
         raise ValueError(
             f"sample_weight sums to {total:.6g}, beyond {X.dtype}'s range "

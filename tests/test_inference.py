@@ -64,24 +64,32 @@ def custom_fit(small_digits):
         ).fit(X, y)
 
 
+def recorded_calls(estimator, monkeypatch):
+    """The rows of each call ``estimator``'s custom-network predictions make
+    to their compiled program, as a list that fills as they run."""
+    from sk_keras_digits._training import get_program
+
+    program = get_program(estimator._get_network())  # the one predict uses
+    predict = program.predict
+    rows = []
+
+    def recording(weights, part):
+        rows.append(part.shape[0])
+        return predict(weights, part)
+
+    monkeypatch.setattr(program, "predict", recording)
+    return rows
+
+
 def test_a_custom_network_predicts_in_bounded_chunks(
     custom_fit, small_digits, monkeypatch
 ):
     """At most PREDICT_ROWS rows a call, padded to a power of two: memory is
     bounded, and a backend compiling per shape compiles a few programs."""
     from sk_keras_digits import _inference
-    from sk_keras_digits._training import get_program
 
     X, _ = small_digits
-    program = get_program(custom_fit._get_network())  # the one predict uses
-    predict = program.predict
-    shapes = []
-
-    def recording(weights, part):
-        shapes.append(part.shape[0])
-        return predict(weights, part)
-
-    monkeypatch.setattr(program, "predict", recording)
+    shapes = recorded_calls(custom_fit, monkeypatch)
     big = np.tile(X, (9, 1))[:2500]
     proba = custom_fit.predict_proba(big)
     assert shapes == [_inference.PREDICT_ROWS, _inference.PREDICT_ROWS, 512]
@@ -118,7 +126,6 @@ def test_a_network_with_large_outputs_per_row_predicts_fewer_rows_a_call(
     """The rows of a call shrink as the layers' outputs per row grow, so that
     a call holds at most PREDICT_BYTES of them; the predictions are the same."""
     from sk_keras_digits import KerasDigitClassifier, _inference
-    from sk_keras_digits._training import get_program
     from tests._networks import repeating_network
 
     X, y = small_digits
@@ -127,16 +134,8 @@ def test_a_network_with_large_outputs_per_row_predicts_fewer_rows_a_call(
     ).fit(X, y)
     network = est._get_network()
     assert network.values_per_row == 4 + 4 * 3 + 4 + 10
-    program = get_program(network)
-    predict = program.predict
-    shapes = []
-
-    def recording(weights, part):
-        shapes.append(part.shape[0])
-        return predict(weights, part)
-
     expected = est.predict_proba(X[:13])
-    monkeypatch.setattr(program, "predict", recording)
+    shapes = recorded_calls(est, monkeypatch)
     values = X.shape[1] + network.values_per_row  # a row, and its outputs
     row_bytes = values * np.dtype(network.compute_dtype).itemsize
     # The last call is padded to the chunk's size (a power of two).

@@ -219,16 +219,17 @@ def test_max_bytes_bounds_what_a_file_may_declare(dense, dense_file, data):
         load(dense_file, max_bytes=0)
 
 
-@pytest.mark.parametrize("repeats", [3, 10**9, 2**62])
-def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
-    repeats, data, tmp_path_factory
-):
-    """A layer without weights (RepeatVector) whose configuration makes each
-    row's outputs huge: a prediction would hold them. The file is refused as
-    it is read, before anything is allocated; within max_bytes it loads."""
+@pytest.fixture(scope="module")
+def repeating_file(data, tmp_path_factory):
     from tests._networks import repeating_network
 
-    source = saved_custom_file(repeating_network, data, tmp_path_factory, "repeats")
+    return saved_custom_file(repeating_network, data, tmp_path_factory, "repeats")
+
+
+def with_repeats(source, repeats, folder):
+    """A copy of ``source`` (a repeating network's file) in ``folder``, its
+    RepeatVector's ``n`` set to ``repeats``: a layer without weights, whose
+    outputs per row no array of the file bounds."""
     outer = _members(source)
     network = sorted(_inner(dict(outer)["model.keras"]))  # config, metadata
     config = json.loads(dict(network)["config.json"])
@@ -239,8 +240,19 @@ def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
     ]
     layer["config"]["n"] = repeats
     edited = forged_zip([("config.json", json.dumps(config).encode()), network[1]])
-    path = tmp_path_factory.mktemp("repeated") / "repeated.skd"
+    path = folder / f"repeats-{repeats}.skd"
     path.write_bytes(forged_zip(_replace(outer, "model.keras", edited)))
+    return path
+
+
+@pytest.mark.parametrize("repeats", [3, 10**9, 2**62])
+def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
+    repeats, data, repeating_file, tmp_path
+):
+    """A layer without weights (RepeatVector) whose configuration makes each
+    row's outputs huge: a prediction would hold them. The file is refused as
+    it is read, before anything is allocated; within max_bytes it loads."""
+    path = with_repeats(repeating_file, repeats, tmp_path)
     values = 4 + 4 * repeats + 4 + 10  # Dense, RepeatVector, pooling, Dense
     if repeats == 3:
         X, _ = data
@@ -249,23 +261,14 @@ def test_a_network_whose_outputs_outgrow_max_bytes_is_refused_unbuilt(
         assert_refused(path, f"output {values} values per row.*larger max_bytes")
 
 
-def test_training_a_loaded_network_too_large_a_step_is_refused(data, tmp_path_factory):
+def test_training_a_loaded_network_too_large_a_step_is_refused(
+    data, repeating_file, tmp_path
+):
     """A file loaded with a huge max_bytes whose layers output 4 * 2**40
     values per row: a partial_fit step of 50 rows would hold 3.5 PB of
     outputs and gradients. It is refused with the sizes before anything is
     allocated, and the loaded estimator is kept."""
-    from tests._networks import repeating_network
-
-    source = saved_custom_file(repeating_network, data, tmp_path_factory, "steps")
-    outer = _members(source)
-    network = sorted(_inner(dict(outer)["model.keras"]))
-    config = json.loads(dict(network)["config.json"])
-    for layer in config["config"]["layers"]:
-        if layer["class_name"] == "RepeatVector":
-            layer["config"]["n"] = 2**40
-    edited = forged_zip([("config.json", json.dumps(config).encode()), network[1]])
-    path = tmp_path_factory.mktemp("steps") / "steps.skd"
-    path.write_bytes(forged_zip(_replace(outer, "model.keras", edited)))
+    path = with_repeats(repeating_file, 2**40, tmp_path)
     loaded = load(path, max_bytes=2**50)
     X, y = data
     state = loaded._state

@@ -3,9 +3,11 @@
 As scikit-learn's ``BaseMultilayerPerceptron``, the base class holds what
 does not depend on the kind of target: the parameters of the network and the
 solvers, the fit flow (validation, the network, the solvers, the stopping
-rules, the transaction that leaves a failed fit without effect), prediction
-of the network's outputs, and the fitted attributes derived from the one
-fitted state. An estimator adds its target encoding through three hooks,
+rules, the transaction that leaves a failed fit without effect) and
+prediction of the network's outputs. The fitted attributes, views of the one
+fitted state, come from its mixin
+:class:`~sk_keras_digits._fitted_attributes.FittedAttributes`.
+An estimator adds its target encoding through three hooks,
 :meth:`~BaseKerasMLP._encode_targets`, :meth:`~BaseKerasMLP._weigh_samples`
 and :meth:`~BaseKerasMLP._stratification`, and its own ``fit``,
 ``partial_fit`` and ``predict``.
@@ -32,6 +34,7 @@ from sklearn.utils.validation import (
 )
 
 from ._casting import cast_in_range, densified
+from ._fitted_attributes import FittedAttributes
 from ._inference import network_outputs
 from ._network import CustomNetwork, DenseNetwork
 from ._sample_weights import check_sample_weight
@@ -46,7 +49,7 @@ _FLOAT_DTYPES = (np.float64, np.float32)
 KERAS_CACHE = ("_network", "_model")
 
 
-class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
+class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
     """Base class of the estimators: a Keras network trained as MLP's twin.
 
     Warning: This class should not be used directly. Use derived classes
@@ -676,67 +679,6 @@ class BaseKerasMLP(BaseEstimator, metaclass=ABCMeta):
         # Other numbers compute as MLP's NumPy products would take them with
         # the fitted weights (float16 or bool X with float32 weights: float32).
         return X.astype(np.result_type(X.dtype, self._state.weights.params[0]))
-
-    # ---------------------------------------------------- fitted attributes
-    # Views of the one fitted state (``_state``, a FittedState): nothing is
-    # stored twice. Documented in the class docstring's Attributes section.
-    def _fitted(self):
-        check_is_fitted(self)
-        return self._state
-
-    n_outputs_ = property(lambda self: self._fitted().labels.n_outputs)
-    out_activation_ = property(lambda self: self._fitted().labels.out_activation)
-    coefs_ = property(lambda self: self._fitted().weights.coefs)
-    intercepts_ = property(lambda self: self._fitted().weights.intercepts)
-    n_layers_ = property(lambda self: len(self._fitted().weights.coefs) + 1)
-    t_ = property(lambda self: int(self._fitted().training.progress.samples_seen))
-    n_iter_ = property(lambda self: self._fitted().history.n_iter)
-    loss_ = property(lambda self: self._fitted().history.loss)
-    loss_curve_ = property(lambda self: list(self._fitted().history.losses))
-    best_loss_ = property(lambda self: self._fitted().best_loss)
-    validation_scores_ = property(lambda self: self._fitted().validation_scores)
-    best_validation_score_ = property(lambda self: self._fitted().best_validation_score)
-    history_ = property(lambda self: self._fitted().keras_history)
-
-    # MLP's private attributes that code written against it reads (scikit-learn's
-    # own tests do): views too. Absent, as in MLP, after a fit with lbfgs.
-    @property
-    def _no_improvement_count(self):
-        count = self._fitted().no_improvement_count
-        if count is None:
-            raise AttributeError(
-                f"{type(self).__name__} has no _no_improvement_count: it exists, "
-                "as in MLP, after a fit with a stochastic solver (the last fit "
-                "used lbfgs)."
-            )
-        return count
-
-    @property
-    def _optimizer(self):
-        from ._solvers import fitted_optimizer
-
-        optimizer = fitted_optimizer(
-            self._fitted().training, self.get_params(deep=False)
-        )
-        if optimizer is None:
-            raise AttributeError(
-                f"{type(self).__name__} has no _optimizer: it exists, as in MLP, "
-                "after a fit with solver='sgd' or 'adam' (the last fit used lbfgs "
-                "or a Keras optimizer)."
-            )
-        return optimizer
-
-    @property
-    def model_(self):
-        """The trained ``keras.Model`` (built on first access)."""
-        check_is_fitted(self)
-        network = self._get_network()  # forgets a model of an older network
-        if getattr(self, "_model", None) is None:
-            self._model = network.build_model(self._state.weights)
-        return self._model
-
-    def __sklearn_is_fitted__(self):
-        return getattr(self, "_state", None) is not None
 
     def __getstate__(self):
         state = dict(super().__getstate__())

@@ -544,8 +544,10 @@ class KerasDigitClassifier(ClassifierMixin, BaseKerasMLP):
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)
 
-    # ---------------------------------------------------- fitted attributes
-    classes_ = property(lambda self: self._fitted().labels.classes)
+    @property
+    def classes_(self):
+        """Class labels (for multilabel targets, the label indices)."""
+        return self._fitted().labels.classes
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -36,6 +36,9 @@ figcaption { color: #555; margin-top: 0.3rem; }
 class Table:
     """A table of results with a title, a header and rows of cells.
 
+    ``sk-keras-digits`` prints its results as these tables, and writes them
+    into its HTML report; scripts can show their own results the same way.
+
     Parameters
     ----------
     title : str
@@ -46,6 +49,23 @@ class Table:
         Cells, already formatted, one list per row (as long as ``header``).
     notes : list of str, default=[]
         Sentences printed under the table.
+
+    See Also
+    --------
+    sk_keras_digits.tutorial.grid_search : The tutorial's grid search, whose
+        results the command line shows in a table.
+
+    Examples
+    --------
+    >>> from sk_keras_digits.tutorial import Table
+    >>> table = Table("Test accuracy", ["model", "accuracy"], [["ours", "0.92"]])
+    >>> print(table.to_text())
+    Test accuracy
+    -----  --------
+    model  accuracy
+    -----  --------
+    ours       0.92
+    -----  --------
     """
 
     title: str
@@ -67,6 +87,8 @@ class Table:
         Returns
         -------
         text : str
+            The title, the header and rows in aligned columns between rules,
+            then the notes wrapped to 88 characters.
         """
         cells = [list(map(str, self.header))] + [list(map(str, r)) for r in self.rows]
         widths = [max(len(row[j]) for row in cells) for j in range(len(self.header))]
@@ -93,6 +115,8 @@ class Table:
         Returns
         -------
         html : str
+            A ``<table>`` whose caption is the title, followed by one
+            ``<p class="note">`` per note; every cell is HTML-escaped.
         """
         esc = html.escape
         head = "".join(f"<th>{esc(str(h))}</th>" for h in self.header)

@@ -32,6 +32,25 @@ class ModelFileError(ValueError):
         The file.
     problem : str
         What is wrong with it.
+
+    See Also
+    --------
+    sk_keras_digits.load : Reads a model file, raising this for a bad one.
+    sk_keras_digits.save : Writes a model file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sk_keras_digits import ModelFileError, load
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "model.skd"
+    ...     _ = path.write_bytes(b"not a model file")
+    ...     try:
+    ...         load(path)
+    ...     except ModelFileError as error:
+    ...         print(error.problem)
+    not a model file: it is not a zip archive.
     """
 
     def __init__(self, path, problem):

@@ -421,4 +421,8 @@ class KerasDigitRegressor(RegressorMixin, BaseKerasMLP):
         tags.target_tags.multi_output = True
         # The Poisson deviance is defined for non-negative targets only.
         tags.target_tags.positive_only = self.loss == "poisson"
+        # In its default 200 iterations, the Poisson loss does not reach R^2 0.5
+        # on scikit-learn's check data (whose targets it shifts to >= 1): 0.38,
+        # as MLPRegressor's (docs/regression.rst).
+        tags.regressor_tags.poor_score = self.loss == "poisson"
         return tags

@@ -1,14 +1,29 @@
-"""scikit-learn's estimator checks, all of them, with no expected failures.
+"""scikit-learn's estimator checks, all of them.
 
 The defaults of each estimator (MLPClassifier's and MLPRegressor's) and the
-classifier with class weights are checked, on every backend; the other
-configurations are covered by the twin
-tests (the same weights as scikit-learn's) and scikit-learn's own MLP tests.
+classifier with class weights pass every check, with no expected failures;
+the regressor under the Poisson loss fails one, below. The other
+configurations are covered by the twin tests (the same weights as
+scikit-learn's) and scikit-learn's own MLP tests.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
+
+POISSON = KerasDigitRegressor(loss="poisson")
+
+
+def _expected_failed_checks(estimator):
+    if estimator is not POISSON:
+        return {}
+    return {
+        "check_regressor_multioutput": (
+            "The check fits targets below zero although the estimator's tags "
+            "say positive_only; loss='poisson' refuses them with a ValueError "
+            "(MLPRegressor fits them, to a loss of NaN)."
+        )
+    }
 
 
 @parametrize_with_checks(
@@ -20,7 +35,11 @@ from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
         KerasDigitClassifier(class_weight="balanced"),
         # MLPRegressor's defaults.
         KerasDigitRegressor(),
-    ]
+        # The Poisson loss: its tags (positive_only, poor_score).
+        POISSON,
+    ],
+    expected_failed_checks=_expected_failed_checks,
+    xfail_strict=True,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -49,6 +49,28 @@ _FLOAT_DTYPES = (np.float64, np.float32)
 KERAS_CACHE = ("_network", "_model")
 
 
+def _unchecked_cause(names):
+    """The cause of a failure on inputs ``names`` whose check was skipped."""
+    verb = "holds" if len(names) == 1 else "hold"
+    return (
+        f"{' and '.join(names)} {verb} NaN or infinite values (sklearn."
+        "config_context(assume_finite=True) skipped their check). Remove or "
+        "impute them."
+    )
+
+
+def _non_finite(data):
+    """The names of ``data``'s arrays holding NaN or infinite values."""
+    if data is None:
+        return []
+    names = ("X", "y", "sample_weight")
+    return [
+        name
+        for name, values in zip(names, data, strict=True)
+        if not np.isfinite(getattr(values, "data", values)).all()
+    ]
+
+
 class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
     """Base class of the estimators: a Keras network trained as MLP's twin.
 
@@ -173,8 +195,8 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may "
                 f"contain large values and need to be preprocessed. "
-                f"{self._divergence_remedy()}. The estimator keeps its previous "
-                "state."
+                f"{self._divergence_remedy(data=data)}. The estimator keeps its "
+                "previous state."
             )
         fitted = {"_state": state, "_network": network, "_model": None}
         fitted["n_features_in_"] = described.n_features_in_
@@ -318,7 +340,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
         )
         result = run.result
         if not np.isfinite(result.fun):
-            raise self._diverged_error(len(run.losses))
+            raise self._diverged_error(len(run.losses), data=data)
         n_iter = min(int(result.nit), self.max_iter)
         if result.status != 0:
             # MLPClassifier's text (scikit-learn's _check_optimize_result).
@@ -424,7 +446,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
         kept_best = self.early_stopping and np.isfinite(end.progress.best_score)
         if log.status == DIVERGED and not kept_best:
             reporter.detach()
-            raise self._diverged_error(log.n_epochs, start.progress.learning_rate)
+            raise self._diverged_error(log.n_epochs, start.progress.learning_rate, data)
         weights = end.weights
         if self.early_stopping:
             weights = end.progress.best_weights
@@ -447,7 +469,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
                 f"Training diverged: the loss became NaN or infinite after "
                 f"{log.n_epochs} iteration(s). Kept the weights of the best "
                 f"validation score ({end.progress.best_score:.6g}). "
-                f"{self._divergence_remedy()}.",
+                f"{self._divergence_remedy(data=data)}.",
                 ConvergenceWarning,
             )
         elif log.interrupted:
@@ -521,7 +543,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
             )
         return TrainingData(*parts[0::2]), TrainingData(*parts[1::2])
 
-    def _diverged_error(self, epoch, learning_rate=None):
+    def _diverged_error(self, epoch, learning_rate=None, data=None):
         hint = (
             " Does the network's last layer apply the output activation?"
             if self.network is not None
@@ -531,17 +553,21 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
             "Solver produced non-finite parameter weights. The input data may "
             "contain large values and need to be preprocessed. Training diverged: "
             f"the loss became NaN or infinite after {epoch} iteration(s). "
-            f"{self._divergence_remedy(learning_rate)}.{hint} The estimator keeps "
-            "its previous state."
+            f"{self._divergence_remedy(learning_rate, data)}.{hint} The estimator "
+            "keeps its previous state."
         )
 
-    def _divergence_remedy(self, learning_rate=None):
-        """What to change after a fit from ``learning_rate`` diverged.
+    def _divergence_remedy(self, learning_rate=None, data=None):
+        """What to change after a fit from ``learning_rate`` on ``data`` diverged.
 
-        lbfgs has no learning rate. ``partial_fit`` goes on at the rate of
-        its earlier calls (a loaded file's), which ``learning_rate_init``
-        no longer sets.
+        Non-finite values in ``data`` (let through by ``assume_finite``) are
+        the cause, if any. lbfgs has no learning rate. ``partial_fit`` goes on
+        at the rate of its earlier calls (a loaded file's), which
+        ``learning_rate_init`` no longer sets.
         """
+        unchecked = _non_finite(data)
+        if unchecked:
+            return _unchecked_cause(unchecked).rstrip(".")
         scale = "scale X and y" if self._numeric_targets else "scale X"
         if isinstance(self.solver, str) and self.solver == "lbfgs":
             return f"{scale.capitalize()}, or lower the penalty (alpha={self.alpha})"
@@ -587,10 +613,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
             rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
             values = X.data if hasattr(X, "data") and hasattr(X, "toarray") else X
             if not np.isfinite(values).all():  # let through by assume_finite
-                cause = (
-                    "X holds NaN or infinite values (sklearn.config_context("
-                    "assume_finite=True) skipped their check). Remove or impute them."
-                )
+                cause = _unchecked_cause(["X"])
             else:
                 cause = (
                     f"X holds values too large for {outputs.dtype} arithmetic "

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from sk_keras_digits import KerasDigitClassifier
+from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
 from tests._helpers import IGNORE_CONVERGENCE, SMALL
 
 pytestmark = IGNORE_CONVERGENCE
@@ -377,6 +377,33 @@ def test_non_finite_X_let_through_by_assume_finite_is_named(value, data, fitted)
     with sklearn.config_context(assume_finite=True):
         with pytest.raises(ValueError, match=r"row 2\): X holds NaN or infinite"):
             fitted.predict_proba(X)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_fit_on_non_finite_X_let_through_by_assume_finite_names_it(
+    value, solver, data, fitted
+):
+    X, y = data
+    X = X.copy()
+    X[3, 5] = value
+    before = fitted_state(fitted)
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r"X holds NaN or infinite values"):
+            fitted.set_params(solver=solver).fit(X, y)
+    assert fitted_state(fitted).keys() == before.keys()
+    np.testing.assert_array_equal(fitted.coefs_[0], before["_state"].weights.coefs[0])
+
+
+def test_a_regressor_fit_on_non_finite_y_let_through_by_assume_finite_names_it(
+    data,
+):
+    X, y = data
+    y = y.astype(float)
+    y[4] = np.inf
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r" y holds NaN or infinite values"):
+            KerasDigitRegressor(**SMALL).fit(X, y)
 
 
 @pytest.mark.parametrize(

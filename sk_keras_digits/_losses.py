@@ -8,7 +8,9 @@ with the Poisson deviance. The output activation therefore names the loss,
 and a loss object holds everything that follows from it:
 
 - :meth:`Loss.per_sample`, the loss of each sample, a function of tensors
-  written with ``keras.ops`` that every backend traces into its compiled loop;
+  written with ``keras.ops`` that every backend traces into its compiled loop,
+  and :meth:`Loss.per_sample_of_logits`, the same of the output layer's
+  pre-activation with MLP's error ``outputs - y`` as its gradient;
 - :meth:`Loss.score`, the validation score of early stopping (accuracy for a
   classifier, R^2 for a regressor, as the estimators' ``score``);
 - :meth:`Loss.output_problem`, what is wrong, if anything, with the outputs
@@ -43,11 +45,52 @@ class Loss:
     def per_sample(self, outputs, y):
         """The loss of each sample, a tensor of shape (n_samples,).
 
-        Its value is scikit-learn's loss of the sample; its gradient is the
-        one scikit-learn's backpropagation computes (``outputs - y`` at the
-        output layer's pre-activation).
+        Its value is scikit-learn's loss of the sample. Differentiated
+        through the output activation, its gradient at the output layer's
+        pre-activation is the error scikit-learn's backpropagation starts
+        from, ``outputs - y``, wherever the outputs are not saturated (a
+        custom network's, whose model applies the activation itself); the
+        default network's is exactly that everywhere
+        (:meth:`per_sample_of_logits`).
         """
         raise NotImplementedError
+
+    def per_sample_of_logits(self, logits, y, activation):
+        """``per_sample(activation(logits), y)``, with MLP's gradient.
+
+        Its gradient with respect to ``logits`` is exactly the error MLP
+        backpropagates from its output layer, ``activation(logits) - y`` for
+        each sample (times the incoming gradient of that sample's loss).
+        Differentiated through the activation and the clipped logarithm
+        instead, it vanishes where the outputs saturate: a sample whose right
+        class gets a probability below the dtype's eps (clipped, or rounded
+        to 0) would pass back ``probability / eps`` of its error, however
+        wrong the prediction.
+
+        Parameters
+        ----------
+        logits : tensor of shape (n_samples, n_outputs)
+            The output layer's pre-activation.
+        y : tensor of shape (n_samples, n_outputs)
+            Encoded targets; no gradient flows to them.
+        activation : callable
+            The output activation, a function of tensors.
+        """
+        ops = _ops()
+
+        @ops.custom_gradient
+        def per_sample(logits, y):
+            outputs = activation(logits)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                error = ops.expand_dims(upstream, 1) * (outputs - y)
+                return error, ops.zeros_like(y)
+
+            return self.per_sample(outputs, y), grad
+
+        return per_sample(logits, y)
 
     def score(self, outputs, y, sample_weight):
         """The weighted validation score of ``outputs`` on encoded targets ``y``."""
@@ -65,8 +108,9 @@ def _clipped(proba):
     """``proba`` clipped to ``[eps, 1 - eps]``, straight-through for the gradient.
 
     scikit-learn clips probabilities before taking logarithms; passing the
-    gradient through the clip keeps its ``proba - y`` error signal for a
-    saturated output.
+    gradient through the clip keeps a finite error signal for a saturated
+    output (scaled down by ``proba / eps`` below ``eps``: through the
+    activation, only :meth:`Loss.per_sample_of_logits` passes back all of it).
     """
     ops = _ops()
     dtype = dtype_of(proba)

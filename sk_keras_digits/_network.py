@@ -133,15 +133,33 @@ class DenseNetwork:
 
     def forward(self, params, buffers, x, training):
         """Outputs for ``x``: ``Dense`` layers' arithmetic on given weights."""
+        return self._output_activation()(self._logits(params, x)), buffers, []
+
+    def sample_losses(self, params, buffers, x, y):
+        """Each sample's loss, the buffers and the layers' losses (none).
+
+        The loss's gradient at the output layer's pre-activation is MLP's
+        error, ``outputs - y``
+        (:meth:`~sk_keras_digits._losses.Loss.per_sample_of_logits`).
+        """
+        losses = self.loss.per_sample_of_logits(
+            self._logits(params, x), y, self._output_activation()
+        )
+        return losses, buffers, []
+
+    def _output_activation(self):
+        return current().activation(KERAS_ACTIVATIONS[self.out_activation])
+
+    def _logits(self, params, x):
+        """The output layer's pre-activation for ``x``."""
         backend = current()
         hidden = backend.activation(KERAS_ACTIVATIONS[self.activation])
-        output = backend.activation(KERAS_ACTIVATIONS[self.out_activation])
         h = x
-        last = self.n_layers - 2
         for i in range(self.n_layers - 1):
+            if i:
+                h = hidden(h)
             h = backend.dense_product(h, params[2 * i]) + params[2 * i + 1]
-            h = output(h) if i == last else hidden(h)
-        return h, buffers, []
+        return h
 
     def build_model(self, weights):
         """Return the ``keras.Model`` of this network holding ``weights``."""
@@ -406,6 +424,15 @@ class CustomNetwork:
             params, buffers, x, training=training, return_losses=True
         )
         return outputs, buffers, losses
+
+    def sample_losses(self, params, buffers, x, y):
+        """Each sample's loss, the new buffers and the layers' added losses.
+
+        The model applies its output activation itself, so the gradient
+        flows through it (and through the loss's clipped logarithm).
+        """
+        outputs, buffers, losses = self.forward(params, buffers, x, True)
+        return self.loss.per_sample(outputs, y), buffers, losses
 
     def build_model(self, weights):
         """Return the freshly built model holding ``weights``."""

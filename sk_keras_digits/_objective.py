@@ -37,29 +37,36 @@ def constant(value, dtype):
     return keras.ops.convert_to_tensor(value, np.dtype(dtype).name)
 
 
-def batch_loss(network, params, outputs, y, sample_weight, extra_losses, alpha):
-    """MLP's loss: the weighted loss of the samples plus the scaled L2 penalty.
+def batch_loss(network, params, buffers, batch, alpha):
+    """MLP's loss of a batch: the weighted loss of its samples plus the L2 penalty.
 
     Parameters
     ----------
     network : DenseNetwork or CustomNetwork
-        Its ``loss`` (a :class:`~sk_keras_digits._losses.Loss`, named by the
-        output activation) and ``penalized`` (the indices of the parameters
-        under the L2 penalty) shape the loss.
+        Its ``sample_losses`` (each sample's loss, the network's new buffers
+        and the losses its layers add) and ``penalized`` (the indices of the
+        parameters under the L2 penalty) shape the loss.
     params : list of tensors
         The trainable parameters.
-    outputs : tensor of shape (n_samples, n_outputs)
-        The network's outputs.
-    y, sample_weight : tensors
-        Encoded targets and per-sample weights (zero for none).
-    extra_losses : list of tensors
-        Losses the network's layers add (activity regularizers).
+    buffers : list of tensors
+        The network's non-trainable state.
+    batch : TrainingData
+        The batch's inputs, encoded targets and per-sample weights (zero for
+        none), as tensors.
     alpha : scalar tensor
         The L2 penalty's strength.
+
+    Returns
+    -------
+    loss : scalar tensor
+    new_buffers : list of tensors
     """
     ops = _ops()
-    dtype = dtype_of(outputs)
-    per_sample = network.loss.per_sample(outputs, y)
+    per_sample, new_buffers, extra_losses = network.sample_losses(
+        params, buffers, batch.X, batch.Y
+    )
+    dtype = dtype_of(per_sample)
+    sample_weight = batch.sample_weight
     weight_sum = ops.sum(sample_weight)
     # A batch whose samples all weigh zero (a bootstrap's sample_weight, say)
     # has no loss and no gradient, its penalties included: its step changes
@@ -73,7 +80,7 @@ def batch_loss(network, params, outputs, y, sample_weight, extra_losses, alpha):
     if extra_losses:
         extra = [ops.cast(term, dtype) for term in extra_losses]
         loss = loss + sum(extra[1:], extra[0])
-    return ops.where(weighed, loss, constant(0, dtype))
+    return ops.where(weighed, loss, constant(0, dtype)), new_buffers
 
 
 def validation_score(network, outputs, y, sample_weight):

@@ -123,6 +123,49 @@ def test_trains_exactly_as_mlpclassifier_without_shuffling(small_digits, setting
     )
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(activation="relu", learning_rate_init=0.01),
+        dict(activation="identity", learning_rate_init=0.001),
+        dict(solver="lbfgs", activation="relu", max_iter=15),
+    ],
+    ids=["relu", "identity", "lbfgs"],
+)
+@pytest.mark.parametrize("binary", [False, True], ids=["multiclass", "binary"])
+def test_trains_as_mlpclassifier_where_the_outputs_saturate(
+    small_digits, settings, binary
+):
+    """Raw pixels times 10: confident outputs, many of them wrong, whose right
+    class gets a probability below eps or rounded to 0 (logistic outputs at
+    exactly 0 or 1). MLPClassifier backpropagates ``outputs - y`` from them,
+    as from any sample; so must the twin, whose gradient went through the
+    clipped logarithm and passed back almost nothing (weights 100% apart)."""
+    X, y = small_digits
+    X = X * 16 * 10  # small_digits is scaled to [0, 1]
+    if binary:
+        y = (y > 4).astype(int)
+    params = dict(
+        hidden_layer_sizes=(20,),
+        solver="sgd",
+        momentum=0.0,
+        shuffle=False,
+        random_state=0,
+        max_iter=5,
+        batch_size=50,
+        tol=0.0,
+    )
+    params.update(settings)
+    ours = fit_quietly(KerasDigitClassifier(**params), X, y)
+    theirs = fit_quietly(MLPClassifier(**params), X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
+
+
 @pytest.mark.parametrize("target", ["binary", "multiclass"])
 def test_early_stopping_matches_mlpclassifier(target, small_digits):
     """The same validation split (stratified for one output only), same weights."""

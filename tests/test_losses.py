@@ -18,6 +18,7 @@ from sklearn.neural_network._base import (
     squared_loss,
 )
 
+from sk_keras_digits._activations import KERAS_ACTIVATIONS
 from sk_keras_digits._labels import LabelEncoding
 from sk_keras_digits._losses import LOSSES, REGRESSION_ACTIVATIONS, loss_for
 from tests._helpers import compute_scope, value_and_grad
@@ -154,6 +155,62 @@ def test_the_gradient_is_outputs_minus_targets_at_the_pre_activation(
         outputs = _numpy(activation(np.log(z)))
     expected = (outputs - y) * weights[:, None] / weights.sum()
     np.testing.assert_allclose(_numpy(gradient), expected, rtol=1e-9, atol=1e-12)
+
+
+@st.composite
+def saturating_case(draw):
+    """Pre-activations up to 1e3 (outputs rounded to 0 or 1), targets, weights."""
+    out_activation = draw(st.sampled_from(sorted(LOSSES)))
+    n, k = draw(st.integers(1, 8)), draw(st.integers(1, 4))
+    if out_activation == "softmax":
+        k = max(k, 2)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1.0, 30.0, 1e3]))
+    if out_activation == "exp":
+        scale = min(scale, 30.0)  # exp(1e3) is infinite
+    z = rng.normal(size=(n, k)) * scale
+    if out_activation == "softmax":
+        y = np.eye(k)[rng.integers(0, k, n)]
+    elif out_activation == "logistic":
+        y = rng.integers(0, 2, (n, k)).astype(float)
+    elif out_activation == "exp":
+        y = np.floor(rng.exponential(size=(n, k)) * 3)
+    else:
+        y = rng.normal(size=(n, k)) * scale
+    weights = rng.uniform(0.1, 2, n)
+    dtype = draw(st.sampled_from(["float64", "float32"]))
+    return out_activation, z.astype(dtype), y.astype(dtype), weights.astype(dtype)
+
+
+@settings(max_examples=24)
+@given(case=saturating_case())
+def test_the_gradient_of_the_logits_is_mlps_error_however_saturated(case):
+    """The default network's loss passes MLP's ``outputs - y`` back from the
+    output layer, where the outputs saturate too: a softmax that rounds the
+    right class to probability 0, a logistic output at exactly 1. Through the
+    activation and the clipped logarithm, those samples passed back almost
+    nothing; its value is ``per_sample`` of the outputs, unchanged."""
+    import keras
+
+    out_activation, z, y, weights = case
+    loss = loss_for(out_activation)
+    activation = keras.activations.get(KERAS_ACTIVATIONS[out_activation])
+
+    def mean_loss(values):
+        (logits,) = values
+        per_sample = loss.per_sample_of_logits(logits, y, activation)
+        return keras.ops.sum(weights * per_sample) / np.sum(weights)
+
+    with compute_scope(z.dtype.name):
+        value, (gradient,) = value_and_grad(mean_loss, [z])
+        outputs = _numpy(activation(z))
+        per_sample = _numpy(loss.per_sample(outputs, y))
+    expected = (outputs - y) * weights[:, None] / weights.sum()
+    tol = 1e-5 if z.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(_numpy(gradient), expected, rtol=tol, atol=tol)
+    assert _numpy(gradient).dtype == z.dtype
+    expected_value = np.sum(weights * per_sample) / weights.sum()
+    assert float(_numpy(value)) == pytest.approx(float(expected_value), rel=tol)
 
 
 def test_each_regression_loss_names_its_output_activation():

@@ -400,10 +400,8 @@ class TrainingProgram:
     # -- full-batch loss and gradient (lbfgs) --------------------------------
     def _loss_and_grad_impl(self, params, buffers, data, alpha):
         def loss(params):
-            proba, _, extra = self.network.forward(params, list(buffers), data.X, True)
-            return batch_loss(
-                self.network, params, proba, data.Y, data.sample_weight, extra, alpha
-            )
+            value, _ = batch_loss(self.network, params, list(buffers), data, alpha)
+            return value
 
         value, grads = jax.value_and_grad(loss)(list(params))
         # One flat gradient, as SciPy takes it: a single array to read back.
@@ -490,17 +488,8 @@ class TrainingProgram:
         def step(carried, buffers, solver_state, lr, batch):
             def loss_of(carried):
                 params = groups.params(carried)
-                proba, new_buffers, extra = network.forward(
-                    params, list(buffers), batch.X, True
-                )
-                loss = batch_loss(
-                    network,
-                    params,
-                    proba,
-                    batch.Y,
-                    batch.sample_weight,
-                    extra,
-                    hyper.alpha,
+                loss, new_buffers = batch_loss(
+                    network, params, list(buffers), batch, hyper.alpha
                 )
                 return loss, tuple(new_buffers)
 

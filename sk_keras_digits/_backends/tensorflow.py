@@ -395,12 +395,7 @@ class TrainingProgram:
         params = list(weights.params)
         with tf.GradientTape() as tape:
             tape.watch(params)
-            proba, _, extra = self.network.forward(
-                params, weights.buffers, data.X, True
-            )
-            loss = batch_loss(
-                self.network, params, proba, data.Y, data.sample_weight, extra, alpha
-            )
+            loss, _ = batch_loss(self.network, params, weights.buffers, data, alpha)
         # A parameter the loss does not reach (a custom layer's unused
         # weight) has a zero gradient, as on JAX.
         grads = tape.gradient(
@@ -478,17 +473,8 @@ class TrainingProgram:
             with tf.GradientTape() as tape:
                 tape.watch(carried)
                 params = groups.params(carried)
-                proba, new_buffers, extra = network.forward(
-                    params, buffers, batch.X, True
-                )
-                loss = batch_loss(
-                    network,
-                    params,
-                    proba,
-                    batch.Y,
-                    batch.sample_weight,
-                    extra,
-                    hyper.alpha,
+                loss, new_buffers = batch_loss(
+                    network, params, buffers, batch, hyper.alpha
                 )
             grads = tape.gradient(loss, carried)
             carried, solver_state = apply_update(

@@ -79,18 +79,17 @@ class Loss:
         ops = _ops()
 
         @ops.custom_gradient
-        def per_sample(logits, y):
+        def per_sample(logits):
             outputs = activation(logits)
 
             def grad(*args, upstream=None):
                 if upstream is None:
                     (upstream,) = args
-                error = ops.expand_dims(upstream, 1) * (outputs - y)
-                return error, ops.zeros_like(y)
+                return ops.expand_dims(upstream, 1) * (outputs - y)
 
             return self.per_sample(outputs, y), grad
 
-        return per_sample(logits, y)
+        return per_sample(logits)
 
     def score(self, outputs, y, sample_weight):
         """The weighted validation score of ``outputs`` on encoded targets ``y``."""

@@ -57,6 +57,14 @@ def zip_bytes(members, compression=zipfile.ZIP_DEFLATED):
     return buffer.getvalue()
 
 
+def assert_same_weights(ours, theirs, rtol, atol):
+    """Two fitted estimators hold the same kernels and biases, to the tolerance."""
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
 def run_in_threads(function, arguments):
     """``[function(a) for a in arguments]``, each in its own thread, started at once."""
     results = [None] * len(arguments)

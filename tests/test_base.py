@@ -15,7 +15,7 @@ from sklearn.utils.validation import validate_data
 
 from sk_keras_digits import KerasDigitClassifier, KerasDigitRegressor
 from sk_keras_digits._state import FittedEstimator
-from tests._helpers import TENSORFLOW_SESSION
+from tests._helpers import TENSORFLOW_SESSION, assert_same_weights
 
 
 @pytest.fixture(scope="module")
@@ -383,9 +383,7 @@ def test_a_single_sample_fits_as_mlp_does(ours, theirs, y, solver):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est, mlp = ours(**params).fit(X, y), theirs(**params).fit(X, y)
     assert est.n_iter_ == mlp.n_iter_
-    ours_weights = est.coefs_ + est.intercepts_
-    for a, b in zip(ours_weights, mlp.coefs_ + mlp.intercepts_, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-12)
+    assert_same_weights(est, mlp, rtol=1e-7, atol=1e-12)
     grid = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
     np.testing.assert_array_equal(est.predict(grid), mlp.predict(grid))
 
@@ -411,9 +409,7 @@ def test_a_batch_of_zero_weight_changes_nothing(zero_batch, estimator, small_dig
         warnings.simplefilter("ignore", ConvergenceWarning)
         weighted = estimator(**params).fit(X, y, sample_weight=weight)
         without = estimator(**params).fit(X[kept], y[kept])
-    ours_weights = weighted.coefs_ + weighted.intercepts_
-    for a, b in zip(ours_weights, without.coefs_ + without.intercepts_, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert_same_weights(weighted, without, rtol=1e-12, atol=1e-15)
 
 
 #: Ours and scikit-learn's, side by side.

@@ -24,7 +24,12 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sk_keras_digits import KerasDigitClassifier
-from tests._helpers import QUICK, TENSORFLOW_SESSION, compute_scope
+from tests._helpers import (
+    QUICK,
+    TENSORFLOW_SESSION,
+    assert_same_weights,
+    compute_scope,
+)
 
 
 def fit_quietly(estimator, *args, **kwargs):
@@ -110,10 +115,7 @@ def test_trains_exactly_as_mlpclassifier_without_shuffling(small_digits, setting
     ours = fit_quietly(KerasDigitClassifier(**params), X, y)
     theirs = fit_quietly(MLPClassifier(**params), X, y)
     assert ours.n_iter_ == theirs.n_iter_
-    for a, b in zip(
-        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    assert_same_weights(ours, theirs, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
     if params["solver"] != "lbfgs":
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
@@ -159,10 +161,7 @@ def test_trains_as_mlpclassifier_where_the_outputs_saturate(
     ours = fit_quietly(KerasDigitClassifier(**params), X, y)
     theirs = fit_quietly(MLPClassifier(**params), X, y)
     assert ours.n_iter_ == theirs.n_iter_
-    for a, b in zip(
-        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert_same_weights(ours, theirs, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
 
 

@@ -38,12 +38,18 @@ class FittedAttributes:
 
     @property
     def coefs_(self):
-        """Kernels, layer by layer: ``coefs_[i]`` maps layer ``i`` to ``i + 1``."""
+        """Kernels, layer by layer: ``coefs_[i]`` maps layer ``i`` to ``i + 1``.
+
+        For a custom network: its trainable weights of rank 2 or more.
+        """
         return self._fitted().weights.coefs
 
     @property
     def intercepts_(self):
-        """Biases, layer by layer: ``intercepts_[i]`` is added in layer ``i + 1``."""
+        """Biases, layer by layer: ``intercepts_[i]`` is added in layer ``i + 1``.
+
+        For a custom network: its trainable weights of rank 1.
+        """
         return self._fitted().weights.intercepts
 
     @property

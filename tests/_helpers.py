@@ -3,6 +3,7 @@
 import io
 import os
 import threading
+import warnings
 import zipfile
 
 import numpy as np
@@ -55,6 +56,15 @@ def zip_bytes(members, compression=zipfile.ZIP_DEFLATED):
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def fit_quietly(estimator, *args, **kwargs):
+    """``estimator.fit(*args, **kwargs)``, its ConvergenceWarning ignored."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(*args, **kwargs)
 
 
 def assert_same_weights(ours, theirs, rtol, atol):

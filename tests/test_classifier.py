@@ -29,13 +29,14 @@ from tests._helpers import (
     TENSORFLOW_SESSION,
     assert_same_weights,
     compute_scope,
+    fit_quietly,
 )
 
 
-def fit_quietly(estimator, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(*args, **kwargs)
+def fit_twins(params, X, y):
+    """Ours and MLPClassifier, fitted with the same ``params``."""
+    ours = fit_quietly(KerasDigitClassifier(**params), X, y)
+    return ours, fit_quietly(MLPClassifier(**params), X, y)
 
 
 def conv_net(n_features, n_outputs, output_activation):
@@ -112,8 +113,7 @@ def test_trains_exactly_as_mlpclassifier_without_shuffling(small_digits, setting
         batch_size=50,
     )
     params.update(settings)
-    ours = fit_quietly(KerasDigitClassifier(**params), X, y)
-    theirs = fit_quietly(MLPClassifier(**params), X, y)
+    ours, theirs = fit_twins(params, X, y)
     assert ours.n_iter_ == theirs.n_iter_
     assert_same_weights(ours, theirs, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
@@ -158,8 +158,7 @@ def test_trains_as_mlpclassifier_where_the_outputs_saturate(
         tol=0.0,
     )
     params.update(settings)
-    ours = fit_quietly(KerasDigitClassifier(**params), X, y)
-    theirs = fit_quietly(MLPClassifier(**params), X, y)
+    ours, theirs = fit_twins(params, X, y)
     assert ours.n_iter_ == theirs.n_iter_
     assert_same_weights(ours, theirs, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
@@ -180,8 +179,7 @@ def test_early_stopping_matches_mlpclassifier(target, small_digits):
         solver="sgd",
         learning_rate_init=0.05,
     )
-    ours = fit_quietly(KerasDigitClassifier(**params), X, y)
-    theirs = fit_quietly(MLPClassifier(**params), X, y)
+    ours, theirs = fit_twins(params, X, y)
     assert ours.validation_scores_ == pytest.approx(theirs.validation_scores_)
     assert ours.best_validation_score_ == theirs.best_validation_score_
     assert ours.best_loss_ is None and theirs.best_loss_ is None

@@ -17,7 +17,7 @@ from sklearn.utils import estimator_html_repr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_keras_digits import KerasDigitClassifier, NetworkBuilder
-from tests._helpers import QUICK_ADAM, compute_scope
+from tests._helpers import QUICK_ADAM, compute_scope, fit_quietly
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,12 +101,6 @@ class WithInitializer(NetworkBuilder):
 class ReturnsLayer(NetworkBuilder):
     def build(self, n_features_in, n_outputs, output_activation):
         return keras.layers.Dense(n_outputs, activation=output_activation)
-
-
-def fit_quietly(estimator, *args):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(*args)
 
 
 # -- parameters ----------------------------------------------------------------

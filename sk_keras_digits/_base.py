@@ -33,7 +33,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._casting import cast_in_range, densified
+from ._casting import cast_in_range, densified, stored_values
 from ._fitted_attributes import FittedAttributes
 from ._inference import network_outputs
 from ._network import CustomNetwork, DenseNetwork
@@ -67,7 +67,7 @@ def _non_finite(data):
     return [
         name
         for name, values in zip(names, data, strict=True)
-        if not np.isfinite(getattr(values, "data", values)).all()
+        if not np.isfinite(stored_values(values)).all()
     ]
 
 
@@ -611,7 +611,7 @@ class BaseKerasMLP(FittedAttributes, BaseEstimator, metaclass=ABCMeta):
         )
         if not np.isfinite(outputs).all():
             rows = np.flatnonzero(~np.isfinite(outputs).all(axis=1))
-            values = X.data if hasattr(X, "data") and hasattr(X, "toarray") else X
+            values = stored_values(X)
             if not np.isfinite(values).all():  # let through by assume_finite
                 cause = _unchecked_cause(["X"])
             else:

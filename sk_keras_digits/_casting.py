@@ -13,6 +13,15 @@ import numpy as np
 from ._memory import beyond_share
 
 
+def stored_values(X):
+    """The values ``X`` stores: a sparse matrix's ``data``, else ``X`` itself.
+
+    What a check of magnitudes or finiteness needs to read (the implicit
+    zeros of a sparse matrix are finite and small).
+    """
+    return X.data if hasattr(X, "toarray") else np.asarray(X)
+
+
 def densified(X, memory=None):
     """``X`` as a dense array (itself if already one).
 
@@ -96,8 +105,7 @@ float32 holds up to 3.40282e+38): why. Scale X.
     dtype = np.dtype(dtype)
     if values.dtype == dtype:
         return values
-    data = values.data if hasattr(values, "toarray") else np.asarray(values)
-    largest = float(np.abs(data).max(initial=0))
+    largest = float(np.abs(stored_values(values)).max(initial=0))
     limit = float(np.finfo(dtype).max)
     if largest > limit:
         raise ValueError(

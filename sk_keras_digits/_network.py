@@ -32,6 +32,7 @@ import numpy as np
 from ._activations import KERAS_ACTIVATIONS
 from ._backends import current, import_keras
 from ._losses import loss_for
+from ._memory import beyond_share
 from ._state import Weights
 
 #: Rows of the training data that probe a custom network's outputs at fit.
@@ -353,8 +354,6 @@ class CustomNetwork:
         ``remedy`` says how to take fewer rows a step (a smaller
         ``batch_size``).
         """
-        from ._memory import beyond_share
-
         itemsize = np.dtype(self.compute_dtype).itemsize
         values = self.n_features + self.values_per_row
         needed = 2 * rows * values * itemsize
